@@ -1,0 +1,183 @@
+"""POST /v1/completions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from luodi.api.deps import StateDep
+from luodi.api.openai.generation import collect, merge_streams, prime, sampling_params
+from luodi.api.openai.schemas import CompletionRequest, make_id, now
+from luodi.api.openai.streaming import sse_response
+from luodi.engine.base import Engine, TextEngine
+from luodi.engine.types import GenerationRequest, TokenLogprob, Usage
+from luodi.errors import EngineError, InvalidRequestError
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+def _prompts(body: CompletionRequest) -> list[str | list[int]]:
+    p = body.prompt
+    if isinstance(p, str):
+        return [p]
+    if not p:
+        raise InvalidRequestError("prompt must not be empty", param="prompt")
+    if all(isinstance(x, int) for x in p):
+        return [list(p)]  # type: ignore[arg-type]
+    if all(isinstance(x, str) for x in p):
+        return list(p)  # type: ignore[arg-type]
+    if all(isinstance(x, list) for x in p):
+        return [list(x) for x in p]  # type: ignore[union-attr]
+    raise InvalidRequestError("prompt must be a string, a list of strings or token ids", param="prompt")
+
+
+def _check_unsupported(body: CompletionRequest) -> None:
+    if body.best_of is not None and body.best_of != body.n:
+        raise InvalidRequestError(
+            "best_of is not supported; use n to get several completions", param="best_of"
+        )
+    if body.suffix is not None:
+        raise InvalidRequestError("suffix (insertion) is not supported", param="suffix")
+
+
+def _request_for(engine: Engine, prompt: str | list[int], body: CompletionRequest, index: int) -> GenerationRequest:
+    params = sampling_params(
+        body, max_tokens=body.max_tokens or 16, logprobs=body.logprobs, index=index
+    )
+    if isinstance(engine, TextEngine):
+        tokens = engine.tokenize(prompt) if isinstance(prompt, str) else prompt
+        return GenerationRequest(tokens, params, model=body.model)
+    if not isinstance(prompt, str):
+        raise InvalidRequestError("this model takes text prompts, not token ids", param="prompt")
+    return GenerationRequest(prompt=prompt, params=params, model=body.model)
+
+
+def _logprobs_body(entries: list[TokenLogprob], offset: int) -> dict[str, Any]:
+    tokens, token_logprobs, top, offsets = [], [], [], []
+    for entry in entries:
+        tokens.append(entry.token)
+        token_logprobs.append(entry.logprob)
+        top.append({t: lp for t, lp in entry.top})
+        offsets.append(offset)
+        offset += len(entry.token)
+    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": offsets}
+
+
+@router.post("/v1/completions", response_model=None)
+async def create_completion(body: CompletionRequest, state: StateDep, request: Request) -> Response:
+    """OpenAI text completions, streamed or not, with n choices per prompt."""
+    _check_unsupported(body)
+    engine = state.engine_for(body.model)
+    prompts = _prompts(body)
+    gen_requests = [
+        _request_for(engine, prompt, body, j)
+        for prompt in prompts
+        for j in range(body.n)
+    ]
+    primed = []
+    try:
+        for req in gen_requests:
+            primed.append(await prime(engine, req))
+    except BaseException:
+        for _, stream in primed:
+            await stream.aclose()  # type: ignore[attr-defined]
+        raise
+    echo_texts = [
+        (p if isinstance(p, str) else _detok(engine, p)) if body.echo else ""
+        for p in prompts
+        for _ in range(body.n)
+    ]
+    completion_id, created = make_id("cmpl"), now()
+    if body.stream:
+        return sse_response(_stream(body, primed, echo_texts, completion_id, created))
+    choices, usage = [], Usage()
+    for index, (first, stream) in enumerate(primed):
+        result = await collect(first, stream)
+        choice: dict[str, Any] = {
+            "index": index,
+            "text": echo_texts[index] + result.text,
+            "logprobs": _logprobs_body(result.logprobs, len(echo_texts[index]))
+            if body.logprobs is not None
+            else None,
+            "finish_reason": result.finish_reason.value if result.finish_reason else None,
+        }
+        choices.append(choice)
+        if index % body.n == 0:
+            usage.prompt_tokens += result.usage.prompt_tokens
+            usage.cached_tokens += result.usage.cached_tokens
+        usage.completion_tokens += result.usage.completion_tokens
+    return JSONResponse(
+        {
+            "id": completion_id,
+            "object": "text_completion",
+            "created": created,
+            "model": body.model,
+            "choices": choices,
+            "usage": _usage_body(usage),
+        }
+    )
+
+
+def _detok(engine: Engine, tokens: list[int]) -> str:
+    return engine.detokenize(tokens) if isinstance(engine, TextEngine) else ""
+
+
+def _usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+async def _stream(
+    body: CompletionRequest,
+    primed: list[Any],
+    echo_texts: list[str],
+    completion_id: str,
+    created: int,
+) -> AsyncIterator[dict[str, Any]]:
+    usage = Usage()
+    offsets = [len(t) for t in echo_texts]
+
+    def chunk(choices: list[dict[str, Any]], usage_body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "id": completion_id,
+            "object": "text_completion",
+            "created": created,
+            "model": body.model,
+            "choices": choices,
+            **({"usage": usage_body} if usage_body is not None else {}),
+        }
+
+    if body.echo:
+        yield chunk([{"index": i, "text": t, "logprobs": None, "finish_reason": None} for i, t in enumerate(echo_texts)])
+    async for index, event in merge_streams(primed):
+        if event.error:
+            raise EngineError(event.error)
+        if event.text or event.finished:
+            lp = _logprobs_body(event.logprobs, offsets[index]) if body.logprobs is not None else None
+            offsets[index] += len(event.text)
+            yield chunk(
+                [
+                    {
+                        "index": index,
+                        "text": event.text,
+                        "logprobs": lp,
+                        "finish_reason": event.finish_reason.value if event.finish_reason else None,
+                    }
+                ]
+            )
+        if event.finished and event.usage is not None:
+            if index % body.n == 0:
+                usage.prompt_tokens += event.usage.prompt_tokens
+                usage.cached_tokens += event.usage.cached_tokens
+            usage.completion_tokens += event.usage.completion_tokens
+    if body.stream_options and body.stream_options.include_usage:
+        yield chunk([], _usage_body(usage))

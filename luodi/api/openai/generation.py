@@ -1,0 +1,147 @@
+"""From validated wire requests to engine generations, and back to choices."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from luodi.api.openai.schemas import _Sampling
+from luodi.engine.base import Engine
+from luodi.engine.types import (
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    SamplingParams,
+    TokenLogprob,
+    Usage,
+)
+from luodi.errors import EngineError, InvalidRequestError
+
+__all__ = ["Collected", "collect", "merge_streams", "prime", "sampling_params"]
+
+
+def sampling_params(
+    body: _Sampling,
+    *,
+    max_tokens: int,
+    logprobs: int | None,
+    grammar: str | None = None,
+    index: int = 0,
+) -> SamplingParams:
+    """SamplingParams for choice ``index`` of a request (seeds differ per choice)."""
+    bias: dict[int, float] = {}
+    for key, value in (body.logit_bias or {}).items():
+        try:
+            bias[int(key)] = value
+        except ValueError:
+            raise InvalidRequestError(
+                f"logit_bias keys must be token ids, got {key!r}", param="logit_bias"
+            ) from None
+    seed = None if body.seed is None else body.seed + index
+    return SamplingParams(
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=body.top_k,
+        min_p=body.min_p,
+        repetition_penalty=body.repetition_penalty,
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
+        seed=seed,
+        stop=body.stop_list,
+        stop_token_ids=list(body.stop_token_ids or []),
+        max_tokens=max_tokens,
+        ignore_eos=body.ignore_eos,
+        logit_bias=bias,
+        logprobs=logprobs,
+        grammar=grammar,
+    )
+
+
+@dataclass
+class Collected:
+    """One finished choice."""
+
+    text: str = ""
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+async def prime(
+    engine: Engine, request: GenerationRequest
+) -> tuple[GenerationEvent, AsyncIterator[GenerationEvent]]:
+    """Start a generation and wait for its first event, so early errors become HTTP errors."""
+    stream = engine.generate(request)
+    try:
+        first = await anext(stream)  # type: ignore[call-overload]
+    except BaseException:
+        await stream.aclose()  # type: ignore[attr-defined]
+        raise
+    return first, stream
+
+
+async def _rest(first: GenerationEvent, stream: AsyncIterator[GenerationEvent]) -> AsyncIterator[GenerationEvent]:
+    yield first
+    if first.finished:
+        return
+    async for event in stream:
+        yield event
+
+
+async def collect(first: GenerationEvent, stream: AsyncIterator[GenerationEvent]) -> Collected:
+    """Run one primed generation to the end."""
+    out = Collected()
+    async for event in _rest(first, stream):
+        out.text += event.text
+        out.token_ids.extend(event.token_ids)
+        out.logprobs.extend(event.logprobs)
+        if event.finished:
+            if event.finish_reason is FinishReason.ERROR:
+                raise EngineError(event.error or "generation failed")
+            out.finish_reason = event.finish_reason
+            out.usage = event.usage or Usage()
+    return out
+
+
+async def merge_streams(
+    primed: list[tuple[GenerationEvent, AsyncIterator[GenerationEvent]]],
+) -> AsyncIterator[tuple[int, GenerationEvent]]:
+    """Interleave several primed generations as ``(choice index, event)``.
+
+    Leaving early cancels every generation still running.
+    """
+    if len(primed) == 1:
+        async for event in _rest(*primed[0]):
+            yield 0, event
+        return
+    queue: asyncio.Queue[tuple[int, GenerationEvent | BaseException | None]] = asyncio.Queue()
+
+    async def pump(index: int, first: GenerationEvent, stream: AsyncIterator[GenerationEvent]) -> None:
+        try:
+            async for event in _rest(first, stream):
+                await queue.put((index, event))
+        except Exception as exc:
+            await queue.put((index, exc))
+        finally:
+            await queue.put((index, None))
+
+    tasks = [asyncio.create_task(pump(i, f, s)) for i, (f, s) in enumerate(primed)]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            index, item = await queue.get()
+            if item is None:
+                remaining -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield index, item
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

@@ -1,0 +1,43 @@
+"""GET /v1/models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from luodi.api.deps import StateDep
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+def _model_card(name: str, info: Any, created: int) -> dict[str, Any]:
+    return {
+        "id": name,
+        "object": "model",
+        "created": created,
+        "owned_by": info.owned_by,
+        "context_length": info.context_length,
+        "max_model_len": info.context_length,
+        "quantization": info.quantization,
+        "size_bytes": info.size_bytes,
+        "capabilities": list(info.capabilities),
+        "backend": info.backend,
+    }
+
+
+@router.get("/v1/models")
+async def list_models(state: StateDep) -> dict[str, Any]:
+    """Every served model with its context length, quantization, size and capabilities."""
+    return {
+        "object": "list",
+        "data": [_model_card(n, e.info, state.started_at) for n, e in state.engines.items()],
+    }
+
+
+@router.get("/v1/models/{model_id:path}")
+async def get_model(model_id: str, state: StateDep) -> dict[str, Any]:
+    engine = state.engine_for(model_id)
+    return _model_card(model_id, engine.info, state.started_at)

@@ -1,0 +1,36 @@
+"""Everything a running server holds, built once by ``create_app``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from luodi.config import Settings
+from luodi.engine.base import Engine
+from luodi.errors import NotFoundError
+
+__all__ = ["AppState"]
+
+
+@dataclass
+class AppState:
+    """The server's parts; routes reach them through ``luodi.api.deps``."""
+
+    settings: Settings
+    engines: dict[str, Engine] = field(default_factory=dict)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    started_at: int = field(default_factory=lambda: int(time.time()))
+
+    def engine_for(self, model: str) -> Engine:
+        """The engine serving ``model``; 404 naming the model and what is served."""
+        engine = self.engines.get(model)
+        if engine is None:
+            served = ", ".join(sorted(self.engines)) or "none"
+            raise NotFoundError(
+                f"the model '{model}' does not exist; served models: {served}",
+                param="model",
+                code="model_not_found",
+            )
+        return engine

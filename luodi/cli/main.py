@@ -1,0 +1,115 @@
+"""The ``luodi`` command: serve, chat, bench and the admin groups."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from luodi.config import Settings, load_settings
+from luodi.errors import LuodiError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="luodi",
+    help="Private, OpenAI-compatible LLM serving with a security gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config file (also LUODI_CONFIG).", show_default=False),
+]
+
+
+def settings_from(config: Path | None, **overrides: object) -> Settings:
+    """Load settings for a command; CLI flags override the file and environment."""
+    base = load_settings(config)
+    if not overrides:
+        return base
+    data = base.model_dump()
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, key = dotted.split(".", 1)
+        data[section][key] = value
+    try:
+        return type(base).model_validate(data)
+    except Exception as exc:  # pydantic's ValidationError, turned into a one-liner
+        raise LuodiError(f"invalid option: {exc}".splitlines()[0]) from exc
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    model: Annotated[Path | None, typer.Option(help="GGUF model file to serve.")] = None,
+    model_name: Annotated[str | None, typer.Option(help="Name clients use for the model.")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for the engine.")] = None,
+    n_ctx: Annotated[int | None, typer.Option(help="KV cache cells shared by all sequences.")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="Most sequences per step.")] = None,
+) -> None:
+    """Start the OpenAI-compatible server."""
+    import uvicorn
+
+    from luodi.api.app import create_app
+
+    settings = settings_from(
+        config,
+        **{
+            "engine.model": model,
+            "engine.model_name": model_name,
+            "server.host": host,
+            "server.port": port,
+            "engine.n_threads": threads,
+            "engine.n_ctx": n_ctx,
+            "engine.max_batch_size": max_batch_size,
+        },
+    )
+    logging.basicConfig(
+        level=settings.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if settings.engine.model is not None:
+        # Fail before uvicorn starts, with the path in the message.
+        from luodi.engine.llamacpp.model import check_gguf_file
+
+        check_gguf_file(settings.engine.model)
+    application = create_app(settings)
+    uvicorn.run(
+        application,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level=settings.server.log_level,
+        timeout_graceful_shutdown=5,
+    )
+
+
+def _register_subcommands() -> None:
+    """Attach the command groups that live in their own modules."""
+    from luodi.cli.bench import bench
+
+    app.command(name="bench")(bench)
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Console entry point: one-line errors and a non-zero exit instead of tracebacks."""
+    try:
+        app()
+    except LuodiError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

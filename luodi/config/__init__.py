@@ -1,0 +1,77 @@
+"""luodi's one Settings model: a YAML file plus ``LUODI_*`` environment variables.
+
+Precedence, highest first: explicit arguments, ``LUODI_*`` variables (nested with
+``__``, e.g. ``LUODI_ENGINE__N_CTX=8192``), the YAML file, the defaults documented
+on each field. ``docs/configuration.md`` lists every knob.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from luodi.config.engine import EngineSettings
+from luodi.config.server import ServerSettings
+from luodi.errors import ConfigError
+
+__all__ = ["EngineSettings", "ServerSettings", "Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything luodi can be told, one section per part of the system."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LUODI_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    """HTTP server."""
+
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    """Embedded llama.cpp engine."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+
+
+def load_settings(path: Path | str | None = None, **overrides: object) -> Settings:
+    """Build Settings from a YAML file (or ``LUODI_CONFIG``), the environment and overrides.
+
+    Raises ConfigError naming the file or the bad field, never a raw traceback.
+    """
+    if path is None and os.environ.get("LUODI_CONFIG"):
+        path = os.environ["LUODI_CONFIG"]
+    try:
+        if path is None:
+            return Settings(**overrides)  # type: ignore[arg-type]
+        yaml_path = Path(path)
+        if not yaml_path.is_file():
+            raise ConfigError(f"config file not found: {yaml_path}")
+
+        class _FromFile(Settings):
+            model_config = SettingsConfigDict(yaml_file=yaml_path)
+
+        return _FromFile(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc

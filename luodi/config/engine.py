@@ -1,0 +1,86 @@
+"""Settings of the embedded llama.cpp engine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+
+
+def _default_threads() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+class EngineSettings(BaseModel):
+    """The in-process llama.cpp engine: model file, context, batching and caches."""
+
+    model: Path | None = None
+    """GGUF file to serve (plain or luodi-encrypted). None: the bundled Gemma-3-270M Q4_K_M."""
+
+    model_name: str | None = None
+    """Name clients use in the ``model`` field. None: the file name without ``.gguf``."""
+
+    n_threads: int = Field(default_factory=_default_threads, ge=1)
+    """CPU threads for token generation. Default: every core."""
+
+    n_threads_batch: int | None = Field(default=None, ge=1)
+    """CPU threads for prompt processing. None: same as ``n_threads``."""
+
+    n_ctx: int = Field(default=16384, ge=256)
+    """KV cache cells shared by all sequences and cached prefixes (one unified cache)."""
+
+    max_model_len: int | None = Field(default=None, ge=16)
+    """Longest prompt + completion one request may use. None: min(model's training context, n_ctx)."""
+
+    max_batch_size: int = Field(default=32, ge=1, le=256)
+    """Most sequences decoded together in one step."""
+
+    max_wait_ms: float = Field(default=2.0, ge=0)
+    """How long an idle engine waits to gather arrivals into its first batch."""
+
+    prefill_chunk: int = Field(default=512, ge=16)
+    """Prompt tokens processed per step across all sequences (chunked prefill budget)."""
+
+    n_batch: int = Field(default=2048, ge=64)
+    """llama.cpp logical batch size: the most tokens one ``llama_decode`` call may carry."""
+
+    max_queue: int = Field(default=256, ge=1)
+    """Most requests waiting for admission; beyond it requests get 429 with Retry-After."""
+
+    prefix_cache: bool = True
+    """Reuse the KV of a shared prompt prefix (system prompt, few-shot block, context)."""
+
+    prefix_cache_slots: int = Field(default=16, ge=0)
+    """Most finished prompts kept in the prefix cache (LRU); pinned warm prefixes come on top."""
+
+    warm_prefixes: list[str] = Field(default_factory=list)
+    """Texts computed at start-up and pinned in the prefix cache (never evicted)."""
+
+    warm_prefix_file: Path | None = None
+    """A file of hot prompts to pin as well: one per line, or a JSON list of strings."""
+
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "luodi")
+    """Where the assembled default model and saved warm-prefix KV states live."""
+
+    use_mlock: bool = False
+    """Lock model weights in RAM so the OS never pages them out."""
+
+    chat_template: str | None = None
+    """Jinja chat template: a file path or a literal. None: the template inside the GGUF."""
+
+    seed: int = 0
+    """Default sampling seed when a request gives none."""
+
+    @model_validator(mode="after")
+    def _check_sizes(self) -> EngineSettings:
+        if self.max_model_len is not None and self.max_model_len > self.n_ctx:
+            raise ValueError(
+                f"engine.max_model_len ({self.max_model_len}) exceeds engine.n_ctx ({self.n_ctx})"
+            )
+        if self.n_batch < self.prefill_chunk + self.max_batch_size:
+            raise ValueError(
+                f"engine.n_batch ({self.n_batch}) must hold prefill_chunk ({self.prefill_chunk})"
+                f" + max_batch_size ({self.max_batch_size}) tokens"
+            )
+        return self

@@ -1,0 +1,41 @@
+"""The Engine protocol every backend implements: embedded llama.cpp, vLLM, a cloud API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+from luodi.engine.types import GenerationEvent, GenerationRequest, ModelInfo
+
+__all__ = ["Engine", "TextEngine"]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Runs generations; ``generate`` streams events until one carries a finish reason.
+
+    Breaking out of the iterator (or cancelling the task consuming it) aborts the
+    request and frees its resources within one engine step.
+    """
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]: ...
+
+    def abort(self, request_id: str) -> None: ...
+
+    def health(self) -> dict[str, object]: ...
+
+
+@runtime_checkable
+class TextEngine(Engine, Protocol):
+    """An engine that owns a tokenizer and a chat template (the embedded one)."""
+
+    def tokenize(self, text: str, *, add_special: bool = True) -> list[int]: ...
+
+    def detokenize(self, tokens: list[int]) -> str: ...

@@ -1,0 +1,497 @@
+"""The embedded llama.cpp engine: one model, one context, one scheduler thread.
+
+The asyncio side only puts commands on a thread-safe queue and reads events from
+per-request asyncio queues; the engine thread alone touches llama.cpp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from luodi.config.engine import EngineSettings
+from luodi.engine.llamacpp.default_model import resolve_model_path
+from luodi.engine.llamacpp.detokenizer import IncrementalDetokenizer
+from luodi.engine.llamacpp.kv_cache import CopyKV, FreeKV, KVOp, PrefixCache, SeqIdPool
+from luodi.engine.llamacpp.model import ContextParams, LlamaModel
+from luodi.engine.llamacpp.sampling import SequenceSampler, top_logprobs
+from luodi.engine.llamacpp.scheduler import Scheduler, SchedulerOutput
+from luodi.engine.llamacpp.sequence import Sequence
+from luodi.engine.llamacpp.stop import StopMatcher
+from luodi.engine.llamacpp.warmup import WarmPrefixes
+from luodi.engine.observer import EngineObserver, NullObserver
+from luodi.engine.types import (
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    ModelInfo,
+    Usage,
+)
+from luodi.errors import ContextLengthError, EngineError, InvalidRequestError, LuodiError
+
+__all__ = ["LlamaCppEngine"]
+
+log = logging.getLogger(__name__)
+
+_KV_MARGIN = 64  # cells kept free so a decode step never races the accounting
+
+_QUANT_NAMES = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+    10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
+    16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16",
+}  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Submit:
+    seq: Sequence
+    events: asyncio.Queue[GenerationEvent | LuodiError]
+
+
+@dataclass(slots=True)
+class _Abort:
+    request_id: str
+
+
+class LlamaCppEngine:
+    """In-process llama.cpp with continuous batching, chunked prefill and a prefix cache."""
+
+    def __init__(self, settings: EngineSettings, observer: EngineObserver | None = None) -> None:
+        self.settings = settings
+        self.observer: EngineObserver = observer or NullObserver()
+        self._model: LlamaModel | None = None
+        self._scheduler: Scheduler | None = None
+        self._prefix_cache: PrefixCache | None = None
+        self._commands: queue.SimpleQueue[_Submit | _Abort | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._streams: dict[str, asyncio.Queue[GenerationEvent | LuodiError]] = {}
+        self._samplers: dict[str, SequenceSampler] = {}
+        self._info: ModelInfo | None = None
+        self._max_model_len = 0
+        self._warm: WarmPrefixes | None = None
+        self._started = False
+        self._failed_steps = 0
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the model, warm caches and start the engine thread."""
+        if self._started:
+            return
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._load)
+        self._thread = threading.Thread(target=self._run, name="luodi-engine", daemon=True)
+        self._thread.start()
+        self._started = True
+
+    def _load(self) -> None:
+        s = self.settings
+        path = resolve_model_path(s.model, s.cache_dir)
+        n_pinned = len(s.warm_prefixes) + len(_read_prefix_file(s.warm_prefix_file))
+        cache_slots = (s.prefix_cache_slots + n_pinned) if s.prefix_cache else 0
+        n_seq_max = s.max_batch_size + cache_slots
+        model = LlamaModel(
+            path,
+            ContextParams(
+                n_ctx=s.n_ctx,
+                n_seq_max=n_seq_max,
+                n_batch=s.n_batch,
+                n_threads=s.n_threads,
+                n_threads_batch=s.n_threads_batch or s.n_threads,
+                use_mlock=s.use_mlock,
+            ),
+        )
+        self._model = model
+        self._max_model_len = min(s.max_model_len or model.n_ctx_train, model.n_ctx)
+        self._prefix_cache = (
+            PrefixCache(range(s.max_batch_size, n_seq_max)) if s.prefix_cache else None
+        )
+        self._scheduler = Scheduler(
+            max_batch_size=s.max_batch_size,
+            prefill_chunk=s.prefill_chunk,
+            kv_capacity=model.n_ctx - _KV_MARGIN,
+            max_queue=s.max_queue,
+            seq_ids=SeqIdPool(range(s.max_batch_size)),
+            prefix_cache=self._prefix_cache,
+        )
+        file_type = model.meta("general.file_type")
+        self._info = ModelInfo(
+            name=s.model_name or path.name.removesuffix(".gguf"),
+            context_length=self._max_model_len,
+            quantization=_QUANT_NAMES.get(int(file_type)) if file_type else None,
+            size_bytes=model.size_bytes,
+            capabilities=("chat", "completion"),
+            backend="llamacpp",
+        )
+        _touch_pages(path)
+        self._warm_decode()
+        if self._prefix_cache is not None:
+            texts = [*s.warm_prefixes, *_read_prefix_file(s.warm_prefix_file)]
+            self._warm = WarmPrefixes(model, self._prefix_cache, s.cache_dir)
+            self._warm.load_or_compute(texts, batch_tokens=s.n_batch)
+
+    def _warm_decode(self) -> None:
+        """One throwaway decode so the first real request pays no first-call costs."""
+        assert self._model is not None
+        self._model.decode([(self._model.bos_token, 0, 0, True)])
+        self._model.seq_remove(0)
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._commands.put(None)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        for sampler in self._samplers.values():
+            sampler.close()
+        self._samplers.clear()
+        if self._model is not None:
+            self._model.close()
+        self._started = False
+
+    # -- public API ---------------------------------------------------------------
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            raise EngineError("the engine has not been started")
+        return self._info
+
+    @property
+    def model(self) -> LlamaModel:
+        if self._model is None:
+            raise EngineError("the engine has not been started")
+        return self._model
+
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    @property
+    def chat_template(self) -> str | None:
+        return self.model.chat_template
+
+    @property
+    def warm_prefix_tokens(self) -> list[list[int]]:
+        return self._warm.token_lists if self._warm else []
+
+    def tokenize(self, text: str, *, add_special: bool = True) -> list[int]:
+        return self.model.tokenize(text, add_special=add_special)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return self.model.detokenize(tokens)
+
+    def health(self) -> dict[str, object]:
+        sched = self._scheduler
+        return {
+            "status": "ok" if self._started and self._failed_steps == 0 else "degraded",
+            "backend": "llamacpp",
+            "model": self._info.name if self._info else None,
+            "running": len(sched.running) if sched else 0,
+            "waiting": len(sched.waiting) if sched else 0,
+            "kv_reserved_cells": sched.reserved_cells if sched else 0,
+            "kv_cells": self._model.n_ctx if self._model else 0,
+            "cached_prefixes": len(self._prefix_cache.entries) if self._prefix_cache else 0,
+        }
+
+    def validate(self, request: GenerationRequest) -> None:
+        """Reject a request that cannot fit, stating the numbers (never silent truncation)."""
+        n_prompt = len(request.prompt_tokens)
+        if n_prompt == 0:
+            raise InvalidRequestError("the prompt is empty", param="prompt")
+        max_tokens = request.params.max_tokens
+        if max_tokens < 1:
+            raise InvalidRequestError("max_tokens must be at least 1", param="max_tokens")
+        if n_prompt + max_tokens > self._max_model_len:
+            raise ContextLengthError(
+                f"this model's maximum context length is {self._max_model_len} tokens, but the"
+                f" request asks for {n_prompt + max_tokens} tokens ({n_prompt} in the prompt"
+                f" + {max_tokens} for the completion); shorten the prompt or lower max_tokens",
+                param="max_tokens",
+            )
+        bad = [t for t in request.prompt_tokens if not 0 <= t < self.model.n_vocab]
+        if bad:
+            raise InvalidRequestError(
+                f"prompt token id {bad[0]} is outside the vocabulary (0..{self.model.n_vocab - 1})",
+                param="prompt",
+            )
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        """Stream a generation's events; leaving early aborts it within one step."""
+        if not self._started:
+            raise EngineError("the engine has not been started")
+        self.validate(request)
+        events: asyncio.Queue[GenerationEvent | LuodiError] = asyncio.Queue()
+        seq = Sequence(request)
+        self._commands.put(_Submit(seq, events))
+        finished = False
+        try:
+            while True:
+                item = await events.get()
+                if isinstance(item, LuodiError):
+                    finished = True
+                    raise item
+                yield item
+                if item.finished:
+                    finished = True
+                    return
+        finally:
+            if not finished:
+                self.abort(request.request_id)
+
+    def abort(self, request_id: str) -> None:
+        self._commands.put(_Abort(request_id))
+
+    # -- the engine thread --------------------------------------------------------
+
+    def _run(self) -> None:
+        sched = self._scheduler
+        assert sched is not None
+        while True:
+            if not self._drain(block=not sched.has_work):
+                break
+            out = sched.schedule()
+            try:
+                self._step(out)
+                self._failed_steps = 0
+            except Exception as exc:  # the loop must survive anything one step throws
+                log.exception("engine step failed")
+                self._failed_steps += 1
+                for chunk in out.chunks:
+                    self._fail(chunk.seq, f"engine step failed: {exc}")
+
+    def _drain(self, *, block: bool) -> bool:
+        """Take queued commands; when idle, wait for one and gather a first batch."""
+        sched = self._scheduler
+        assert sched is not None
+        try:
+            cmd = self._commands.get() if block else self._commands.get_nowait()
+        except queue.Empty:
+            return True
+        gather_until = time.monotonic() + self.settings.max_wait_ms / 1000 if block else 0.0
+        while True:
+            if cmd is None:
+                return False
+            self._apply(cmd)
+            timeout = gather_until - time.monotonic()
+            try:
+                cmd = self._commands.get(timeout=timeout) if timeout > 0 else self._commands.get_nowait()
+            except queue.Empty:
+                return True
+
+    def _apply(self, cmd: _Submit | _Abort) -> None:
+        sched = self._scheduler
+        assert sched is not None
+        if isinstance(cmd, _Abort):
+            sched.abort(cmd.request_id)
+            return
+        self._streams[cmd.seq.request_id] = cmd.events
+        try:
+            sched.add(cmd.seq)
+            self.observer.on_queued(len(sched.waiting), len(sched.running))
+        except LuodiError as exc:
+            self._emit_error(cmd.seq.request_id, exc)
+
+    def _step(self, out: SchedulerOutput) -> None:
+        model = self._model
+        sched = self._scheduler
+        assert model is not None and sched is not None
+        for seq in out.finished:
+            self._finish_stream(seq)
+        self._apply_kv(out.kv_ops)
+        for seq in out.admitted:
+            try:
+                self._samplers[seq.request_id] = SequenceSampler(
+                    model, seq.request.params, self.settings.seed
+                )
+            except LuodiError as exc:
+                sched.finish(seq, FinishReason.ERROR, exc.message)
+                self._emit_error(seq.request_id, exc)
+                continue
+            seq.detokenizer = IncrementalDetokenizer()
+            seq.stop_matcher = StopMatcher(seq.request.params.stop)
+            self.observer.on_admitted(seq.queued_seconds(), seq.cached_tokens)
+        chunks = [c for c in out.chunks if c.seq.seq_id is not None]
+        if not chunks:
+            return
+        items: list[tuple[int, int, int, bool]] = []
+        sample_at: dict[str, int] = {}
+        for chunk in chunks:
+            seq_id = chunk.seq.seq_id
+            assert seq_id is not None
+            last = len(chunk.tokens) - 1
+            for i, tok in enumerate(chunk.tokens):
+                want = chunk.sample and i == last
+                if want:
+                    sample_at[chunk.seq.request_id] = len(items)
+                items.append((tok, chunk.start_pos + i, seq_id, want))
+        started = time.monotonic()
+        rc = model.decode(items)
+        if rc == 1 and self._prefix_cache is not None:
+            # No free KV slot: drop cached prefixes and try once more.
+            self._apply_kv(self._prefix_cache.clear_unpinned())
+            rc = model.decode(items)
+        if rc != 0:
+            reason = "the KV cache is full" if rc == 1 else f"llama_decode returned {rc}"
+            for chunk in chunks:
+                self._fail(chunk.seq, reason)
+            return
+        self.observer.on_step(len(chunks), len(items), time.monotonic() - started)
+        sampled: dict[str, int] = {}
+        logprobs: dict[str, Any] = {}
+        for chunk in chunks:
+            rid = chunk.seq.request_id
+            if rid not in sample_at:
+                continue
+            try:
+                token = self._samplers[rid].sample(sample_at[rid])
+                sampled[rid] = token
+                k = chunk.seq.request.params.logprobs
+                if k is not None:
+                    logprobs[rid] = top_logprobs(model, sample_at[rid], token, k)
+            except Exception as exc:
+                self._fail(chunk.seq, f"sampling failed: {exc}")
+        for seq in sched.update(out, sampled):
+            self._on_token(seq, logprobs.get(seq.request_id))
+
+    def _on_token(self, seq: Sequence, logprob: Any) -> None:
+        model, sched = self._model, self._scheduler
+        assert model is not None and sched is not None
+        params = seq.request.params
+        token = seq.output_tokens[-1]
+        first = len(seq.output_tokens) == 1
+        reason: FinishReason | None = None
+        text = ""
+        if (token in model.eog_tokens and not params.ignore_eos) or token in params.stop_token_ids:
+            reason = FinishReason.STOP
+        else:
+            assert seq.detokenizer is not None and seq.stop_matcher is not None
+            text, stopped = seq.stop_matcher.feed(seq.detokenizer.feed(model.piece(token)))
+            if stopped:
+                reason = FinishReason.STOP
+            elif len(seq.output_tokens) >= params.max_tokens or (
+                seq.prompt_len + len(seq.output_tokens) >= self._max_model_len
+            ):
+                reason = FinishReason.LENGTH
+        if reason is not None and seq.stop_matcher is not None and not seq.stop_matcher.stopped:
+            assert seq.detokenizer is not None
+            tail, _ = seq.stop_matcher.feed(seq.detokenizer.flush())
+            text += tail + seq.stop_matcher.flush()
+        event = GenerationEvent(
+            seq.request_id,
+            text=text,
+            token_ids=[token],
+            logprobs=[logprob] if logprob is not None else [],
+            queued_s=seq.queued_seconds() if first else None,
+        )
+        if first:
+            self.observer.on_first_token(
+                (seq.first_token_at or time.monotonic()) - seq.request.arrival_time
+            )
+        else:
+            self.observer.on_token()
+        if reason is not None:
+            sched.finish(seq, reason)
+            event.finish_reason = reason
+            event.usage = self._usage(seq)
+            self._close_sampler(seq.request_id)
+            self.observer.on_finished(reason.value, seq.prompt_len, len(seq.output_tokens),
+                                      time.monotonic() - seq.request.arrival_time)
+        self._emit(seq.request_id, event, last=reason is not None)
+
+    def _usage(self, seq: Sequence) -> Usage:
+        return Usage(
+            prompt_tokens=seq.prompt_len,
+            completion_tokens=len(seq.output_tokens),
+            cached_tokens=seq.cached_tokens,
+        )
+
+    def _fail(self, seq: Sequence, message: str) -> None:
+        sched = self._scheduler
+        assert sched is not None
+        if seq.finish_reason is not None:
+            return
+        sched.finish(seq, FinishReason.ERROR, message)
+        self._close_sampler(seq.request_id)
+        self.observer.on_finished("error", seq.prompt_len, len(seq.output_tokens),
+                                  time.monotonic() - seq.request.arrival_time)
+        self._emit(
+            seq.request_id,
+            GenerationEvent(seq.request_id, finish_reason=FinishReason.ERROR, error=message,
+                            usage=self._usage(seq)),
+            last=True,
+        )
+
+    def _finish_stream(self, seq: Sequence) -> None:
+        """A sequence that left without a token this step (cancelled)."""
+        self._close_sampler(seq.request_id)
+        reason = seq.finish_reason or FinishReason.CANCELLED
+        self.observer.on_finished(reason.value, seq.prompt_len, len(seq.output_tokens),
+                                  time.monotonic() - seq.request.arrival_time)
+        self._emit(
+            seq.request_id,
+            GenerationEvent(seq.request_id, finish_reason=reason, usage=self._usage(seq)),
+            last=True,
+        )
+
+    def _close_sampler(self, request_id: str) -> None:
+        sampler = self._samplers.pop(request_id, None)
+        if sampler is not None:
+            sampler.close()
+
+    def _apply_kv(self, ops: list[KVOp]) -> None:
+        model = self._model
+        assert model is not None
+        for op in ops:
+            if isinstance(op, CopyKV):
+                model.seq_copy(op.src, op.dst, op.n_tokens)
+            elif isinstance(op, FreeKV):
+                model.seq_remove(op.seq_id)
+
+    def _emit(self, request_id: str, event: GenerationEvent, *, last: bool) -> None:
+        stream = self._streams.pop(request_id, None) if last else self._streams.get(request_id)
+        if stream is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(stream.put_nowait, event)
+
+    def _emit_error(self, request_id: str, exc: LuodiError) -> None:
+        stream = self._streams.pop(request_id, None)
+        if stream is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(stream.put_nowait, exc)
+
+    # -- test hooks ---------------------------------------------------------------
+
+    def kv_cells_used(self, seq_ids: Callable[[], list[int]] | None = None) -> dict[int, int]:
+        """Highest KV position per llama sequence id (-1: empty). For tests and /health."""
+        model = self.model
+        n = self.settings.max_batch_size + (
+            len(self._prefix_cache.entries) if self._prefix_cache else 0
+        )
+        ids = seq_ids() if seq_ids else list(range(n))
+        return {i: model.seq_pos_max(i) for i in ids}
+
+
+def _read_prefix_file(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    import json
+
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        data = json.loads(text)
+        return [str(x) for x in data]
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _touch_pages(path: Path, block: int = 8 << 20) -> None:
+    """Read the model file once so every weight page is resident before the first request."""
+    with path.open("rb", buffering=0) as fh:
+        while fh.read(block):
+            pass

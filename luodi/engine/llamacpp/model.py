@@ -1,0 +1,273 @@
+"""The llama.cpp model and context, through llama-cpp-python's low-level C API.
+
+Only the engine thread calls into an instance after start-up: llama.cpp contexts
+are not thread-safe, and the engine's design keeps them on one thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+
+from luodi.errors import ModelLoadError
+
+__all__ = ["ContextParams", "LlamaModel", "check_gguf_file"]
+
+log = logging.getLogger(__name__)
+
+_GGUF_MAGIC = b"GGUF"
+_backend_ready = False
+
+
+def _log_callback(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+    # llama.cpp is chatty at load; keep its lines at debug unless they are errors.
+    message = text.decode("utf-8", errors="replace").rstrip()
+    if message:
+        log.log(logging.ERROR if level == 4 else logging.DEBUG, "llama.cpp: %s", message)
+
+
+_LOG_CALLBACK = llama_cpp.llama_log_callback(_log_callback)
+
+
+def _ensure_backend() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+        llama_cpp.llama_backend_init()
+        _backend_ready = True
+
+
+def check_gguf_file(path: Path) -> None:
+    """Raise ModelLoadError, naming the path, unless ``path`` looks like a GGUF file."""
+    if not path.exists():
+        raise ModelLoadError(f"model file not found: {path}")
+    if not path.is_file():
+        raise ModelLoadError(f"model path is not a file: {path}")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != _GGUF_MAGIC:
+        raise ModelLoadError(f"not a GGUF model file (bad magic {magic!r}): {path}")
+
+
+@dataclass(frozen=True, slots=True)
+class ContextParams:
+    """How to size the llama.cpp context."""
+
+    n_ctx: int
+    n_seq_max: int
+    n_batch: int
+    n_threads: int
+    n_threads_batch: int
+    use_mlock: bool = False
+    embeddings: bool = False
+
+
+class LlamaModel:
+    """One GGUF model with one context: tokenizer, decode, KV operations, logits."""
+
+    def __init__(self, path: Path, params: ContextParams) -> None:
+        check_gguf_file(path)
+        _ensure_backend()
+        self.path = path
+        self.params = params
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.use_mmap = True
+        mparams.use_mlock = params.use_mlock
+        model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
+        if not model:
+            raise ModelLoadError(
+                f"llama.cpp could not load {path}: the file is truncated, corrupt,"
+                " or of an architecture this llama.cpp build does not know"
+            )
+        self._model = model
+        cparams = llama_cpp.llama_context_default_params()
+        cparams.n_ctx = params.n_ctx
+        cparams.n_batch = params.n_batch
+        cparams.n_ubatch = min(params.n_batch, 512)
+        cparams.n_seq_max = params.n_seq_max
+        cparams.n_threads = params.n_threads
+        cparams.n_threads_batch = params.n_threads_batch
+        # One cell pool for all sequences: prefix sharing needs it, and a sequence may
+        # then use the whole context instead of n_ctx / n_seq_max.
+        cparams.kv_unified = True
+        # Full-size sliding-window cache, so a prefix can be reused from any position.
+        cparams.swa_full = True
+        cparams.no_perf = True
+        cparams.embeddings = params.embeddings
+        ctx = llama_cpp.llama_init_from_model(model, cparams)
+        if not ctx:
+            llama_cpp.llama_model_free(model)
+            raise ModelLoadError(
+                f"llama.cpp could not create a context for {path} (n_ctx={params.n_ctx},"
+                f" n_seq_max={params.n_seq_max}): out of memory?"
+            )
+        self._ctx = ctx
+        self._mem = llama_cpp.llama_get_memory(ctx)
+        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.n_ctx = llama_cpp.llama_n_ctx(ctx)
+        self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
+        self.bos_token = llama_cpp.llama_vocab_bos(self._vocab)
+        self.eos_token = llama_cpp.llama_vocab_eos(self._vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        self._batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)
+        self._pieces: dict[int, bytes] = {}
+        self._eog: frozenset[int] | None = None
+        self._piece_buf = ctypes.create_string_buffer(256)
+
+    # -- metadata -----------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        """A GGUF metadata value as a string, or None when absent."""
+        size = 65536
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, size)
+        if n < 0:
+            return None
+        if n >= size:  # long values (chat templates) need a bigger buffer
+            buf = ctypes.create_string_buffer(n + 1)
+            llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, n + 1)
+        return buf.value.decode("utf-8", errors="replace")
+
+    @property
+    def chat_template(self) -> str | None:
+        raw = llama_cpp.llama_model_chat_template(self._model, None)
+        return raw.decode("utf-8", errors="replace") if raw else None
+
+    @property
+    def description(self) -> str:
+        buf = ctypes.create_string_buffer(256)
+        llama_cpp.llama_model_desc(self._model, buf, 256)
+        return buf.value.decode("utf-8", errors="replace")
+
+    @property
+    def size_bytes(self) -> int:
+        return int(llama_cpp.llama_model_size(self._model))
+
+    @property
+    def eog_tokens(self) -> frozenset[int]:
+        """Every end-of-generation token (eos, eot, <end_of_turn>, <|im_end|>...)."""
+        if self._eog is None:
+            is_eog = llama_cpp.llama_vocab_is_eog
+            self._eog = frozenset(t for t in range(self.n_vocab) if is_eog(self._vocab, t))
+        return self._eog
+
+    @property
+    def vocab(self) -> llama_cpp.llama_vocab_p:
+        return self._vocab
+
+    @property
+    def ctx(self) -> llama_cpp.llama_context_p:
+        return self._ctx
+
+    # -- tokenizer ----------------------------------------------------------------
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        arr = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(
+            self._vocab, data, len(data), arr, capacity, add_special, parse_special
+        )
+        if n < 0:
+            capacity = -n
+            arr = (llama_cpp.llama_token * capacity)()
+            n = llama_cpp.llama_tokenize(
+                self._vocab, data, len(data), arr, capacity, add_special, parse_special
+            )
+        return list(arr[:n])
+
+    def piece(self, token: int) -> bytes:
+        """A token's raw bytes (possibly part of a UTF-8 character); cached."""
+        cached = self._pieces.get(token)
+        if cached is not None:
+            return cached
+        buf = self._piece_buf
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, False)
+        piece = buf.raw[:n]
+        self._pieces[token] = piece
+        return piece
+
+    def detokenize(self, tokens: list[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    # -- decoding -----------------------------------------------------------------
+
+    def decode(self, items: list[tuple[int, int, int, bool]]) -> int:
+        """Decode one batch of ``(token, pos, seq_id, want_logits)``; llama_decode's code.
+
+        Row ``i`` of the logits belongs to the i-th item that asked for logits.
+        """
+        batch = self._batch
+        if len(items) > self.params.n_batch:
+            raise ValueError(f"batch of {len(items)} tokens exceeds n_batch {self.params.n_batch}")
+        token, pos, seq_ids, n_seq, logits = (
+            batch.token,
+            batch.pos,
+            batch.seq_id,
+            batch.n_seq_id,
+            batch.logits,
+        )
+        for i, (tok, p, sid, want) in enumerate(items):
+            token[i] = tok
+            pos[i] = p
+            seq_ids[i][0] = sid
+            n_seq[i] = 1
+            logits[i] = want
+        batch.n_tokens = len(items)
+        return int(llama_cpp.llama_decode(self._ctx, batch))
+
+    def logits(self, batch_index: int) -> np.ndarray:
+        """The logits row of a batch position that asked for logits (a view, copy to keep)."""
+        ptr = llama_cpp.llama_get_logits_ith(self._ctx, batch_index)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    # -- KV cache -----------------------------------------------------------------
+
+    def seq_copy(self, src: int, dst: int, n_tokens: int) -> None:
+        llama_cpp.llama_memory_seq_cp(self._mem, src, dst, 0, n_tokens)
+
+    def seq_remove(self, seq_id: int, start: int = 0) -> None:
+        llama_cpp.llama_memory_seq_rm(self._mem, seq_id, start, -1)
+
+    def seq_pos_max(self, seq_id: int) -> int:
+        return int(llama_cpp.llama_memory_seq_pos_max(self._mem, seq_id))
+
+    def clear(self) -> None:
+        llama_cpp.llama_memory_clear(self._mem, True)
+
+    def save_sequence(self, path: Path, seq_id: int, tokens: list[int]) -> int:
+        arr = (llama_cpp.llama_token * len(tokens))(*tokens)
+        return int(
+            llama_cpp.llama_state_seq_save_file(
+                self._ctx, str(path).encode(), seq_id, arr, len(tokens)
+            )
+        )
+
+    def load_sequence(self, path: Path, seq_id: int, capacity: int) -> list[int] | None:
+        """Restore a saved sequence's KV into ``seq_id``; its tokens, or None on failure."""
+        arr = (llama_cpp.llama_token * capacity)()
+        count = ctypes.c_size_t(0)
+        read = llama_cpp.llama_state_seq_load_file(
+            self._ctx, str(path).encode(), seq_id, arr, capacity, ctypes.byref(count)
+        )
+        if read == 0:
+            return None
+        return list(arr[: count.value])
+
+    def close(self) -> None:
+        if getattr(self, "_ctx", None):
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if getattr(self, "_model", None):
+            llama_cpp.llama_model_free(self._model)
+            self._model = None

@@ -1,0 +1,114 @@
+"""Per-sequence llama.cpp sampler chains built from SamplingParams."""
+
+from __future__ import annotations
+
+import ctypes
+import math
+
+import llama_cpp
+import numpy as np
+
+from luodi.engine.llamacpp.model import LlamaModel
+from luodi.engine.types import SamplingParams, TokenLogprob
+from luodi.errors import InvalidRequestError
+
+__all__ = ["SequenceSampler", "top_logprobs"]
+
+
+class SequenceSampler:
+    """One request's sampler chain: bias, penalties, grammar, truncation, temperature, draw.
+
+    Order follows llama.cpp's common sampler. Plain greedy requests skip the chain
+    and take the argmax of the logits row, which is the same token at less cost.
+    """
+
+    def __init__(self, model: LlamaModel, params: SamplingParams, default_seed: int) -> None:
+        self._model = model
+        self._chain: llama_cpp.llama_sampler_p | None = None
+        bias = dict(params.logit_bias)
+        if params.ignore_eos:
+            for tok in model.eog_tokens:
+                bias[tok] = -math.inf
+        penalties = (
+            params.repetition_penalty != 1.0
+            or params.presence_penalty != 0.0
+            or params.frequency_penalty != 0.0
+        )
+        self._plain_greedy = params.greedy and not bias and not penalties and not params.grammar
+        if self._plain_greedy:
+            return
+        sparams = llama_cpp.llama_sampler_chain_default_params()
+        sparams.no_perf = True
+        chain = llama_cpp.llama_sampler_chain_init(sparams)
+        self._chain = chain
+        add = llama_cpp.llama_sampler_chain_add
+        if bias:
+            arr = (llama_cpp.llama_logit_bias * len(bias))()
+            for i, (tok, value) in enumerate(bias.items()):
+                if not 0 <= tok < model.n_vocab:
+                    self.close()
+                    raise InvalidRequestError(
+                        f"logit_bias token id {tok} is outside the vocabulary (0..{model.n_vocab - 1})",
+                        param="logit_bias",
+                    )
+                arr[i].token = tok
+                arr[i].bias = value
+            add(chain, llama_cpp.llama_sampler_init_logit_bias(model.n_vocab, len(bias), arr))
+        if penalties:
+            add(
+                chain,
+                llama_cpp.llama_sampler_init_penalties(
+                    params.penalty_last_n,
+                    params.repetition_penalty,
+                    params.frequency_penalty,
+                    params.presence_penalty,
+                ),
+            )
+        if params.grammar:
+            grammar = llama_cpp.llama_sampler_init_grammar(
+                model.vocab, params.grammar.encode(), b"root"
+            )
+            if not grammar:
+                self.close()
+                raise InvalidRequestError("the output grammar could not be parsed", param="grammar")
+            add(chain, grammar)
+        if params.greedy:
+            add(chain, llama_cpp.llama_sampler_init_greedy())
+            return
+        if params.top_k > 0:
+            add(chain, llama_cpp.llama_sampler_init_top_k(params.top_k))
+        if params.top_p < 1.0:
+            add(chain, llama_cpp.llama_sampler_init_top_p(params.top_p, 1))
+        if params.min_p > 0.0:
+            add(chain, llama_cpp.llama_sampler_init_min_p(params.min_p, 1))
+        add(chain, llama_cpp.llama_sampler_init_temp(params.temperature))
+        seed = params.seed if params.seed is not None else default_seed
+        add(chain, llama_cpp.llama_sampler_init_dist(ctypes.c_uint32(seed & 0xFFFFFFFF).value))
+
+    def sample(self, batch_index: int) -> int:
+        """Pick (and accept) the next token from the logits of one batch position."""
+        if self._chain is None:
+            return int(np.argmax(self._model.logits(batch_index)))
+        return int(llama_cpp.llama_sampler_sample(self._chain, self._model.ctx, batch_index))
+
+    def close(self) -> None:
+        if self._chain is not None:
+            llama_cpp.llama_sampler_free(self._chain)
+            self._chain = None
+
+
+def top_logprobs(model: LlamaModel, batch_index: int, token: int, k: int) -> TokenLogprob:
+    """The chosen token's log-probability under the model, with the ``k`` most likely."""
+    logits = model.logits(batch_index).astype(np.float64)
+    peak = logits.max()
+    logsumexp = peak + math.log(float(np.exp(logits - peak).sum()))
+    top: list[tuple[str, float]] = []
+    if k > 0:
+        idx = np.argpartition(-logits, k)[:k]
+        idx = idx[np.argsort(-logits[idx])]
+        top = [(_text(model, int(i)), float(logits[i] - logsumexp)) for i in idx]
+    return TokenLogprob(_text(model, token), float(logits[token] - logsumexp), top)
+
+
+def _text(model: LlamaModel, token: int) -> str:
+    return model.piece(token).decode("utf-8", errors="replace")

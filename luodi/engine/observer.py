@@ -1,0 +1,49 @@
+"""What an engine reports as it works; the metrics module implements it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["EngineObserver", "NullObserver"]
+
+
+class EngineObserver(Protocol):
+    """Callbacks from the engine thread; they must be cheap and never raise."""
+
+    def on_queued(self, waiting: int, running: int) -> None: ...
+
+    def on_admitted(self, queue_wait_s: float, cached_tokens: int) -> None: ...
+
+    def on_step(self, batch_size: int, n_tokens: int, seconds: float) -> None: ...
+
+    def on_first_token(self, ttft_s: float) -> None: ...
+
+    def on_token(self) -> None: ...
+
+    def on_finished(
+        self, reason: str, prompt_tokens: int, completion_tokens: int, e2e_s: float
+    ) -> None: ...
+
+
+class NullObserver:
+    """Observes nothing."""
+
+    def on_queued(self, waiting: int, running: int) -> None:
+        pass
+
+    def on_admitted(self, queue_wait_s: float, cached_tokens: int) -> None:
+        pass
+
+    def on_step(self, batch_size: int, n_tokens: int, seconds: float) -> None:
+        pass
+
+    def on_first_token(self, ttft_s: float) -> None:
+        pass
+
+    def on_token(self) -> None:
+        pass
+
+    def on_finished(
+        self, reason: str, prompt_tokens: int, completion_tokens: int, e2e_s: float
+    ) -> None:
+        pass

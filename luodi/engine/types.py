@@ -1,0 +1,160 @@
+"""The engine contract's data: what a generation asks for and what it streams back.
+
+These types are plain dataclasses: the engine core knows nothing of HTTP or JSON.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "FinishReason",
+    "GenerationEvent",
+    "GenerationRequest",
+    "ModelInfo",
+    "Priority",
+    "SamplingParams",
+    "TokenLogprob",
+    "Usage",
+]
+
+
+class Priority(enum.IntEnum):
+    """Admission class: higher classes are admitted first, no class starves."""
+
+    LOW = 0
+    NORMAL = 1
+    HIGH = 2
+
+
+class FinishReason(enum.StrEnum):
+    """Why a generation ended, with OpenAI's names."""
+
+    STOP = "stop"
+    LENGTH = "length"
+    TOOL_CALLS = "tool_calls"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+
+
+@dataclass(slots=True)
+class SamplingParams:
+    """How to pick each next token; defaults match OpenAI's API."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    penalty_last_n: int = 64
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    stop_token_ids: list[int] = field(default_factory=list)
+    max_tokens: int = 16
+    ignore_eos: bool = False
+    logit_bias: dict[int, float] = field(default_factory=dict)
+    logprobs: int | None = None
+    """How many top alternatives to report per token (None: no logprobs)."""
+    grammar: str | None = None
+    """A GBNF grammar the output must follow (JSON schema output is compiled to one)."""
+
+    @property
+    def greedy(self) -> bool:
+        """True when sampling reduces to argmax."""
+        return self.temperature <= 0.0 or self.top_k == 1
+
+
+_request_ids = itertools.count()
+
+
+def _next_request_id() -> str:
+    return f"req-{next(_request_ids)}"
+
+
+@dataclass(slots=True)
+class GenerationRequest:
+    """One generation: a prompt plus sampling parameters.
+
+    The embedded engine needs ``prompt_tokens``. Upstream engines (vLLM, a cloud
+    API) render and tokenize themselves, so they read ``prompt`` or ``messages``
+    and ``chat_options`` (tools, tool_choice, response_format,
+    chat_template_kwargs) as OpenAI wire values.
+    """
+
+    prompt_tokens: list[int] = field(default_factory=list)
+    params: SamplingParams = field(default_factory=SamplingParams)
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    chat_options: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    request_id: str = field(default_factory=_next_request_id)
+    priority: Priority = Priority.NORMAL
+    arrival_time: float = field(default_factory=time.monotonic)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Opaque to the engine; carried into logs."""
+
+
+@dataclass(slots=True)
+class TokenLogprob:
+    """One generated token with its log-probability and the top alternatives."""
+
+    token: str
+    logprob: float
+    top: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one generation."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    """Prompt tokens served from the prefix cache instead of being computed."""
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class GenerationEvent:
+    """A step of one generation's stream.
+
+    ``text`` is a UTF-8-safe delta (never half a character, never part of a stop
+    string). The last event has ``finish_reason`` and ``usage`` set.
+    """
+
+    request_id: str
+    text: str = ""
+    token_ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    error: str | None = None
+    """Set with ``finish_reason=ERROR``: what went wrong for this request only."""
+    queued_s: float | None = None
+    """On the first event: seconds spent waiting for admission."""
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+
+@dataclass(slots=True, frozen=True)
+class ModelInfo:
+    """What a served model is, for /v1/models and routing."""
+
+    name: str
+    context_length: int
+    quantization: str | None = None
+    size_bytes: int | None = None
+    capabilities: tuple[str, ...] = ("chat", "completion")
+    backend: str = "llamacpp"
+    owned_by: str = "luodi"
