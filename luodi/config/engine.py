@@ -72,6 +72,11 @@ class EngineSettings(BaseModel):
     seed: int = 0
     """Default sampling seed when a request gives none."""
 
+    batch_invariant: bool = True
+    """Greedy output identical alone or in any batch: kernels whose results do not depend
+    on batch size (no weight repacking, tiled matmul at every size, flash attention).
+    Off: llama.cpp's fastest kernels, and greedy text may change with concurrency."""
+
     @model_validator(mode="after")
     def _check_sizes(self) -> EngineSettings:
         if self.max_model_len is not None and self.max_model_len > self.n_ctx:

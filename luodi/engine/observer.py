@@ -18,7 +18,7 @@ class EngineObserver(Protocol):
 
     def on_first_token(self, ttft_s: float) -> None: ...
 
-    def on_token(self) -> None: ...
+    def on_token(self, itl_s: float) -> None: ...
 
     def on_finished(
         self, reason: str, prompt_tokens: int, completion_tokens: int, e2e_s: float
@@ -40,7 +40,7 @@ class NullObserver:
     def on_first_token(self, ttft_s: float) -> None:
         pass
 
-    def on_token(self) -> None:
+    def on_token(self, itl_s: float) -> None:
         pass
 
     def on_finished(

@@ -141,6 +141,12 @@ class GenerationEvent:
     """Set with ``finish_reason=ERROR``: what went wrong for this request only."""
     queued_s: float | None = None
     """On the first event: seconds spent waiting for admission."""
+    reasoning: str = ""
+    """Reasoning text an upstream engine already split out (vLLM's reasoning_content)."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """Tool-call deltas an upstream engine already parsed, in OpenAI's streaming shape."""
+    backend: str | None = None
+    """Which backend produced the event (for the audit record)."""
 
     @property
     def finished(self) -> bool:

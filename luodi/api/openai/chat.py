@@ -1,9 +1,223 @@
-"""POST /v1/chat/completions (being completed with luodi.chat)."""
+"""POST /v1/chat/completions: templates, thinking, tools and JSON output over any engine."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from luodi.api.deps import StateDep
+from luodi.api.openai.generation import Collected, collect, merge_streams, prime, sampling_params
+from luodi.api.openai.schemas import ChatCompletionRequest, make_id, now
+from luodi.api.openai.streaming import sse_response
+from luodi.chat import ChatOutputParser, PreparedChat, prepare_chat
+from luodi.engine.base import Engine
+from luodi.engine.llamacpp.engine import LlamaCppEngine
+from luodi.engine.types import GenerationEvent, GenerationRequest, TokenLogprob, Usage
+from luodi.errors import ContextLengthError, EngineError
 
 __all__ = ["router"]
 
 router = APIRouter()
+
+
+@dataclass
+class _Plan:
+    """One chat request turned into engine requests, plus how to read their output."""
+
+    requests: list[GenerationRequest]
+    prepared: PreparedChat | None
+
+
+def _chat_options(body: ChatCompletionRequest) -> dict[str, Any]:
+    return {
+        "tools": [t.model_dump(exclude_none=True) for t in body.tools] if body.tools else None,
+        "tool_choice": body.tool_choice,
+        "response_format": body.response_format.model_dump(exclude_none=True, by_alias=True)
+        if body.response_format
+        else None,
+        "chat_template_kwargs": body.chat_template_kwargs,
+    }
+
+
+def plan_chat(engine: Engine, body: ChatCompletionRequest, messages: list[dict[str, Any]]) -> _Plan:
+    """Render (embedded engine) or pass through (upstream engines) one chat request."""
+    options = _chat_options(body)
+    top = (body.top_logprobs or 0) if body.logprobs else None
+    if isinstance(engine, LlamaCppEngine):
+        prepared = prepare_chat(engine.template, messages, **options)
+        tokens = engine.tokenize_chat(prepared.prompt)
+        room = engine.max_model_len - len(tokens)
+        max_tokens = body.completion_limit or room
+        if room < 1:
+            raise ContextLengthError(
+                f"this model's maximum context length is {engine.max_model_len} tokens, but the"
+                f" messages take {len(tokens)} tokens; shorten them",
+                param="messages",
+            )
+        reqs = [
+            GenerationRequest(
+                tokens,
+                sampling_params(body, max_tokens=max_tokens, logprobs=top,
+                                grammar=prepared.grammar, index=i),
+                model=body.model,
+            )
+            for i in range(body.n)
+        ]
+        return _Plan(reqs, prepared)
+    max_tokens = body.completion_limit or engine.info.context_length
+    reqs = [
+        GenerationRequest(
+            params=sampling_params(body, max_tokens=max_tokens, logprobs=top, index=i),
+            messages=messages,
+            chat_options={k: v for k, v in options.items() if v is not None},
+            model=body.model,
+        )
+        for i in range(body.n)
+    ]
+    return _Plan(reqs, None)
+
+
+def _logprobs_body(entries: list[TokenLogprob]) -> dict[str, Any]:
+    def item(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    return {
+        "content": [
+            {**item(e.token, e.logprob), "top_logprobs": [item(t, lp) for t, lp in e.top]}
+            for e in entries
+        ]
+    }
+
+
+def _usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+def _message_from(result: Collected, parser: ChatOutputParser | None) -> tuple[dict[str, Any], str]:
+    reason = result.finish_reason.value if result.finish_reason else "stop"
+    if parser is None:
+        return {"role": "assistant", "content": result.text}, reason
+    parsed = parser.parse(result.text)
+    return parsed.to_openai(), parser.finish_reason(reason)
+
+
+@router.post("/v1/chat/completions", response_model=None)
+async def create_chat_completion(body: ChatCompletionRequest, state: StateDep) -> Response:
+    """OpenAI chat completions: thinking as reasoning_content, tool calls, JSON output."""
+    engine = state.engine_for(body.model)
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    plan = plan_chat(engine, body, messages)
+    primed = []
+    try:
+        for req in plan.requests:
+            primed.append(await prime(engine, req))
+    except BaseException:
+        for _, stream in primed:
+            await stream.aclose()  # type: ignore[attr-defined]
+        raise
+    chat_id, created = make_id("chatcmpl"), now()
+    parsers = [plan.prepared.output_parser() if plan.prepared else None for _ in primed]
+    if body.stream:
+        return sse_response(_stream(body, primed, parsers, chat_id, created))
+    choices, usage = [], Usage()
+    for index, (first, stream) in enumerate(primed):
+        result = await collect(first, stream)
+        message, reason = _message_from(result, parsers[index])
+        choices.append(
+            {
+                "index": index,
+                "message": message,
+                "logprobs": _logprobs_body(result.logprobs) if body.logprobs else None,
+                "finish_reason": reason,
+            }
+        )
+        if index == 0:
+            usage.prompt_tokens = result.usage.prompt_tokens
+            usage.cached_tokens = result.usage.cached_tokens
+        usage.completion_tokens += result.usage.completion_tokens
+    return JSONResponse(
+        {
+            "id": chat_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": body.model,
+            "choices": choices,
+            "usage": _usage_body(usage),
+        }
+    )
+
+
+def _event_deltas(event: GenerationEvent, parser: ChatOutputParser | None) -> list[dict[str, Any]]:
+    """The OpenAI ``delta`` objects one engine event yields."""
+    deltas: list[dict[str, Any]] = []
+    if parser is not None:
+        deltas.extend(d.to_openai() for d in parser.feed(event.text))
+        if event.finished:
+            deltas.extend(d.to_openai() for d in parser.flush())
+        return deltas
+    if event.reasoning:
+        deltas.append({"reasoning_content": event.reasoning})
+    if event.text:
+        deltas.append({"content": event.text})
+    if event.tool_calls:
+        deltas.append({"tool_calls": event.tool_calls})
+    return deltas
+
+
+async def _stream(
+    body: ChatCompletionRequest,
+    primed: list[Any],
+    parsers: list[ChatOutputParser | None],
+    chat_id: str,
+    created: int,
+) -> AsyncIterator[dict[str, Any]]:
+    usage = Usage()
+    saw_tool_calls = [False] * len(primed)
+
+    def chunk(choices: list[dict[str, Any]], usage_body: dict[str, Any] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": chat_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.model,
+            "choices": choices,
+        }
+        if usage_body is not None:
+            out["usage"] = usage_body
+        return out
+
+    for index in range(len(primed)):
+        yield chunk([{"index": index, "delta": {"role": "assistant", "content": ""},
+                      "logprobs": None, "finish_reason": None}])
+    async for index, event in merge_streams(primed):
+        if event.error:
+            raise EngineError(event.error)
+        logprobs = _logprobs_body(event.logprobs) if body.logprobs and event.logprobs else None
+        for delta in _event_deltas(event, parsers[index]):
+            saw_tool_calls[index] |= "tool_calls" in delta
+            yield chunk([{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}])
+            logprobs = None
+        if event.finished:
+            reason = event.finish_reason.value if event.finish_reason else "stop"
+            parser = parsers[index]
+            if parser is not None:
+                reason = parser.finish_reason(reason)
+            elif saw_tool_calls[index] and reason == "stop":
+                reason = "tool_calls"
+            yield chunk([{"index": index, "delta": {}, "logprobs": None, "finish_reason": reason}])
+            if event.usage is not None:
+                if index == 0:
+                    usage.prompt_tokens = event.usage.prompt_tokens
+                    usage.cached_tokens = event.usage.cached_tokens
+                usage.completion_tokens += event.usage.completion_tokens
+    if body.stream_options and body.stream_options.include_usage:
+        yield chunk([], _usage_body(usage))

@@ -11,11 +11,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from luodi.chat import ChatTemplate
 from luodi.config.engine import EngineSettings
 from luodi.engine.llamacpp.default_model import resolve_model_path
 from luodi.engine.llamacpp.detokenizer import IncrementalDetokenizer
@@ -79,6 +80,7 @@ class LlamaCppEngine:
         self._warm: WarmPrefixes | None = None
         self._started = False
         self._failed_steps = 0
+        self._template: ChatTemplate | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -97,7 +99,9 @@ class LlamaCppEngine:
         path = resolve_model_path(s.model, s.cache_dir)
         n_pinned = len(s.warm_prefixes) + len(_read_prefix_file(s.warm_prefix_file))
         cache_slots = (s.prefix_cache_slots + n_pinned) if s.prefix_cache else 0
-        n_seq_max = s.max_batch_size + cache_slots
+        # The last id is a scratch sequence that pads single-token steps (see _step).
+        n_seq_max = s.max_batch_size + cache_slots + 1
+        self._pad_seq = n_seq_max - 1
         model = LlamaModel(
             path,
             ContextParams(
@@ -107,12 +111,13 @@ class LlamaCppEngine:
                 n_threads=s.n_threads,
                 n_threads_batch=s.n_threads_batch or s.n_threads,
                 use_mlock=s.use_mlock,
+                batch_invariant=s.batch_invariant,
             ),
         )
         self._model = model
         self._max_model_len = min(s.max_model_len or model.n_ctx_train, model.n_ctx)
         self._prefix_cache = (
-            PrefixCache(range(s.max_batch_size, n_seq_max)) if s.prefix_cache else None
+            PrefixCache(range(s.max_batch_size, self._pad_seq)) if s.prefix_cache else None
         )
         self._scheduler = Scheduler(
             max_batch_size=s.max_batch_size,
@@ -130,6 +135,12 @@ class LlamaCppEngine:
             size_bytes=model.size_bytes,
             capabilities=("chat", "completion"),
             backend="llamacpp",
+        )
+        self._template = ChatTemplate.resolve(
+            s.chat_template or _family_template(model, model.chat_template),
+            model.chat_template,
+            bos_token=model.piece(model.bos_token).decode("utf-8", errors="replace"),
+            eos_token=model.piece(model.eos_token).decode("utf-8", errors="replace"),
         )
         _touch_pages(path)
         self._warm_decode()
@@ -176,8 +187,11 @@ class LlamaCppEngine:
         return self._max_model_len
 
     @property
-    def chat_template(self) -> str | None:
-        return self.model.chat_template
+    def template(self) -> ChatTemplate:
+        """The chat template this model is served with (config, GGUF, or a built-in)."""
+        if self._template is None:
+            raise EngineError("the engine has not been started")
+        return self._template
 
     @property
     def warm_prefix_tokens(self) -> list[list[int]]:
@@ -188,6 +202,14 @@ class LlamaCppEngine:
 
     def detokenize(self, tokens: list[int]) -> str:
         return self.model.detokenize(tokens)
+
+    def tokenize_chat(self, prompt: str) -> list[int]:
+        """Tokens of a rendered chat prompt: special tokens parsed, BOS added exactly once."""
+        model = self.model
+        tokens = model.tokenize(prompt, add_special=False)
+        if model.add_bos and (not tokens or tokens[0] != model.bos_token):
+            tokens.insert(0, model.bos_token)
+        return tokens
 
     def health(self) -> dict[str, object]:
         sched = self._scheduler
@@ -333,12 +355,20 @@ class LlamaCppEngine:
                 if want:
                     sample_at[chunk.seq.request_id] = len(items)
                 items.append((tok, chunk.start_pos + i, seq_id, want))
+        padded = self.settings.batch_invariant and len(items) % model.n_ubatch == 1
+        if padded:
+            # ggml splits a lone query's attention across threads by KV range, which
+            # rounds differently from the batched path; a throwaway token keeps every
+            # micro-batch at two or more queries, on the same kernels as a full batch.
+            items.append((model.bos_token, 0, self._pad_seq, False))
         started = time.monotonic()
         rc = model.decode(items)
         if rc == 1 and self._prefix_cache is not None:
             # No free KV slot: drop cached prefixes and try once more.
             self._apply_kv(self._prefix_cache.clear_unpinned())
             rc = model.decode(items)
+        if padded:
+            model.seq_remove(self._pad_seq)
         if rc != 0:
             reason = "the KV cache is full" if rc == 1 else f"llama_decode returned {rc}"
             for chunk in chunks:
@@ -392,12 +422,12 @@ class LlamaCppEngine:
             logprobs=[logprob] if logprob is not None else [],
             queued_s=seq.queued_seconds() if first else None,
         )
+        now = time.monotonic()
         if first:
-            self.observer.on_first_token(
-                (seq.first_token_at or time.monotonic()) - seq.request.arrival_time
-            )
+            self.observer.on_first_token(now - seq.request.arrival_time)
         else:
-            self.observer.on_token()
+            self.observer.on_token(now - seq.previous_token_at)
+        seq.previous_token_at = now
         if reason is not None:
             sched.finish(seq, reason)
             event.finish_reason = reason
@@ -466,16 +496,17 @@ class LlamaCppEngine:
         if stream is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(stream.put_nowait, exc)
 
-    # -- test hooks ---------------------------------------------------------------
+    def running_kv_positions(self) -> list[int]:
+        """Highest KV position held by each running-sequence id (-1: free)."""
+        return [self.model.seq_pos_max(i) for i in range(self.settings.max_batch_size)]
 
-    def kv_cells_used(self, seq_ids: Callable[[], list[int]] | None = None) -> dict[int, int]:
-        """Highest KV position per llama sequence id (-1: empty). For tests and /health."""
-        model = self.model
-        n = self.settings.max_batch_size + (
-            len(self._prefix_cache.entries) if self._prefix_cache else 0
-        )
-        ids = seq_ids() if seq_ids else list(range(n))
-        return {i: model.seq_pos_max(i) for i in ids}
+
+def _family_template(model: LlamaModel, gguf_template: str | None) -> str | None:
+    """A built-in template for a known architecture whose GGUF carries none."""
+    if gguf_template:
+        return None
+    arch = model.meta("general.architecture") or ""
+    return {"gemma3": "gemma3", "qwen3": "qwen3", "qwen3moe": "qwen3"}.get(arch)
 
 
 def _read_prefix_file(path: Path | None) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ __all__ = ["ContextParams", "LlamaModel", "check_gguf_file"]
 log = logging.getLogger(__name__)
 
 _GGUF_MAGIC = b"GGUF"
+_INVARIANT_UBATCH = 63
 _backend_ready = False
 
 
@@ -65,6 +67,7 @@ class ContextParams:
     n_threads_batch: int
     use_mlock: bool = False
     embeddings: bool = False
+    batch_invariant: bool = True
 
 
 class LlamaModel:
@@ -78,6 +81,13 @@ class LlamaModel:
         mparams = llama_cpp.llama_model_default_params()
         mparams.use_mmap = True
         mparams.use_mlock = params.use_mlock
+        if params.batch_invariant:
+            # Repacked weights run different kernels for 1-3 rows than for 4+, so a
+            # sequence's logits would depend on how many others share its step.
+            mparams.use_extra_bufts = False
+            # Likewise the tiled K-quant matmul only kicks in at 8+ rows unless forced;
+            # ggml reads this once per process, before the first matmul.
+            os.environ.setdefault("GGML_CPU_TILED_MM_FORCE", "1")
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
         if not model:
             raise ModelLoadError(
@@ -88,7 +98,9 @@ class LlamaModel:
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = params.n_ctx
         cparams.n_batch = params.n_batch
-        cparams.n_ubatch = min(params.n_batch, 512)
+        # ggml switches attention to a tiled kernel at 64 queries per micro-batch, and
+        # that kernel's result depends on where other sequences' cells lie.
+        cparams.n_ubatch = _INVARIANT_UBATCH if params.batch_invariant else min(params.n_batch, 512)
         cparams.n_seq_max = params.n_seq_max
         cparams.n_threads = params.n_threads
         cparams.n_threads_batch = params.n_threads_batch
@@ -98,6 +110,9 @@ class LlamaModel:
         # Full-size sliding-window cache, so a prefix can be reused from any position.
         cparams.swa_full = True
         cparams.no_perf = True
+        # Flash attention visits a sequence's own cells in order, whatever else shares
+        # the cache; without it the result depends on where other sequences' cells lie.
+        cparams.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         cparams.embeddings = params.embeddings
         ctx = llama_cpp.llama_init_from_model(model, cparams)
         if not ctx:
@@ -112,6 +127,7 @@ class LlamaModel:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.n_ctx = llama_cpp.llama_n_ctx(ctx)
         self.n_ctx_train = llama_cpp.llama_model_n_ctx_train(model)
+        self.n_ubatch = llama_cpp.llama_n_ubatch(ctx)
         self.bos_token = llama_cpp.llama_vocab_bos(self._vocab)
         self.eos_token = llama_cpp.llama_vocab_eos(self._vocab)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))

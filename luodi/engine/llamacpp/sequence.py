@@ -42,6 +42,7 @@ class Sequence:
     admitted_at: float | None = None
     first_token_at: float | None = None
     last_token_at: float | None = None
+    previous_token_at: float = 0.0
     detokenizer: IncrementalDetokenizer | None = None
     stop_matcher: StopMatcher | None = None
 

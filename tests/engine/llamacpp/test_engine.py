@@ -1,0 +1,198 @@
+"""The embedded engine on the real default model: batching, streaming, caching, limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from luodi.engine.llamacpp.engine import LlamaCppEngine
+from luodi.engine.types import FinishReason, GenerationEvent, GenerationRequest, SamplingParams
+from luodi.errors import ContextLengthError, InvalidRequestError, QueueFullError
+from tests.conftest import engine_settings
+
+pytestmark = pytest.mark.model
+
+PROMPTS = [
+    "The capital of France is",
+    "Once upon a time, in a small village,",
+    "def fibonacci(n):",
+    "北京是中国的首都，",
+    "The three primary colors are",
+    "To make a cup of tea, first",
+    "In 1969, the first humans",
+    "The quick brown fox",
+]
+
+
+def greedy(n: int = 24, **kw: object) -> SamplingParams:
+    return SamplingParams(temperature=0.0, max_tokens=n, **kw)  # type: ignore[arg-type]
+
+
+async def run(engine: LlamaCppEngine, prompt: str, params: SamplingParams) -> tuple[str, list[GenerationEvent]]:
+    events = [e async for e in engine.generate(GenerationRequest(engine.tokenize(prompt), params))]
+    return "".join(e.text for e in events), events
+
+
+async def wait_until(predicate: object, timeout: float = 10.0) -> None:
+    """Bounded poll for state owned by the engine thread (no awaitable exists for it)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+async def test_greedy_output_is_identical_alone_and_in_a_batch_of_32(engine: LlamaCppEngine) -> None:
+    target = "A recipe for pancakes: mix flour,"
+    alone, _ = await run(engine, target, greedy(32))
+    others = [f"{PROMPTS[i % len(PROMPTS)]} (variant {i})" for i in range(31)]
+    results = await asyncio.gather(
+        run(engine, target, greedy(32)), *(run(engine, p, greedy(32)) for p in others)
+    )
+    assert results[0][0] == alone
+    assert alone.strip()
+
+
+async def test_chinese_stream_never_splits_a_character(engine: LlamaCppEngine) -> None:
+    text, events = await run(engine, "请用中文介绍一下长城：", greedy(48))
+    assert text.strip()
+    assert all("\ufffd" not in e.text for e in events)
+    tokens = [t for e in events for t in e.token_ids]
+    assert engine.detokenize(tokens).startswith(text)
+
+
+async def test_usage_and_finish_reason_are_reported_on_the_last_event(engine: LlamaCppEngine) -> None:
+    _, events = await run(engine, "Hello there", greedy(5, ignore_eos=True))
+    last = events[-1]
+    assert last.finish_reason is FinishReason.LENGTH
+    assert last.usage is not None and last.usage.completion_tokens == 5
+    assert all(not e.finished for e in events[:-1])
+    assert events[0].queued_s is not None
+
+
+async def test_stop_string_ends_generation_and_is_not_emitted(engine: LlamaCppEngine) -> None:
+    free, _ = await run(engine, "Count: 1, 2, 3, 4,", greedy(20))
+    assert " 6" in free, free
+    text, events = await run(engine, "Count: 1, 2, 3, 4,", greedy(20, stop=[" 6"]))
+    assert events[-1].finish_reason is FinishReason.STOP
+    assert " 6" not in text and free.startswith(text)
+
+
+async def test_same_seed_gives_same_sample_and_sampling_varies(engine: LlamaCppEngine) -> None:
+    params = SamplingParams(temperature=1.0, top_k=40, top_p=0.95, max_tokens=16, seed=1234)
+    a, _ = await run(engine, "My favourite animal is", params)
+    b, _ = await run(engine, "My favourite animal is", params)
+    assert a == b
+    others = {
+        (await run(engine, "My favourite animal is", SamplingParams(temperature=1.5, max_tokens=16, seed=s)))[0]
+        for s in range(4)
+    }
+    assert len(others) > 1
+
+
+async def test_logit_bias_bans_a_token(engine: LlamaCppEngine) -> None:
+    text, events = await run(engine, "The capital of France is", greedy(8))
+    first = events[0].token_ids[0]
+    _, banned = await run(engine, "The capital of France is", greedy(8, logit_bias={first: -100.0}))
+    assert banned[0].token_ids[0] != first
+
+
+async def test_penalties_change_repetitive_output(engine: LlamaCppEngine) -> None:
+    plain, _ = await run(engine, "The capital of France is", greedy(40))
+    penalised, _ = await run(
+        engine, "The capital of France is", greedy(40, repetition_penalty=1.5, frequency_penalty=1.0)
+    )
+    assert plain != penalised
+
+
+async def test_logprobs_report_chosen_token_and_alternatives(engine: LlamaCppEngine) -> None:
+    _, events = await run(engine, "The capital of France is", greedy(3, logprobs=3))
+    lp = events[0].logprobs[0]
+    assert lp.logprob <= 0.0 and len(lp.top) == 3
+    assert lp.top[0][1] >= lp.top[1][1] >= lp.top[2][1]
+    assert lp.top[0][0] == lp.token  # greedy picks the most likely token
+
+
+async def test_prompt_beyond_context_is_refused_with_both_numbers(engine: LlamaCppEngine) -> None:
+    req = GenerationRequest(engine.tokenize("hi"), greedy(engine.max_model_len))
+    with pytest.raises(ContextLengthError) as info:
+        await anext(engine.generate(req))
+    assert str(engine.max_model_len) in info.value.message
+    assert f"{engine.max_model_len + 2} tokens" in info.value.message or "+" in info.value.message
+
+
+async def test_bad_request_fails_alone_while_others_finish(engine: LlamaCppEngine) -> None:
+    good = asyncio.create_task(run(engine, "The capital of France is", greedy(16)))
+    bad = GenerationRequest(engine.tokenize("x"), greedy(4, grammar="root ::= ( broken"))
+    with pytest.raises(InvalidRequestError):
+        async for _ in engine.generate(bad):
+            pass
+    text, events = await good
+    assert events[-1].finish_reason in {FinishReason.LENGTH, FinishReason.STOP} and text
+
+
+async def test_cancelled_request_stops_and_frees_its_kv_cells(engine: LlamaCppEngine) -> None:
+    req = GenerationRequest(engine.tokenize("Tell me a long story."), greedy(400, ignore_eos=True))
+    stream = engine.generate(req)
+    received = 0
+    async for _ in stream:
+        received += 1
+        if received == 3:
+            break
+    await stream.aclose()
+    await wait_until(lambda: engine.health()["running"] == 0)
+    positions = engine.running_kv_positions()
+    assert all(p == -1 for p in positions), positions
+
+
+async def test_shared_prefix_is_reused_and_gives_the_same_tokens(engine: LlamaCppEngine) -> None:
+    system = "You are a careful assistant for a bank. Answer briefly. " * 12
+    cold_text, cold = await run(engine, system + "Question: what is a loan?", greedy(12))
+    warm_text, warm = await run(engine, system + "Question: what is a loan?", greedy(12))
+    assert warm[-1].usage is not None and warm[-1].usage.cached_tokens > 100
+    assert warm_text == cold_text
+    _, other = await run(engine, system + "Question: what is interest?", greedy(4))
+    assert other[-1].usage is not None and other[-1].usage.cached_tokens >= len(engine.tokenize(system)) - 2
+
+
+async def test_full_waiting_queue_answers_429(tmp_path: Path) -> None:
+    eng = LlamaCppEngine(engine_settings(tmp_path, max_batch_size=1, max_queue=1, n_ctx=2048))
+    await eng.start()
+    try:
+        params = greedy(200, ignore_eos=True)
+        first = eng.generate(GenerationRequest(eng.tokenize("one"), params))
+        await anext(first)  # running
+        second = eng.generate(GenerationRequest(eng.tokenize("two"), params))
+        second_task = asyncio.create_task(anext(second))
+        await asyncio.sleep(0)  # let the second request reach the queue
+        third = eng.generate(GenerationRequest(eng.tokenize("three"), params))
+        with pytest.raises(QueueFullError):
+            await anext(third)
+        await first.aclose()
+        second_task.cancel()
+    finally:
+        await eng.stop()
+
+
+async def test_warm_prefix_is_pinned_and_reloaded_from_disk_on_restart(tmp_path: Path) -> None:
+    prefix = "系统提示：你是一名银行客服助手，回答要简洁、准确、礼貌。" * 8
+    settings = engine_settings(tmp_path, n_ctx=2048, max_batch_size=4, warm_prefixes=[prefix])
+    first = LlamaCppEngine(settings)
+    await first.start()
+    try:
+        assert first._warm is not None and first._warm.computed == 1
+        text1, ev1 = await run(first, prefix + "问：怎么开户？", greedy(8))
+    finally:
+        await first.stop()
+    second = LlamaCppEngine(settings)
+    await second.start()
+    try:
+        assert second._warm is not None and second._warm.loaded_from_disk == 1
+        text2, ev2 = await run(second, prefix + "问：怎么开户？", greedy(8))
+        assert ev2[-1].usage is not None and ev2[-1].usage.cached_tokens >= len(second.tokenize(prefix)) - 1
+        assert text2 == text1
+    finally:
+        await second.stop()
