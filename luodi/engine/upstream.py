@@ -1,0 +1,583 @@
+"""An Engine over any OpenAI-compatible server: vLLM, SGLang or a cloud API.
+
+The upstream renders and tokenizes itself, so requests go out as OpenAI wire
+bodies (``messages`` + ``chat_options`` for chat, ``prompt`` for completions) with
+``stream: true`` and ``stream_options.include_usage``; the SSE reply comes back as
+``UpstreamEvent``s, carrying the upstream's ``reasoning_content`` and
+``tool_calls`` deltas next to the text.
+
+Failure rules (the router relies on them):
+
+* Before the first token, connect errors, dropped connections and 5xx are retried
+  on the same upstream with exponential backoff; 4xx never. When retries run out,
+  ``generate`` raises ``UpstreamUnavailableError`` (retryable on another replica);
+  a 4xx raises ``UpstreamRejectedError`` with the upstream's message and status.
+* After the first token, any failure ends the stream with one error event
+  (``finish_reason=ERROR``); nothing is retried, since text was already sent.
+* Leaving the iterator early (or ``abort``) closes the upstream HTTP stream, which
+  makes vLLM abort the sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from luodi.config.routing import BackendKind, BackendSettings
+from luodi.engine.metrics import EngineMetrics
+from luodi.engine.types import (
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    ModelInfo,
+    TokenLogprob,
+    Usage,
+)
+from luodi.errors import InvalidRequestError, LuodiError, UpstreamError
+
+__all__ = [
+    "ProbeResult",
+    "UpstreamEngine",
+    "UpstreamEvent",
+    "UpstreamRejectedError",
+    "UpstreamUnavailableError",
+    "is_retryable",
+]
+
+log = logging.getLogger(__name__)
+
+_FINISH = {
+    "stop": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "tool_calls": FinishReason.TOOL_CALLS,
+    "function_call": FinishReason.TOOL_CALLS,
+    "abort": FinishReason.CANCELLED,
+}
+
+
+@dataclass(slots=True)
+class UpstreamEvent(GenerationEvent):
+    """A ``GenerationEvent`` plus what an upstream chat stream adds.
+
+    Proposed for ``luodi.engine.types.GenerationEvent`` itself (field-compatible).
+    """
+
+    reasoning: str = ""
+    """A ``reasoning_content`` delta (Qwen3 thinking, DeepSeek-R1)."""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    """OpenAI ``tool_calls`` deltas as sent: ``{index, id, type, function: {name, arguments}}``."""
+    backend: str | None = None
+    """Name of the backend that produced the event (for the audit record)."""
+
+    @property
+    def has_output(self) -> bool:
+        """True when the event carries anything the client sees."""
+        return bool(self.text or self.reasoning or self.tool_calls or self.token_ids)
+
+
+class UpstreamUnavailableError(UpstreamError):
+    """The upstream could not start the generation (down, 5xx, dropped, timed out).
+
+    Nothing reached the client, so the router may try another backend.
+    """
+
+    def __init__(self, message: str, *, backend: str, kind: str) -> None:
+        super().__init__(message, code="upstream_unavailable")
+        self.backend = backend
+        self.kind = kind
+        """connect, timeout, http_5xx or stream: the ``kind`` label of the error metric."""
+
+
+class UpstreamRejectedError(InvalidRequestError):
+    """The upstream refused the request with a 4xx; retrying elsewhere would not help."""
+
+    def __init__(self, message: str, *, backend: str, status: int) -> None:
+        super().__init__(message, code="upstream_rejected")
+        self.backend = backend
+        self.upstream_status = status
+
+
+@dataclass(slots=True, frozen=True)
+class ProbeResult:
+    """One health probe: whether the upstream answered, and how fast."""
+
+    ok: bool
+    rtt_s: float
+    error: str | None = None
+
+
+class _Dropped(Exception):
+    """The upstream closed the stream before it finished."""
+
+
+class UpstreamEngine:
+    """The Engine contract over an OpenAI-compatible HTTP server.
+
+    Args:
+        settings: The backend's settings (URL, key, timeouts, retries).
+        model: The model name clients use; sent upstream unless
+            ``settings.upstream_model`` names another.
+        metrics: Where to record TTFT, inter-token latency, tokens and errors.
+        context_length: Reported in ``info``.
+        transport: An httpx transport to use instead of the network (tests).
+    """
+
+    def __init__(
+        self,
+        settings: BackendSettings,
+        *,
+        model: str,
+        metrics: EngineMetrics | None = None,
+        context_length: int = 32768,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if settings.url is None:
+            raise ValueError(f"backend '{settings.name}' has no url")
+        self.settings = settings
+        self.name = settings.name
+        self.model = model
+        self.metrics = metrics
+        self._base = settings.url.rstrip("/")
+        self._info = ModelInfo(
+            name=model,
+            context_length=context_length,
+            quantization=settings.format.value if settings.format else None,
+            backend=settings.name,
+            owned_by=settings.kind.value,
+        )
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._responses: dict[str, httpx.Response] = {}
+        self._aborted: set[str] = set()
+        self._close_tasks: set[asyncio.Task[None]] = set()
+        self.outstanding = 0
+        """Requests in flight to this upstream (the router balances on it)."""
+        self.last_probe: ProbeResult | None = None
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    async def start(self) -> None:
+        """Open the connection pool; does not contact the upstream."""
+        if self._client is not None:
+            return
+        headers = {"Accept": "text/event-stream"}
+        key = self.settings.resolved_api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        timeout = httpx.Timeout(
+            self.settings.read_timeout_s,
+            connect=self.settings.connect_timeout_s,
+            pool=self.settings.connect_timeout_s,
+        )
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=timeout,
+            transport=self._transport,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+        )
+
+    async def stop(self) -> None:
+        """Close every open stream and the connection pool."""
+        client, self._client = self._client, None
+        for response in list(self._responses.values()):
+            await response.aclose()
+        if client is not None:
+            await client.aclose()
+
+    def health(self) -> dict[str, object]:
+        """The last probe's outcome, for /health."""
+        probe = self.last_probe
+        return {
+            "status": "unknown" if probe is None else ("ok" if probe.ok else "down"),
+            "backend": self.name,
+            "kind": self.settings.kind.value,
+            "location": self.settings.location.value,
+            "url": self._base,
+            "rtt_ms": None if probe is None else round(probe.rtt_s * 1000, 2),
+            "outstanding": self.outstanding,
+            "error": None if probe is None else probe.error,
+        }
+
+    async def probe(self, timeout_s: float = 2.0) -> ProbeResult:
+        """GET ``/models`` and time the round trip; never raises."""
+        client = self._require_client()
+        started = time.monotonic()
+        try:
+            response = await client.get(f"{self._base}/models", timeout=timeout_s)
+            rtt = time.monotonic() - started
+            if response.status_code >= 400:
+                result = ProbeResult(False, rtt, f"HTTP {response.status_code}")
+            else:
+                result = ProbeResult(True, rtt)
+        except httpx.HTTPError as exc:
+            result = ProbeResult(False, time.monotonic() - started, _describe(exc))
+        self.last_probe = result
+        return result
+
+    def abort(self, request_id: str) -> None:
+        """Close the upstream stream of ``request_id``; its iterator ends CANCELLED."""
+        response = self._responses.get(request_id)
+        if response is None:
+            return
+        self._aborted.add(request_id)
+        task = asyncio.get_running_loop().create_task(response.aclose())
+        self._close_tasks.add(task)
+        task.add_done_callback(self._close_tasks.discard)
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[UpstreamEvent]:
+        """Stream one generation from the upstream (see the module docstring for failures)."""
+        client = self._require_client()
+        chat = request.messages is not None
+        path = "/chat/completions" if chat else "/completions"
+        body = self._body(request, chat=chat)
+        rid = request.request_id
+        self.outstanding += 1
+        state = _StreamState(request.arrival_time)
+        try:
+            response = await self._open(client, f"{self._base}{path}", body)
+            self._responses[rid] = response
+            if self.metrics is not None:
+                self.metrics.observe_queue_wait(
+                    self.name, self.model, time.monotonic() - request.arrival_time
+                )
+            try:
+                async for event in self._events(response, rid, chat, state):
+                    yield event
+                    if event.finished:
+                        return
+            except Exception as exc:
+                if rid in self._aborted:  # abort() closed the stream under the reader
+                    yield self._finish(rid, state, FinishReason.CANCELLED)
+                    return
+                if not isinstance(exc, (httpx.HTTPError, httpx.StreamError, _Dropped)):
+                    raise
+                if not state.emitted:
+                    kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "stream"
+                    self._count_error(kind)
+                    raise UpstreamUnavailableError(
+                        f"upstream {self.name} failed before the first token: {_describe(exc)}",
+                        backend=self.name,
+                        kind=kind,
+                    ) from exc
+                self._count_error("stream")
+                yield self._finish(
+                    rid,
+                    state,
+                    FinishReason.ERROR,
+                    f"upstream {self.name} failed mid-stream: {_describe(exc)}",
+                )
+        finally:
+            self.outstanding -= 1
+            self._aborted.discard(rid)
+            response_open = self._responses.pop(rid, None)
+            if response_open is not None:
+                await response_open.aclose()
+
+    # -- request ----------------------------------------------------------------
+
+    def _body(self, request: GenerationRequest, *, chat: bool) -> dict[str, Any]:
+        p = request.params
+        body: dict[str, Any] = {
+            "model": self.settings.upstream_model or request.model or self.model,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "max_tokens": p.max_tokens,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+        }
+        if chat:
+            body["messages"] = request.messages
+        elif request.prompt is not None:
+            body["prompt"] = request.prompt
+        else:
+            body["prompt"] = request.prompt_tokens  # the completions API takes token ids too
+        if p.seed is not None:
+            body["seed"] = p.seed
+        if p.stop:
+            body["stop"] = p.stop
+        if p.presence_penalty:
+            body["presence_penalty"] = p.presence_penalty
+        if p.frequency_penalty:
+            body["frequency_penalty"] = p.frequency_penalty
+        if p.logprobs is not None:
+            if chat:
+                body["logprobs"] = True
+                body["top_logprobs"] = p.logprobs
+            else:
+                body["logprobs"] = p.logprobs
+        options = dict(request.chat_options) if chat else {}
+        if self.settings.kind in (BackendKind.VLLM, BackendKind.SGLANG):
+            # Sampling extensions both servers accept; a cloud API would reject them.
+            extras: dict[str, Any] = {
+                "top_k": p.top_k or None,
+                "min_p": p.min_p or None,
+                "repetition_penalty": p.repetition_penalty if p.repetition_penalty != 1 else None,
+                "ignore_eos": p.ignore_eos or None,
+                "stop_token_ids": p.stop_token_ids or None,
+                "logit_bias": {str(k): v for k, v in p.logit_bias.items()} or None,
+            }
+            body.update({k: v for k, v in extras.items() if v is not None})
+        else:
+            kwargs = options.pop("chat_template_kwargs", None) or {}
+            if "enable_thinking" in kwargs:  # DashScope's compatible mode takes it top-level
+                body["enable_thinking"] = kwargs["enable_thinking"]
+        body.update(options)
+        return body
+
+    async def _open(
+        self, client: httpx.AsyncClient, url: str, body: dict[str, Any]
+    ) -> httpx.Response:
+        """POST with retries on connect errors and 5xx; returns a 2xx streaming response."""
+        delay = self.settings.retry_backoff_s
+        attempts = self.settings.max_retries + 1
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await client.send(
+                    client.build_request("POST", url, json=body), stream=True
+                )
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+                self._count_error("connect")
+                if last:
+                    raise UpstreamUnavailableError(
+                        f"upstream {self.name} unreachable: {_describe(exc)}",
+                        backend=self.name,
+                        kind="connect",
+                    ) from exc
+            except httpx.TimeoutException as exc:
+                self._count_error("timeout")
+                raise UpstreamUnavailableError(
+                    f"upstream {self.name} timed out: {_describe(exc)}",
+                    backend=self.name,
+                    kind="timeout",
+                ) from exc
+            else:
+                if response.status_code < 400:
+                    return response
+                await response.aread()
+                await response.aclose()
+                message = _error_message(response)
+                if response.status_code < 500:
+                    self._count_error("http_4xx")
+                    raise UpstreamRejectedError(
+                        f"upstream {self.name} refused the request"
+                        f" (HTTP {response.status_code}): {message}",
+                        backend=self.name,
+                        status=response.status_code,
+                    )
+                self._count_error("http_5xx")
+                if last:
+                    raise UpstreamUnavailableError(
+                        f"upstream {self.name} failed (HTTP {response.status_code}): {message}",
+                        backend=self.name,
+                        kind="http_5xx",
+                    )
+            log.info("retrying upstream %s in %.2fs", self.name, delay)
+            await asyncio.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    # -- response ---------------------------------------------------------------
+
+    async def _events(
+        self, response: httpx.Response, rid: str, chat: bool, state: _StreamState
+    ) -> AsyncIterator[UpstreamEvent]:
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue  # blank separators, ": keep-alive" comments, "event:" lines
+            data = line[5:].strip()
+            if data == "[DONE]":
+                state.done = True
+                break
+            try:
+                chunk = json.loads(data)
+            except json.JSONDecodeError:
+                log.warning("upstream %s sent a line that is not JSON: %.200s", self.name, data)
+                continue
+            error = _stream_error(chunk)
+            if error is not None:
+                state.error = error
+                continue
+            if isinstance(chunk.get("usage"), dict):
+                state.usage = _usage(chunk["usage"])
+            for choice in chunk.get("choices") or []:
+                if choice.get("index", 0) != 0:
+                    continue
+                event = self._delta(rid, choice, chat)
+                reason = choice.get("finish_reason")
+                if reason:
+                    state.finish = _FINISH.get(reason, FinishReason.STOP)
+                    state.pending = event
+                elif event.has_output:
+                    self._observe_token(state)
+                    yield event
+        if state.error is not None:
+            if not state.emitted:
+                self._count_error("stream")
+                raise UpstreamUnavailableError(
+                    f"upstream {self.name} failed: {state.error}",
+                    backend=self.name,
+                    kind="stream",
+                )
+            self._count_error("stream")
+            yield self._finish(rid, state, FinishReason.ERROR, state.error)
+            return
+        if rid in self._aborted:
+            yield self._finish(rid, state, FinishReason.CANCELLED)
+            return
+        if state.finish is None and not state.done:
+            raise _Dropped("the connection closed before the stream finished")
+        yield self._finish(rid, state, state.finish or FinishReason.STOP)
+
+    def _delta(self, rid: str, choice: dict[str, Any], chat: bool) -> UpstreamEvent:
+        event = UpstreamEvent(rid, backend=self.name)
+        if chat:
+            delta = choice.get("delta") or {}
+            event.text = delta.get("content") or ""
+            # vLLM calls it reasoning_content (newer releases: reasoning).
+            event.reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+            event.tool_calls = list(delta.get("tool_calls") or [])
+            event.logprobs = _chat_logprobs(choice.get("logprobs"))
+        else:
+            event.text = choice.get("text") or ""
+            event.logprobs = _completion_logprobs(choice.get("logprobs"))
+        return event
+
+    def _observe_token(self, state: _StreamState) -> None:
+        now = time.monotonic()
+        if not state.emitted:
+            state.emitted = True
+            state.first_at = now
+        elif self.metrics is not None and state.last_at is not None:
+            self.metrics.observe_inter_token(self.name, self.model, now - state.last_at)
+        state.last_at = now
+        state.chunks += 1
+
+    def _finish(
+        self,
+        rid: str,
+        state: _StreamState,
+        reason: FinishReason,
+        error: str | None = None,
+    ) -> UpstreamEvent:
+        event = state.pending or UpstreamEvent(rid, backend=self.name)
+        if event.has_output:
+            self._observe_token(state)
+        event.finish_reason = reason
+        event.error = error
+        event.usage = state.usage or Usage(completion_tokens=state.chunks)
+        if self.metrics is not None:
+            if state.first_at is not None:
+                self.metrics.observe_ttft(self.name, self.model, state.first_at - state.arrival)
+            self.metrics.observe_finished(
+                self.name,
+                self.model,
+                reason=reason.value,
+                prompt_tokens=event.usage.prompt_tokens,
+                completion_tokens=event.usage.completion_tokens,
+                e2e_s=time.monotonic() - state.arrival,
+            )
+        return event
+
+    def _count_error(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_error(self.name, self.model, kind)
+
+    def _require_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise UpstreamError(f"upstream engine {self.name} has not been started")
+        return self._client
+
+
+@dataclass(slots=True)
+class _StreamState:
+    arrival: float
+    emitted: bool = False
+    first_at: float | None = None
+    last_at: float | None = None
+    chunks: int = 0
+    finish: FinishReason | None = None
+    pending: UpstreamEvent | None = None
+    usage: Usage | None = None
+    error: str | None = None
+    done: bool = False
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _error_message(response: httpx.Response) -> str:
+    """The message of an OpenAI-shaped (or vLLM ``object: error``) error body."""
+    with contextlib.suppress(ValueError):
+        body = response.json()
+        if isinstance(body, dict):
+            found = _stream_error(body)
+            if found is not None:
+                return found
+    return response.text[:500] or response.reason_phrase
+
+
+def _stream_error(chunk: dict[str, Any]) -> str | None:
+    """The message of an error chunk: ``{"error": {...}}`` or vLLM's ``{"object": "error"}``."""
+    error = chunk.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    if isinstance(error, str):
+        return error
+    if chunk.get("object") == "error":
+        return str(chunk.get("message") or chunk)
+    return None
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    details = raw.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+        cached_tokens=int(details.get("cached_tokens") or 0),
+    )
+
+
+def _chat_logprobs(raw: Any) -> list[TokenLogprob]:
+    if not isinstance(raw, dict):
+        return []
+    out: list[TokenLogprob] = []
+    for item in raw.get("content") or []:
+        top = [
+            (t.get("token", ""), float(t.get("logprob", 0.0)))
+            for t in item.get("top_logprobs") or []
+        ]
+        out.append(TokenLogprob(item.get("token", ""), float(item.get("logprob", 0.0)), top))
+    return out
+
+
+def _completion_logprobs(raw: Any) -> list[TokenLogprob]:
+    if not isinstance(raw, dict):
+        return []
+    tokens = raw.get("tokens") or []
+    values = raw.get("token_logprobs") or []
+    tops = raw.get("top_logprobs") or [None] * len(tokens)
+    out: list[TokenLogprob] = []
+    for token, value, top in zip(tokens, values, tops, strict=False):
+        ranked = sorted((top or {}).items(), key=lambda kv: -kv[1])
+        out.append(TokenLogprob(token, float(value or 0.0), ranked))
+    return out
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True when a failure before the first token may be retried on another backend."""
+    return isinstance(exc, UpstreamUnavailableError) or (
+        isinstance(exc, LuodiError) and exc.status_code >= 500
+    )
