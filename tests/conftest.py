@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,41 @@ async def engine(model_cache: Path) -> AsyncIterator[LlamaCppEngine]:
     await eng.start()
     yield eng
     await eng.stop()
+
+
+@dataclass
+class LiveServer:
+    """A real uvicorn server on loopback, in the test session's event loop."""
+
+    url: str
+    model: str
+    app: object
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+async def live_server(engine: LlamaCppEngine) -> AsyncIterator[LiveServer]:
+    """The API over the shared engine, served by uvicorn on 127.0.0.1."""
+    import uvicorn
+
+    from luodi.api.app import create_app
+    from luodi.config import Settings
+
+    app = create_app(Settings(), engines={engine.info.name: engine})
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    yield LiveServer(f"http://127.0.0.1:{port}", engine.info.name, app)
+    server.should_exit = True
+    await task

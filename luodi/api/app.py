@@ -16,37 +16,72 @@ from luodi.api.openai.completions import router as completions_router
 from luodi.api.openai.models import router as models_router
 from luodi.api.state import AppState
 from luodi.config import Settings
+from luodi.config.routing import BackendKind, DeploymentMode
 from luodi.engine.base import Engine
 from luodi.engine.llamacpp.engine import LlamaCppEngine
+from luodi.engine.metrics import EngineMetrics
+from luodi.engine.router import Router
+from luodi.errors import ConfigError
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, engines: dict[str, Engine] | None = None) -> FastAPI:
+def _require(engine: LlamaCppEngine | None) -> LlamaCppEngine:
+    if engine is None:
+        raise ConfigError("a llamacpp backend is configured, but api mode runs no embedded engine")
+    return engine
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engines: dict[str, Engine] | None = None,
+    embedded: LlamaCppEngine | None = None,
+) -> FastAPI:
     """Build the FastAPI app; engines start in its lifespan and stop with it.
 
-    ``engines`` replaces the configured ones (tests pass an already-started engine).
+    ``engines`` replaces the configured ones (tests pass an already-started engine);
+    ``embedded`` is a started embedded engine to use instead of building one, so the
+    CLI can load the model, and fail on a bad file, before the server binds.
     """
     state = AppState(settings=settings)
     owned = engines is None
 
+    metrics = EngineMetrics(state.registry)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if owned:
-            engine = LlamaCppEngine(settings.engine)
-            await engine.start()
-            state.engines[engine.info.name] = engine
-        else:
+        nonlocal embedded
+        router: Router | None = None
+        if not owned:
             state.engines.update(engines or {})
-        log.info("serving models: %s", ", ".join(state.engines))
+            for name, engine in state.engines.items():
+                if isinstance(engine, LlamaCppEngine):
+                    engine.observer = metrics.observer("llamacpp", name)
+        elif settings.routing.mode is not DeploymentMode.API:
+            embedded = embedded or LlamaCppEngine(settings.engine)
+            await embedded.start()
+            embedded.observer = metrics.observer("llamacpp", embedded.info.name)
+            state.engines[embedded.info.name] = embedded
+        if owned and settings.routing.models:
+            local = embedded
+            router = Router.from_settings(
+                settings.routing,
+                metrics=metrics,
+                factories={BackendKind.LLAMACPP: lambda *_: _require(local)},
+            )
+            await router.start()
+            state.engines.update(router.engines())
+        log.info("serving models: %s", ", ".join(state.engines) or "none")
         try:
             yield
         finally:
-            if owned:
-                for engine in state.engines.values():
-                    await engine.stop()
+            if router is not None:
+                await router.stop()
+            if embedded is not None:
+                await embedded.stop()
 
     app = FastAPI(
         title="luodi",

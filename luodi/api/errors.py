@@ -56,7 +56,9 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON", None
-    if first.get("type") == "model_attributes_type" or (not loc and first.get("type") == "dict_type"):
+    if first.get("type") == "model_attributes_type" or (
+        not loc and first.get("type") == "dict_type"
+    ):
         return "the request body must be a JSON object", None
     # Drop pydantic's union-branch markers (e.g. 'str', 'list[...]') from the path.
     param_parts = [p for p in loc if not (p.startswith(("list[", "dict[")) or p in {"str", "int"})]
@@ -78,7 +80,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         content_type = request.headers.get("content-type", "")
-        if request.method == "POST" and "json" not in content_type and "multipart" not in content_type:
+        if (
+            request.method == "POST"
+            and "json" not in content_type
+            and "multipart" not in content_type
+        ):
             return error_response(
                 415,
                 f"unsupported content type {content_type or '(none)'!r}: send application/json",
@@ -95,4 +101,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return error_response(500, f"internal error: {type(exc).__name__}", error_type="server_error")
+        return error_response(
+            500, f"internal error: {type(exc).__name__}", error_type="server_error"
+        )

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from luodi.errors import LuodiError
-from luodi.evaluation.load import LoadConfig, LevelResult, run_level
+from luodi.evaluation.load import LevelResult, LoadConfig, run_level
 
 __all__ = ["bench"]
 
@@ -34,7 +34,15 @@ def _resolve_model(url: str, api_key: str | None) -> str:
 
 def render_table(results: list[LevelResult], single: float | None = None) -> Table:
     table = Table(title="luodi bench: streaming completions")
-    for col in ("conc", "reqs", "err", "tok/s", "vs 1", "TTFT p50/p95/p99 ms", "ITL p50/p95/p99 ms"):
+    for col in (
+        "conc",
+        "reqs",
+        "err",
+        "tok/s",
+        "vs 1",
+        "TTFT p50/p95/p99 ms",
+        "ITL p50/p95/p99 ms",
+    ):
         table.add_column(col, justify="right")
     base = single or (results[0].throughput_tok_s if results else None)
     for r in results:
@@ -53,8 +61,12 @@ def render_table(results: list[LevelResult], single: float | None = None) -> Tab
 
 def bench(
     url: Annotated[str, typer.Option(help="Server base URL.")] = "http://127.0.0.1:8000",
-    model: Annotated[str | None, typer.Option(help="Model name (default: the first served).")] = None,
-    concurrency: Annotated[list[int] | None, typer.Option("--concurrency", "-n", help="Levels to sweep.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model name (default: the first served).")
+    ] = None,
+    concurrency: Annotated[
+        list[int] | None, typer.Option("--concurrency", "-n", help="Levels to sweep.")
+    ] = None,
     max_tokens: Annotated[int, typer.Option(help="Output tokens per request.")] = 64,
     requests_per_client: Annotated[int, typer.Option(help="Requests each client sends.")] = 2,
     api_key: Annotated[str | None, typer.Option(envvar="LUODI_API_KEY", help="Bearer key.")] = None,
@@ -68,15 +80,23 @@ def bench(
         raise LuodiError("concurrency levels must be positive")
     url = url.rstrip("/")
     name = model or _resolve_model(url, api_key)
-    cfg = LoadConfig(base_url=url, model=name, max_tokens=max_tokens,
-                     requests_per_client=requests_per_client, api_key=api_key)
+    cfg = LoadConfig(
+        base_url=url,
+        model=name,
+        max_tokens=max_tokens,
+        requests_per_client=requests_per_client,
+        api_key=api_key,
+    )
 
     async def sweep() -> list[LevelResult]:
         results: list[LevelResult] = []
         total = sum(levels) * requests_per_client
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
         ) as progress:
             task = progress.add_task("warm-up", total=total)
             await run_level(replace(cfg, requests_per_client=1), 1)
@@ -90,6 +110,15 @@ def bench(
         raise LuodiError(f"every request to {url} failed")
     console.print(render_table(results))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": name, "url": url, "max_tokens": max_tokens,
-                               "levels": [r.as_dict() for r in results]}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "model": name,
+                "url": url,
+                "max_tokens": max_tokens,
+                "levels": [r.as_dict() for r in results],
+            },
+            indent=2,
+        )
+    )
     console.print(f"results written to {out}")

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from luodi.config import Settings, load_settings
-from luodi.errors import LuodiError
+from luodi.errors import ConfigError, LuodiError
 
 __all__ = ["app", "main"]
 
@@ -26,7 +27,9 @@ err = Console(stderr=True)
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML config file (also LUODI_CONFIG).", show_default=False),
+    typer.Option(
+        "--config", "-c", help="YAML config file (also LUODI_CONFIG).", show_default=False
+    ),
 ]
 
 
@@ -43,8 +46,10 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
         data[section][key] = value
     try:
         return type(base).model_validate(data)
-    except Exception as exc:  # pydantic's ValidationError, turned into a one-liner
-        raise LuodiError(f"invalid option: {exc}".splitlines()[0]) from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid option {where}: {first['msg']}") from exc
 
 
 @app.command()
@@ -55,8 +60,13 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for the engine.")] = None,
-    n_ctx: Annotated[int | None, typer.Option(help="KV cache cells shared by all sequences.")] = None,
+    n_ctx: Annotated[
+        int | None, typer.Option(help="KV cache cells shared by all sequences.")
+    ] = None,
     max_batch_size: Annotated[int | None, typer.Option(help="Most sequences per step.")] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="Deployment mode: private, hybrid or api.")
+    ] = None,
 ) -> None:
     """Start the OpenAI-compatible server."""
     import uvicorn
@@ -73,18 +83,24 @@ def serve(
             "engine.n_threads": threads,
             "engine.n_ctx": n_ctx,
             "engine.max_batch_size": max_batch_size,
+            "routing.mode": mode,
         },
     )
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if settings.engine.model is not None:
-        # Fail before uvicorn starts, with the path in the message.
-        from luodi.engine.llamacpp.model import check_gguf_file
+    embedded = None
+    if settings.routing.mode != "api":
+        import asyncio
 
-        check_gguf_file(settings.engine.model)
-    application = create_app(settings)
+        from luodi.engine.llamacpp.engine import LlamaCppEngine
+
+        # Load before binding: a bad model file is one line here, not a traceback
+        # from inside the server's start-up.
+        embedded = LlamaCppEngine(settings.engine)
+        asyncio.run(embedded.start())
+    application = create_app(settings, embedded=embedded)
     uvicorn.run(
         application,
         host=settings.server.host,
@@ -97,8 +113,10 @@ def serve(
 def _register_subcommands() -> None:
     """Attach the command groups that live in their own modules."""
     from luodi.cli.bench import bench
+    from luodi.cli.chat import chat
 
     app.command(name="bench")(bench)
+    app.command(name="chat")(chat)
 
 
 _register_subcommands()
@@ -109,7 +127,8 @@ def main() -> None:
     try:
         app()
     except LuodiError as exc:
-        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        # One plain line, never wrapped, so scripts and people read the same thing.
+        typer.echo(f"error: {exc.message}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -19,10 +19,17 @@ from pydantic_settings import (
 )
 
 from luodi.config.engine import EngineSettings
+from luodi.config.routing import RoutingSettings
 from luodi.config.server import ServerSettings
 from luodi.errors import ConfigError
 
-__all__ = ["EngineSettings", "ServerSettings", "Settings", "load_settings"]
+__all__ = [
+    "EngineSettings",
+    "RoutingSettings",
+    "ServerSettings",
+    "Settings",
+    "load_settings",
+]
 
 
 class Settings(BaseSettings):
@@ -39,6 +46,9 @@ class Settings(BaseSettings):
 
     engine: EngineSettings = Field(default_factory=EngineSettings)
     """Embedded llama.cpp engine."""
+
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    """Deployment mode and upstream backends (vLLM, SGLang, cloud APIs)."""
 
     @classmethod
     def settings_customise_sources(

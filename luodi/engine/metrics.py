@@ -27,8 +27,6 @@ luodi_backend_rtt_seconds                   gauge      (last health-probe round 
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["METRIC_NAMES", "BackendObserver", "EngineMetrics"]
@@ -207,17 +205,13 @@ class EngineMetrics:
 class BackendObserver:
     """Implements ``luodi.engine.observer.EngineObserver`` over ``EngineMetrics``.
 
-    The embedded engine calls it from its one engine thread. Inter-token latency
-    is the step cadence (time between the ends of consecutive engine steps), which
-    is what every sequence decoding through those steps sees between its tokens.
+    The embedded engine calls it from its one engine thread.
     """
 
     def __init__(self, metrics: EngineMetrics, backend: str, model: str) -> None:
         self._metrics = metrics
         self._backend = backend
         self._model = model
-        self._last_step_end: float | None = None
-        self._cadence_s: float | None = None
 
     def on_queued(self, waiting: int, running: int) -> None:
         self._metrics.set_load(self._backend, self._model, running=running, waiting=waiting)
@@ -227,17 +221,13 @@ class BackendObserver:
         self._metrics.add_prefix_cache_hit(self._backend, self._model, cached_tokens)
 
     def on_step(self, batch_size: int, n_tokens: int, seconds: float) -> None:
-        now = time.monotonic()
         self._metrics.observe_batch(self._backend, self._model, batch_size)
-        self._cadence_s = None if self._last_step_end is None else now - self._last_step_end
-        self._last_step_end = now
 
     def on_first_token(self, ttft_s: float) -> None:
         self._metrics.observe_ttft(self._backend, self._model, ttft_s)
 
-    def on_token(self) -> None:
-        if self._cadence_s is not None:
-            self._metrics.observe_inter_token(self._backend, self._model, self._cadence_s)
+    def on_token(self, itl_s: float) -> None:
+        self._metrics.observe_inter_token(self._backend, self._model, itl_s)
 
     def on_finished(
         self, reason: str, prompt_tokens: int, completion_tokens: int, e2e_s: float

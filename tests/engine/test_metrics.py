@@ -54,7 +54,7 @@ def test_embedded_engine_observer_fills_the_same_schema() -> None:
     observer.on_step(batch_size=2, n_tokens=40, seconds=0.01)
     observer.on_first_token(ttft_s=0.1)
     observer.on_step(batch_size=2, n_tokens=2, seconds=0.01)
-    observer.on_token()
+    observer.on_token(0.02)
     observer.on_finished("error", prompt_tokens=8, completion_tokens=2, e2e_s=0.3)
     labels = {"backend": "llamacpp", "model": "gemma"}
     assert _value(registry, "luodi_num_requests_waiting", **labels) == 3

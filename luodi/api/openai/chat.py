@@ -61,8 +61,9 @@ def plan_chat(engine: Engine, body: ChatCompletionRequest, messages: list[dict[s
         reqs = [
             GenerationRequest(
                 tokens,
-                sampling_params(body, max_tokens=max_tokens, logprobs=top,
-                                grammar=prepared.grammar, index=i),
+                sampling_params(
+                    body, max_tokens=max_tokens, logprobs=top, grammar=prepared.grammar, index=i
+                ),
                 model=body.model,
             )
             for i in range(body.n)
@@ -183,7 +184,9 @@ async def _stream(
     usage = Usage()
     saw_tool_calls = [False] * len(primed)
 
-    def chunk(choices: list[dict[str, Any]], usage_body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def chunk(
+        choices: list[dict[str, Any]], usage_body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": chat_id,
             "object": "chat.completion.chunk",
@@ -196,15 +199,25 @@ async def _stream(
         return out
 
     for index in range(len(primed)):
-        yield chunk([{"index": index, "delta": {"role": "assistant", "content": ""},
-                      "logprobs": None, "finish_reason": None}])
+        yield chunk(
+            [
+                {
+                    "index": index,
+                    "delta": {"role": "assistant", "content": ""},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
+            ]
+        )
     async for index, event in merge_streams(primed):
         if event.error:
             raise EngineError(event.error)
         logprobs = _logprobs_body(event.logprobs) if body.logprobs and event.logprobs else None
         for delta in _event_deltas(event, parsers[index]):
             saw_tool_calls[index] |= "tool_calls" in delta
-            yield chunk([{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}])
+            yield chunk(
+                [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}]
+            )
             logprobs = None
         if event.finished:
             reason = event.finish_reason.value if event.finish_reason else "stop"

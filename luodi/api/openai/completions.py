@@ -33,7 +33,9 @@ def _prompts(body: CompletionRequest) -> list[str | list[int]]:
         return list(p)  # type: ignore[arg-type]
     if all(isinstance(x, list) for x in p):
         return [list(x) for x in p]  # type: ignore[union-attr]
-    raise InvalidRequestError("prompt must be a string, a list of strings or token ids", param="prompt")
+    raise InvalidRequestError(
+        "prompt must be a string, a list of strings or token ids", param="prompt"
+    )
 
 
 def _check_unsupported(body: CompletionRequest) -> None:
@@ -45,7 +47,9 @@ def _check_unsupported(body: CompletionRequest) -> None:
         raise InvalidRequestError("suffix (insertion) is not supported", param="suffix")
 
 
-def _request_for(engine: Engine, prompt: str | list[int], body: CompletionRequest, index: int) -> GenerationRequest:
+def _request_for(
+    engine: Engine, prompt: str | list[int], body: CompletionRequest, index: int
+) -> GenerationRequest:
     params = sampling_params(
         body, max_tokens=body.max_tokens or 16, logprobs=body.logprobs, index=index
     )
@@ -65,7 +69,12 @@ def _logprobs_body(entries: list[TokenLogprob], offset: int) -> dict[str, Any]:
         top.append({t: lp for t, lp in entry.top})
         offsets.append(offset)
         offset += len(entry.token)
-    return {"tokens": tokens, "token_logprobs": token_logprobs, "top_logprobs": top, "text_offset": offsets}
+    return {
+        "tokens": tokens,
+        "token_logprobs": token_logprobs,
+        "top_logprobs": top,
+        "text_offset": offsets,
+    }
 
 
 @router.post("/v1/completions", response_model=None)
@@ -75,9 +84,7 @@ async def create_completion(body: CompletionRequest, state: StateDep, request: R
     engine = state.engine_for(body.model)
     prompts = _prompts(body)
     gen_requests = [
-        _request_for(engine, prompt, body, j)
-        for prompt in prompts
-        for j in range(body.n)
+        _request_for(engine, prompt, body, j) for prompt in prompts for j in range(body.n)
     ]
     primed = []
     try:
@@ -146,7 +153,9 @@ async def _stream(
     usage = Usage()
     offsets = [len(t) for t in echo_texts]
 
-    def chunk(choices: list[dict[str, Any]], usage_body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def chunk(
+        choices: list[dict[str, Any]], usage_body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         return {
             "id": completion_id,
             "object": "text_completion",
@@ -157,12 +166,21 @@ async def _stream(
         }
 
     if body.echo:
-        yield chunk([{"index": i, "text": t, "logprobs": None, "finish_reason": None} for i, t in enumerate(echo_texts)])
+        yield chunk(
+            [
+                {"index": i, "text": t, "logprobs": None, "finish_reason": None}
+                for i, t in enumerate(echo_texts)
+            ]
+        )
     async for index, event in merge_streams(primed):
         if event.error:
             raise EngineError(event.error)
         if event.text or event.finished:
-            lp = _logprobs_body(event.logprobs, offsets[index]) if body.logprobs is not None else None
+            lp = (
+                _logprobs_body(event.logprobs, offsets[index])
+                if body.logprobs is not None
+                else None
+            )
             offsets[index] += len(event.text)
             yield chunk(
                 [

@@ -83,7 +83,9 @@ async def prime(
     return first, stream
 
 
-async def _rest(first: GenerationEvent, stream: AsyncIterator[GenerationEvent]) -> AsyncIterator[GenerationEvent]:
+async def _rest(
+    first: GenerationEvent, stream: AsyncIterator[GenerationEvent]
+) -> AsyncIterator[GenerationEvent]:
     yield first
     if first.finished:
         return
@@ -119,7 +121,9 @@ async def merge_streams(
         return
     queue: asyncio.Queue[tuple[int, GenerationEvent | BaseException | None]] = asyncio.Queue()
 
-    async def pump(index: int, first: GenerationEvent, stream: AsyncIterator[GenerationEvent]) -> None:
+    async def pump(
+        index: int, first: GenerationEvent, stream: AsyncIterator[GenerationEvent]
+    ) -> None:
         try:
             async for event in _rest(first, stream):
                 await queue.put((index, event))

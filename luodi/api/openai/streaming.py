@@ -14,7 +14,11 @@ __all__ = ["sse_response"]
 
 
 def _frame(payload: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    return (
+        b"data: "
+        + json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        + b"\n\n"
+    )
 
 
 async def _frames(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

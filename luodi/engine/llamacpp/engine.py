@@ -7,6 +7,7 @@ per-request asyncio queues; the engine thread alone touches llama.cpp.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -51,9 +52,22 @@ _QUANT_NAMES = {
 
 
 @dataclass(slots=True)
+class _Stream:
+    """Where one request's events go: a queue owned by the caller's event loop."""
+
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[GenerationEvent | LuodiError]
+
+    def put(self, item: GenerationEvent | LuodiError) -> None:
+        # A caller whose event loop has closed can no longer listen; nothing to do.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+
+@dataclass(slots=True)
 class _Submit:
     seq: Sequence
-    events: asyncio.Queue[GenerationEvent | LuodiError]
+    stream: _Stream
 
 
 @dataclass(slots=True)
@@ -72,8 +86,7 @@ class LlamaCppEngine:
         self._prefix_cache: PrefixCache | None = None
         self._commands: queue.SimpleQueue[_Submit | _Abort | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._streams: dict[str, asyncio.Queue[GenerationEvent | LuodiError]] = {}
+        self._streams: dict[str, _Stream] = {}
         self._samplers: dict[str, SequenceSampler] = {}
         self._info: ModelInfo | None = None
         self._max_model_len = 0
@@ -88,7 +101,6 @@ class LlamaCppEngine:
         """Load the model, warm caches and start the engine thread."""
         if self._started:
             return
-        self._loop = asyncio.get_running_loop()
         await asyncio.to_thread(self._load)
         self._thread = threading.Thread(target=self._run, name="luodi-engine", daemon=True)
         self._thread.start()
@@ -253,7 +265,7 @@ class LlamaCppEngine:
         self.validate(request)
         events: asyncio.Queue[GenerationEvent | LuodiError] = asyncio.Queue()
         seq = Sequence(request)
-        self._commands.put(_Submit(seq, events))
+        self._commands.put(_Submit(seq, _Stream(asyncio.get_running_loop(), events)))
         finished = False
         try:
             while True:
@@ -305,7 +317,11 @@ class LlamaCppEngine:
             self._apply(cmd)
             timeout = gather_until - time.monotonic()
             try:
-                cmd = self._commands.get(timeout=timeout) if timeout > 0 else self._commands.get_nowait()
+                cmd = (
+                    self._commands.get(timeout=timeout)
+                    if timeout > 0
+                    else self._commands.get_nowait()
+                )
             except queue.Empty:
                 return True
 
@@ -315,7 +331,7 @@ class LlamaCppEngine:
         if isinstance(cmd, _Abort):
             sched.abort(cmd.request_id)
             return
-        self._streams[cmd.seq.request_id] = cmd.events
+        self._streams[cmd.seq.request_id] = cmd.stream
         try:
             sched.add(cmd.seq)
             self.observer.on_queued(len(sched.waiting), len(sched.running))
@@ -433,8 +449,12 @@ class LlamaCppEngine:
             event.finish_reason = reason
             event.usage = self._usage(seq)
             self._close_sampler(seq.request_id)
-            self.observer.on_finished(reason.value, seq.prompt_len, len(seq.output_tokens),
-                                      time.monotonic() - seq.request.arrival_time)
+            self.observer.on_finished(
+                reason.value,
+                seq.prompt_len,
+                len(seq.output_tokens),
+                time.monotonic() - seq.request.arrival_time,
+            )
         self._emit(seq.request_id, event, last=reason is not None)
 
     def _usage(self, seq: Sequence) -> Usage:
@@ -451,12 +471,20 @@ class LlamaCppEngine:
             return
         sched.finish(seq, FinishReason.ERROR, message)
         self._close_sampler(seq.request_id)
-        self.observer.on_finished("error", seq.prompt_len, len(seq.output_tokens),
-                                  time.monotonic() - seq.request.arrival_time)
+        self.observer.on_finished(
+            "error",
+            seq.prompt_len,
+            len(seq.output_tokens),
+            time.monotonic() - seq.request.arrival_time,
+        )
         self._emit(
             seq.request_id,
-            GenerationEvent(seq.request_id, finish_reason=FinishReason.ERROR, error=message,
-                            usage=self._usage(seq)),
+            GenerationEvent(
+                seq.request_id,
+                finish_reason=FinishReason.ERROR,
+                error=message,
+                usage=self._usage(seq),
+            ),
             last=True,
         )
 
@@ -464,8 +492,12 @@ class LlamaCppEngine:
         """A sequence that left without a token this step (cancelled)."""
         self._close_sampler(seq.request_id)
         reason = seq.finish_reason or FinishReason.CANCELLED
-        self.observer.on_finished(reason.value, seq.prompt_len, len(seq.output_tokens),
-                                  time.monotonic() - seq.request.arrival_time)
+        self.observer.on_finished(
+            reason.value,
+            seq.prompt_len,
+            len(seq.output_tokens),
+            time.monotonic() - seq.request.arrival_time,
+        )
         self._emit(
             seq.request_id,
             GenerationEvent(seq.request_id, finish_reason=reason, usage=self._usage(seq)),
@@ -488,13 +520,13 @@ class LlamaCppEngine:
 
     def _emit(self, request_id: str, event: GenerationEvent, *, last: bool) -> None:
         stream = self._streams.pop(request_id, None) if last else self._streams.get(request_id)
-        if stream is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(stream.put_nowait, event)
+        if stream is not None:
+            stream.put(event)
 
     def _emit_error(self, request_id: str, exc: LuodiError) -> None:
         stream = self._streams.pop(request_id, None)
-        if stream is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(stream.put_nowait, exc)
+        if stream is not None:
+            stream.put(exc)
 
     def running_kv_positions(self) -> list[int]:
         """Highest KV position held by each running-sequence id (-1: free)."""

@@ -163,7 +163,9 @@ class PrefixCache:
         slot = self._pool.take()
         if slot is None:
             return None
-        self._entries[slot] = CacheEntry(slot, tuple(tokens), pinned=pinned, last_used=self._clock())
+        self._entries[slot] = CacheEntry(
+            slot, tuple(tokens), pinned=pinned, last_used=self._clock()
+        )
         return slot
 
     def release(self, seq_id: int) -> list[KVOp]:
@@ -191,9 +193,7 @@ class PrefixCache:
         return ops
 
     def _lru_unpinned(self, exclude: int | None = None) -> CacheEntry | None:
-        candidates = [
-            e for e in self._entries.values() if not e.pinned and e.seq_id != exclude
-        ]
+        candidates = [e for e in self._entries.values() if not e.pinned and e.seq_id != exclude]
         return min(candidates, key=lambda e: e.last_used, default=None)
 
     def _evict(self, entry: CacheEntry) -> list[KVOp]:

@@ -27,10 +27,11 @@ _backend_ready = False
 
 
 def _log_callback(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-    # llama.cpp is chatty at load; keep its lines at debug unless they are errors.
+    # llama.cpp is chatty at load, and its failures surface as luodi errors that say
+    # what to do; its own lines stay at debug.
     message = text.decode("utf-8", errors="replace").rstrip()
     if message:
-        log.log(logging.ERROR if level == 4 else logging.DEBUG, "llama.cpp: %s", message)
+        log.debug("llama.cpp[%d]: %s", level, message)
 
 
 _LOG_CALLBACK = llama_cpp.llama_log_callback(_log_callback)
@@ -183,7 +184,9 @@ class LlamaModel:
 
     # -- tokenizer ----------------------------------------------------------------
 
-    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = True) -> list[int]:
+    def tokenize(
+        self, text: str, *, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
         data = text.encode("utf-8")
         capacity = len(data) + 8
         arr = (llama_cpp.llama_token * capacity)()

@@ -48,7 +48,8 @@ class SequenceSampler:
                 if not 0 <= tok < model.n_vocab:
                     self.close()
                     raise InvalidRequestError(
-                        f"logit_bias token id {tok} is outside the vocabulary (0..{model.n_vocab - 1})",
+                        f"logit_bias token id {tok} is outside the vocabulary"
+                        f" (0..{model.n_vocab - 1})",
                         param="logit_bias",
                     )
                 arr[i].token = tok

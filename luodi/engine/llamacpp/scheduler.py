@@ -242,4 +242,3 @@ class Scheduler:
         # The last prompt token is always recomputed: its logits give the first output.
         n = min(match[1], seq.prompt_len - 1)
         return (match[0], n) if n > 0 else None
-

@@ -31,21 +31,25 @@ def greedy(n: int = 24, **kw: object) -> SamplingParams:
     return SamplingParams(temperature=0.0, max_tokens=n, **kw)  # type: ignore[arg-type]
 
 
-async def run(engine: LlamaCppEngine, prompt: str, params: SamplingParams) -> tuple[str, list[GenerationEvent]]:
+async def run(
+    engine: LlamaCppEngine, prompt: str, params: SamplingParams
+) -> tuple[str, list[GenerationEvent]]:
     events = [e async for e in engine.generate(GenerationRequest(engine.tokenize(prompt), params))]
     return "".join(e.text for e in events), events
 
 
-async def wait_until(predicate: object, timeout: float = 10.0) -> None:
+async def wait_until(predicate: object, limit_s: float = 10.0) -> None:
     """Bounded poll for state owned by the engine thread (no awaitable exists for it)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit_s
     while not predicate():  # type: ignore[operator]
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
 
 
-async def test_greedy_output_is_identical_alone_and_in_a_batch_of_32(engine: LlamaCppEngine) -> None:
+async def test_greedy_output_is_identical_alone_and_in_a_batch_of_32(
+    engine: LlamaCppEngine,
+) -> None:
     target = "A recipe for pancakes: mix flour,"
     alone, _ = await run(engine, target, greedy(32))
     others = [f"{PROMPTS[i % len(PROMPTS)]} (variant {i})" for i in range(31)]
@@ -64,7 +68,9 @@ async def test_chinese_stream_never_splits_a_character(engine: LlamaCppEngine) -
     assert engine.detokenize(tokens).startswith(text)
 
 
-async def test_usage_and_finish_reason_are_reported_on_the_last_event(engine: LlamaCppEngine) -> None:
+async def test_usage_and_finish_reason_are_reported_on_the_last_event(
+    engine: LlamaCppEngine,
+) -> None:
     _, events = await run(engine, "Hello there", greedy(5, ignore_eos=True))
     last = events[-1]
     assert last.finish_reason is FinishReason.LENGTH
@@ -87,14 +93,20 @@ async def test_same_seed_gives_same_sample_and_sampling_varies(engine: LlamaCppE
     b, _ = await run(engine, "My favourite animal is", params)
     assert a == b
     others = {
-        (await run(engine, "My favourite animal is", SamplingParams(temperature=1.5, max_tokens=16, seed=s)))[0]
+        (
+            await run(
+                engine,
+                "My favourite animal is",
+                SamplingParams(temperature=1.5, max_tokens=16, seed=s),
+            )
+        )[0]
         for s in range(4)
     }
     assert len(others) > 1
 
 
 async def test_logit_bias_bans_a_token(engine: LlamaCppEngine) -> None:
-    text, events = await run(engine, "The capital of France is", greedy(8))
+    _, events = await run(engine, "The capital of France is", greedy(8))
     first = events[0].token_ids[0]
     _, banned = await run(engine, "The capital of France is", greedy(8, logit_bias={first: -100.0}))
     assert banned[0].token_ids[0] != first
@@ -103,7 +115,9 @@ async def test_logit_bias_bans_a_token(engine: LlamaCppEngine) -> None:
 async def test_penalties_change_repetitive_output(engine: LlamaCppEngine) -> None:
     plain, _ = await run(engine, "The capital of France is", greedy(40))
     penalised, _ = await run(
-        engine, "The capital of France is", greedy(40, repetition_penalty=1.5, frequency_penalty=1.0)
+        engine,
+        "The capital of France is",
+        greedy(40, repetition_penalty=1.5, frequency_penalty=1.0),
     )
     assert plain != penalised
 
@@ -150,12 +164,15 @@ async def test_cancelled_request_stops_and_frees_its_kv_cells(engine: LlamaCppEn
 
 async def test_shared_prefix_is_reused_and_gives_the_same_tokens(engine: LlamaCppEngine) -> None:
     system = "You are a careful assistant for a bank. Answer briefly. " * 12
-    cold_text, cold = await run(engine, system + "Question: what is a loan?", greedy(12))
+    cold_text, _ = await run(engine, system + "Question: what is a loan?", greedy(12))
     warm_text, warm = await run(engine, system + "Question: what is a loan?", greedy(12))
     assert warm[-1].usage is not None and warm[-1].usage.cached_tokens > 100
     assert warm_text == cold_text
     _, other = await run(engine, system + "Question: what is interest?", greedy(4))
-    assert other[-1].usage is not None and other[-1].usage.cached_tokens >= len(engine.tokenize(system)) - 2
+    assert (
+        other[-1].usage is not None
+        and other[-1].usage.cached_tokens >= len(engine.tokenize(system)) - 2
+    )
 
 
 async def test_full_waiting_queue_answers_429(tmp_path: Path) -> None:
@@ -184,7 +201,7 @@ async def test_warm_prefix_is_pinned_and_reloaded_from_disk_on_restart(tmp_path:
     await first.start()
     try:
         assert first._warm is not None and first._warm.computed == 1
-        text1, ev1 = await run(first, prefix + "问：怎么开户？", greedy(8))
+        text1, _ = await run(first, prefix + "问：怎么开户？", greedy(8))
     finally:
         await first.stop()
     second = LlamaCppEngine(settings)
@@ -192,7 +209,10 @@ async def test_warm_prefix_is_pinned_and_reloaded_from_disk_on_restart(tmp_path:
     try:
         assert second._warm is not None and second._warm.loaded_from_disk == 1
         text2, ev2 = await run(second, prefix + "问：怎么开户？", greedy(8))
-        assert ev2[-1].usage is not None and ev2[-1].usage.cached_tokens >= len(second.tokenize(prefix)) - 1
+        assert (
+            ev2[-1].usage is not None
+            and ev2[-1].usage.cached_tokens >= len(second.tokenize(prefix)) - 1
+        )
         assert text2 == text1
     finally:
         await second.stop()

@@ -1,0 +1,309 @@
+"""The admin REST API: keys, users, roles, tenants, and the audit log for auditors.
+
+Every route authenticates like the OpenAI routes, checks one permission
+(``keys:manage``, ``users:manage`` or ``audit:read``) and is audited as an admin
+action, reads of the audit log included. Errors are ``LuodiError``s, mapped to
+OpenAI-shaped bodies by the application's single handler.
+
+No ``from __future__ import annotations`` here: FastAPI must see the real
+annotations of routes defined inside ``build_admin_router``.
+"""
+
+import io
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from luodi.api.admin.schemas import KeyCreate, RoleCreate, RoleUpdate, TenantCreate, UserCreate
+from luodi.security import AuditFilter, Gateway, Limits, Principal
+
+__all__ = ["build_admin_router"]
+
+T = TypeVar("T")
+
+
+def _us(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1_000_000)
+
+
+def build_admin_router(gateway: Gateway) -> APIRouter:
+    """Routes to mount at ``/admin``, bound to one Gateway."""
+    router = APIRouter(tags=["admin"])
+
+    async def current_principal(request: Request) -> Principal:
+        client_ip = request.client.host if request.client else ""
+        return await gateway.authenticate(request.headers.get("authorization"), client_ip)
+
+    PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+    async def act(
+        request: Request,
+        actor: Principal,
+        action: str,
+        permission: str,
+        detail: dict[str, Any],
+        run: Callable[[], T],
+    ) -> T:
+        return await gateway.admin_action(
+            actor,
+            action=action,
+            permission=permission,
+            detail=detail,
+            run=run,
+            source_ip=request.client.host if request.client else None,
+        )
+
+    # -- keys ------------------------------------------------------------------
+
+    @router.post("/keys", status_code=201)
+    async def create_key(body: KeyCreate, request: Request, actor: PrincipalDep) -> dict[str, Any]:
+        created = await act(
+            request,
+            actor,
+            "keys.create",
+            "keys:manage",
+            body.model_dump(mode="json"),
+            lambda: gateway.keys.create(
+                body.user,
+                name=body.name,
+                expires_us=_us(body.expires_at),
+                allowed_models=body.allowed_models,
+                ip_allowlist=body.ip_allowlist,
+                priority=body.priority,
+                limits=Limits(**body.limits.model_dump()),
+            ),
+        )
+        return {"key": created.secret, **asdict(created.info)}
+
+    @router.get("/keys")
+    async def list_keys(
+        request: Request,
+        actor: PrincipalDep,
+        user: str | None = None,
+        include_revoked: bool = False,
+    ) -> list[dict[str, Any]]:
+        keys = await act(
+            request,
+            actor,
+            "keys.list",
+            "keys:manage",
+            {"user": user},
+            lambda: gateway.keys.list_keys(user=user, include_revoked=include_revoked),
+        )
+        return [asdict(k) for k in keys]
+
+    @router.delete("/keys/{key_id}")
+    async def revoke_key(key_id: str, request: Request, actor: PrincipalDep) -> dict[str, Any]:
+        info = await act(
+            request,
+            actor,
+            "keys.revoke",
+            "keys:manage",
+            {"key_id": key_id},
+            lambda: gateway.keys.revoke(key_id),
+        )
+        return asdict(info)
+
+    # -- users -----------------------------------------------------------------
+
+    @router.post("/users", status_code=201)
+    async def create_user(
+        body: UserCreate, request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        info = await act(
+            request,
+            actor,
+            "users.create",
+            "users:manage",
+            body.model_dump(),
+            lambda: gateway.directory.create_user(body.name, tenant=body.tenant, roles=body.roles),
+        )
+        return asdict(info)
+
+    @router.get("/users")
+    async def list_users(
+        request: Request, actor: PrincipalDep, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
+        users = await act(
+            request,
+            actor,
+            "users.list",
+            "users:manage",
+            {"tenant": tenant},
+            lambda: gateway.directory.list_users(tenant=tenant),
+        )
+        return [asdict(u) for u in users]
+
+    @router.put("/users/{name}/roles/{role}")
+    async def grant_role(
+        name: str, role: str, request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        info = await act(
+            request,
+            actor,
+            "users.grant_role",
+            "users:manage",
+            {"user": name, "role": role},
+            lambda: gateway.directory.grant_role(name, role),
+        )
+        return asdict(info)
+
+    @router.delete("/users/{name}/roles/{role}")
+    async def revoke_role(
+        name: str, role: str, request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        info = await act(
+            request,
+            actor,
+            "users.revoke_role",
+            "users:manage",
+            {"user": name, "role": role},
+            lambda: gateway.directory.revoke_role(name, role),
+        )
+        return asdict(info)
+
+    # -- roles -----------------------------------------------------------------
+
+    @router.post("/roles", status_code=201)
+    async def create_role(
+        body: RoleCreate, request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        info = await act(
+            request,
+            actor,
+            "roles.create",
+            "users:manage",
+            body.model_dump(),
+            lambda: gateway.directory.create_role(
+                body.name, body.permissions, description=body.description
+            ),
+        )
+        return asdict(info)
+
+    @router.get("/roles")
+    async def list_roles(request: Request, actor: PrincipalDep) -> list[dict[str, Any]]:
+        roles = await act(
+            request, actor, "roles.list", "users:manage", {}, gateway.directory.list_roles
+        )
+        return [asdict(r) for r in roles]
+
+    @router.put("/roles/{name}")
+    async def update_role(
+        name: str, body: RoleUpdate, request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        info = await act(
+            request,
+            actor,
+            "roles.update",
+            "users:manage",
+            {"role": name, **body.model_dump()},
+            lambda: gateway.directory.set_role_permissions(name, body.permissions),
+        )
+        return asdict(info)
+
+    @router.delete("/roles/{name}", status_code=204)
+    async def delete_role(name: str, request: Request, actor: PrincipalDep) -> Response:
+        await act(
+            request,
+            actor,
+            "roles.delete",
+            "users:manage",
+            {"role": name},
+            lambda: gateway.directory.delete_role(name),
+        )
+        return Response(status_code=204)
+
+    # -- tenants ---------------------------------------------------------------
+
+    @router.post("/tenants", status_code=201)
+    async def create_tenant(
+        body: TenantCreate, request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        info = await act(
+            request,
+            actor,
+            "tenants.create",
+            "users:manage",
+            body.model_dump(),
+            lambda: gateway.directory.create_tenant(
+                body.name, limits=Limits(**body.limits.model_dump()), pii_policy=body.pii_policy
+            ),
+        )
+        return asdict(info)
+
+    @router.get("/tenants")
+    async def list_tenants(request: Request, actor: PrincipalDep) -> list[dict[str, Any]]:
+        tenants = await act(
+            request, actor, "tenants.list", "users:manage", {}, gateway.directory.list_tenants
+        )
+        return [asdict(t) for t in tenants]
+
+    # -- audit -----------------------------------------------------------------
+
+    def _filter(
+        since: datetime | None, until: datetime | None, user: str | None, tenant: str | None
+    ) -> AuditFilter:
+        return AuditFilter(since_us=_us(since), until_us=_us(until), user=user, tenant=tenant)
+
+    @router.get("/audit")
+    async def query_audit(
+        request: Request,
+        actor: PrincipalDep,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        user: str | None = None,
+        tenant: str | None = None,
+        after_seq: int | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    ) -> list[dict[str, Any]]:
+        flt = _filter(since, until, user, tenant)
+        flt = AuditFilter(**{**asdict(flt), "after_seq": after_seq})
+        return await act(
+            request,
+            actor,
+            "audit.query",
+            "audit:read",
+            {"user": user, "tenant": tenant, "after_seq": after_seq, "limit": limit},
+            lambda: gateway.audit_log.query(flt, limit=limit),
+        )
+
+    @router.get("/audit/export")
+    async def export_audit(
+        request: Request,
+        actor: PrincipalDep,
+        format: Literal["jsonl", "csv"] = "jsonl",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        user: str | None = None,
+        tenant: str | None = None,
+    ) -> Response:
+        flt = _filter(since, until, user, tenant)
+
+        def run() -> str:
+            buffer = io.StringIO()
+            gateway.audit_log.export(flt, buffer, fmt=format)
+            return buffer.getvalue()
+
+        body = await act(
+            request,
+            actor,
+            "audit.export",
+            "audit:read",
+            {"format": format, "user": user, "tenant": tenant},
+            run,
+        )
+        media = "text/csv" if format == "csv" else "application/x-ndjson"
+        return Response(body, media_type=media)
+
+    @router.get("/audit/verify")
+    async def verify_audit(request: Request, actor: PrincipalDep) -> dict[str, Any]:
+        report = await act(
+            request, actor, "audit.verify", "audit:read", {}, gateway.audit_log.verify
+        )
+        return asdict(report)
+
+    return router

@@ -1,0 +1,66 @@
+"""Wire models of the admin API (requests; responses are the dataclasses as JSON)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "KeyCreate",
+    "LimitsBody",
+    "RoleCreate",
+    "RoleUpdate",
+    "TenantCreate",
+    "UserCreate",
+]
+
+
+class LimitsBody(BaseModel):
+    """Optional limits; omitted fields fall back to the configured defaults."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+    tokens_per_day: int | None = Field(default=None, ge=1)
+
+
+class KeyCreate(BaseModel):
+    """``POST /admin/keys``."""
+
+    user: str
+    name: str = ""
+    expires_at: datetime | None = None
+    allowed_models: list[str] | None = None
+    ip_allowlist: list[str] | None = None
+    priority: int = Field(default=1, ge=0, le=2)
+    limits: LimitsBody = Field(default_factory=LimitsBody)
+
+
+class UserCreate(BaseModel):
+    """``POST /admin/users``."""
+
+    name: str = Field(min_length=1, max_length=128)
+    tenant: str = "default"
+    roles: list[str] = Field(default_factory=list)
+
+
+class RoleCreate(BaseModel):
+    """``POST /admin/roles``."""
+
+    name: str = Field(min_length=1, max_length=128)
+    permissions: list[str]
+    description: str = ""
+
+
+class RoleUpdate(BaseModel):
+    """``PUT /admin/roles/{name}``."""
+
+    permissions: list[str]
+
+
+class TenantCreate(BaseModel):
+    """``POST /admin/tenants``."""
+
+    name: str = Field(min_length=1, max_length=128)
+    limits: LimitsBody = Field(default_factory=LimitsBody)
+    pii_policy: str | None = None

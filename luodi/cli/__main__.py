@@ -1,0 +1,5 @@
+"""``python -m luodi.cli``."""
+
+from luodi.cli.main import main
+
+main()
