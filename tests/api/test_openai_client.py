@@ -184,13 +184,15 @@ async def test_client_disconnect_mid_stream_cancels_generation(
         "ignore_eos": True,
         "stream": True,
     }
-    async with httpx.AsyncClient(base_url=live_server.url) as http:
-        async with http.stream("POST", "/v1/completions", json=body) as resp:
-            seen = 0
-            async for line in resp.aiter_lines():
-                seen += line.startswith("data: ")
-                if seen >= 3:
-                    break
+    seen = 0
+    async with (
+        httpx.AsyncClient(base_url=live_server.url) as http,
+        http.stream("POST", "/v1/completions", json=body) as resp,
+    ):
+        async for line in resp.aiter_lines():
+            seen += line.startswith("data: ")
+            if seen >= 3:
+                break
     await wait_until(lambda: engine.health()["running"] == 0)  # type: ignore[attr-defined]
     assert all(p == -1 for p in engine.running_kv_positions())  # type: ignore[attr-defined]
 
