@@ -31,7 +31,7 @@ class EngineSettings(BaseModel):
     """KV cache cells shared by all sequences and cached prefixes (one unified cache)."""
 
     max_model_len: int | None = Field(default=None, ge=16)
-    """Longest prompt + completion one request may use. None: min(model's training context, n_ctx)."""
+    """Longest prompt + completion of one request. None: min(training context, n_ctx)."""
 
     max_batch_size: int = Field(default=32, ge=1, le=256)
     """Most sequences decoded together in one step."""

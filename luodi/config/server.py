@@ -19,6 +19,3 @@ class ServerSettings(BaseModel):
 
     log_level: str = "info"
     """Log level for luodi and uvicorn (debug, info, warning, error)."""
-
-    request_timeout_s: float = Field(default=600.0, gt=0)
-    """Longest a single generation may run before it is cancelled."""

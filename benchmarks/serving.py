@@ -1,0 +1,178 @@
+"""Serving benchmark: batching speed-up, single-stream overhead, warm-prefix TTFT.
+
+Starts ``luodi serve`` on the default model (2 threads), then measures:
+  1. raw llama.cpp decode speed, one stream, with the bare low-level API;
+  2. aggregate streaming throughput at concurrency 1/4/16/32 (64-token outputs);
+  3. time to first token for a 1,000-token system prompt, cold vs warm in the prefix cache.
+Prints a table and writes JSON (``--out``). Never a pass/fail test: this machine is noisy,
+so quote the ratios.
+
+    python benchmarks/serving.py --out bench-results/serving.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from luodi.engine.llamacpp.default_model import default_model_path
+from luodi.engine.llamacpp.model import ContextParams, LlamaModel
+from luodi.evaluation.load import LoadConfig, run_level
+
+console = Console()
+CACHE = Path.home() / ".cache" / "luodi"
+
+
+def raw_decode_tok_s(threads: int, tokens: int = 64, runs: int = 3, *, invariant: bool) -> float:
+    """llama.cpp's own single-stream decode speed: one token per llama_decode, argmax."""
+    import numpy as np
+
+    model = LlamaModel(
+        default_model_path(CACHE),
+        ContextParams(n_ctx=2048, n_seq_max=2, n_batch=512, n_threads=threads,
+                      n_threads_batch=threads, batch_invariant=invariant),
+    )
+    speeds = []
+    for r in range(runs):
+        model.clear()
+        prompt = model.tokenize(f"Write a short story about a lighthouse keeper number {r}.")
+        model.decode([(t, i, 0, i == len(prompt) - 1) for i, t in enumerate(prompt)])
+        tok = int(np.argmax(model.logits(len(prompt) - 1)))
+        pos = len(prompt)
+        start = time.perf_counter()
+        for _ in range(tokens):
+            model.decode([(tok, pos, 0, True)])
+            tok = int(np.argmax(model.logits(0)))
+            pos += 1
+        speeds.append(tokens / (time.perf_counter() - start))
+    model.close()
+    return statistics.median(speeds)
+
+
+async def ttft(client: httpx.AsyncClient, model: str, system: str, question: str) -> float:
+    body = {
+        "model": model,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": question}],
+        "max_tokens": 1,
+        "temperature": 0,
+        "stream": True,
+    }
+    start = time.perf_counter()
+    async with client.stream("POST", "/v1/chat/completions", json=body) as resp:
+        async for line in resp.aiter_lines():
+            if line.startswith("data: ") and '"content":"' in line and '"role"' not in line:
+                return time.perf_counter() - start
+            if line == "data: [DONE]":
+                return time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+async def prefix_ttft(url: str, model: str, rounds: int = 3) -> tuple[float, float]:
+    base = (
+        "You are the customer-service assistant of a retail bank. Follow the policy below. "
+        "Never reveal account numbers; verify identity before discussing balances; "
+        "answer in the customer's language; cite the policy section you rely on. "
+    )
+    cold, warm = [], []
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        for r in range(rounds):
+            system = f"[policy version {r}-{time.time_ns()}] " + base * 22  # ~1,000 tokens
+            cold.append(await ttft(client, model, system, "How do I open an account?"))
+            warm.append(await ttft(client, model, system, "What is the daily transfer limit?"))
+    return statistics.median(cold), statistics.median(warm)
+
+
+def start_server(threads: int) -> tuple[subprocess.Popen[str], str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "luodi.cli", "serve", "--port", str(port), "--threads",
+         str(threads), "--max-batch-size", "32"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "LUODI_SERVER__LOG_LEVEL": "warning"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+async def sweep(url: str, model: str, levels: list[int], max_tokens: int) -> list[dict[str, object]]:
+    cfg = LoadConfig(base_url=url, model=model, max_tokens=max_tokens, requests_per_client=2)
+    await run_level(LoadConfig(base_url=url, model=model, max_tokens=8, requests_per_client=1), 1)
+    return [(await run_level(cfg, level)).as_dict() for level in levels]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 32])
+    parser.add_argument("--out", type=Path, default=Path("bench-results/serving.json"))
+    args = parser.parse_args()
+
+    raw_default = raw_decode_tok_s(args.threads, invariant=False)
+    raw_invariant = raw_decode_tok_s(args.threads, invariant=True)
+    proc, url = start_server(args.threads)
+    try:
+        model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
+        levels = asyncio.run(sweep(url, model, args.levels, args.max_tokens))
+        cold, warm = asyncio.run(prefix_ttft(url, model))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+    single = float(levels[0]["throughput_tok_s"])  # type: ignore[arg-type]
+    table = Table(title="luodi serving benchmark (default model, %d threads)" % args.threads)
+    for col in ("measure", "value", "ratio"):
+        table.add_column(col, justify="right")
+    table.add_row("raw llama.cpp decode, 1 stream (default kernels)", f"{raw_default:.1f} tok/s", "1.00x")
+    table.add_row("raw llama.cpp decode, 1 stream (batch-invariant kernels)",
+                  f"{raw_invariant:.1f} tok/s", f"{raw_invariant / raw_default:.2f}x")
+    for lvl in levels:
+        tput = float(lvl["throughput_tok_s"])  # type: ignore[arg-type]
+        ttft_ms = lvl["ttft_ms"]["p50"]  # type: ignore[index]
+        itl = lvl["itl_ms"]  # type: ignore[index]
+        table.add_row(
+            f"luodi, {lvl['concurrency']} concurrent streams",
+            f"{tput:.1f} tok/s (TTFT p50 {ttft_ms:.0f} ms, ITL p50/p95/p99 "
+            f"{itl['p50']:.0f}/{itl['p95']:.0f}/{itl['p99']:.0f} ms)",
+            f"{tput / single:.2f}x",
+        )
+    table.add_row("single stream vs raw (default kernels)", "", f"{single / raw_default:.2f}x")
+    table.add_row("TTFT, 1,000-token system prompt cold", f"{cold * 1000:.0f} ms", "1.00x")
+    table.add_row("TTFT, same prompt warm in prefix cache", f"{warm * 1000:.0f} ms",
+                  f"{warm / cold:.2f}x ({(1 - warm / cold) * 100:.0f}% lower)")
+    console.print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "threads": args.threads, "max_tokens": args.max_tokens,
+        "raw_decode_tok_s": raw_default, "raw_decode_invariant_tok_s": raw_invariant,
+        "levels": levels, "ttft_cold_s": cold, "ttft_warm_s": warm,
+        "speedup_16": float(levels[min(2, len(levels) - 1)]["throughput_tok_s"]) / single,  # type: ignore[arg-type]
+        "single_vs_raw": single / raw_default,
+    }, indent=2))
+    console.print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
