@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import enum
 import inspect
+import itertools
 import textwrap
 from functools import cache
 from typing import Any
@@ -33,7 +34,7 @@ def _field_docs(cls: type) -> dict[str, str]:
         return {}
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
     docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:], strict=False):
+    for node, nxt in itertools.pairwise(body):
         if (
             isinstance(node, ast.AnnAssign)
             and isinstance(node.target, ast.Name)

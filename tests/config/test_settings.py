@@ -23,7 +23,7 @@ def test_environment_overrides_yaml_file(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="luodi.yaml"):
+    with pytest.raises(ConfigError, match=r"luodi\.yaml"):
         load_settings(tmp_path / "luodi.yaml")
 
 
