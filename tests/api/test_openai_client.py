@@ -220,3 +220,83 @@ async def test_health_and_prometheus_metrics(live_server: LiveServer) -> None:
         "luodi_prefix_cache_hit_tokens_total",
     ):
         assert family in metrics.text, family
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 30}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+async def test_forced_tool_call_comes_back_as_openai_tool_calls(live_server: LiveServer) -> None:
+    import json
+
+    client = async_client(live_server)
+    done = await client.chat.completions.create(
+        model=live_server.model,
+        messages=[{"role": "user", "content": "What is the weather in Beijing?"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        max_tokens=60,
+        temperature=0,
+    )
+    choice = done.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    call = choice.message.tool_calls[0]  # type: ignore[index]
+    assert call.function.name == "get_weather"  # type: ignore[union-attr]
+    assert "city" in json.loads(call.function.arguments)  # type: ignore[union-attr]
+    stream = await client.chat.completions.create(
+        model=live_server.model,
+        messages=[{"role": "user", "content": "What is the weather in Beijing?"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice="required",
+        max_tokens=60,
+        temperature=0,
+        stream=True,
+    )
+    names, reasons = [], []
+    async for chunk in stream:
+        for tc in chunk.choices[0].delta.tool_calls or []:
+            if tc.function and tc.function.name:
+                names.append(tc.function.name)
+        if chunk.choices[0].finish_reason:
+            reasons.append(chunk.choices[0].finish_reason)
+    # "required" admits several calls; this small model may keep calling until max_tokens.
+    assert names and set(names) == {"get_weather"}
+    assert reasons and reasons[-1] in {"tool_calls", "length"}
+
+
+async def test_template_that_cannot_render_tool_turns_gives_a_clear_400(
+    live_server: LiveServer,
+) -> None:
+    """Gemma's own template refuses role "tool"; Qwen3's renders it (tests/chat)."""
+    with pytest.raises(openai.BadRequestError) as info:
+        await async_client(live_server).chat.completions.create(
+            model=live_server.model,
+            messages=[
+                {"role": "user", "content": "Weather in Beijing?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Beijing"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": '{"temp_c": 21}'},
+            ],
+            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            max_tokens=8,
+        )
+    assert "alternate" in str(info.value)
