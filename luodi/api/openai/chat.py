@@ -10,7 +10,15 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from luodi.api.deps import StateDep
-from luodi.api.openai.generation import Collected, collect, merge_streams, prime, sampling_params
+from luodi.api.openai.generation import (
+    Collected,
+    add_usage,
+    collect,
+    merge_streams,
+    prime_all,
+    sampling_params,
+    usage_body,
+)
 from luodi.api.openai.schemas import ChatCompletionRequest, make_id, now
 from luodi.api.openai.streaming import sse_response
 from luodi.chat import ChatOutputParser, PreparedChat, prepare_chat
@@ -94,15 +102,6 @@ def _logprobs_body(entries: list[TokenLogprob]) -> dict[str, Any]:
     }
 
 
-def _usage_body(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    }
-
-
 def _message_from(result: Collected, parser: ChatOutputParser | None) -> tuple[dict[str, Any], str]:
     reason = result.finish_reason.value if result.finish_reason else "stop"
     if parser is None:
@@ -117,14 +116,7 @@ async def create_chat_completion(body: ChatCompletionRequest, state: StateDep) -
     engine = state.engine_for(body.model)
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     plan = plan_chat(engine, body, messages)
-    primed = []
-    try:
-        for req in plan.requests:
-            primed.append(await prime(engine, req))
-    except BaseException:
-        for _, stream in primed:
-            await stream.aclose()  # type: ignore[attr-defined]
-        raise
+    primed = await prime_all(engine, plan.requests)
     chat_id, created = make_id("chatcmpl"), now()
     parsers = [plan.prepared.output_parser() if plan.prepared else None for _ in primed]
     if body.stream:
@@ -141,10 +133,7 @@ async def create_chat_completion(body: ChatCompletionRequest, state: StateDep) -
                 "finish_reason": reason,
             }
         )
-        if index == 0:
-            usage.prompt_tokens = result.usage.prompt_tokens
-            usage.cached_tokens = result.usage.cached_tokens
-        usage.completion_tokens += result.usage.completion_tokens
+        add_usage(usage, result.usage, new_prompt=index == 0)
     return JSONResponse(
         {
             "id": chat_id,
@@ -152,7 +141,7 @@ async def create_chat_completion(body: ChatCompletionRequest, state: StateDep) -
             "created": created,
             "model": body.model,
             "choices": choices,
-            "usage": _usage_body(usage),
+            "usage": usage_body(usage),
         }
     )
 
@@ -185,7 +174,7 @@ async def _stream(
     saw_tool_calls = [False] * len(primed)
 
     def chunk(
-        choices: list[dict[str, Any]], usage_body: dict[str, Any] | None = None
+        choices: list[dict[str, Any]], usage_obj: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": chat_id,
@@ -194,8 +183,8 @@ async def _stream(
             "model": body.model,
             "choices": choices,
         }
-        if usage_body is not None:
-            out["usage"] = usage_body
+        if usage_obj is not None:
+            out["usage"] = usage_obj
         return out
 
     for index in range(len(primed)):
@@ -228,9 +217,6 @@ async def _stream(
                 reason = "tool_calls"
             yield chunk([{"index": index, "delta": {}, "logprobs": None, "finish_reason": reason}])
             if event.usage is not None:
-                if index == 0:
-                    usage.prompt_tokens = event.usage.prompt_tokens
-                    usage.cached_tokens = event.usage.cached_tokens
-                usage.completion_tokens += event.usage.completion_tokens
+                add_usage(usage, event.usage, new_prompt=index == 0)
     if body.stream_options and body.stream_options.include_usage:
-        yield chunk([], _usage_body(usage))
+        yield chunk([], usage_body(usage))

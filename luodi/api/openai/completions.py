@@ -9,7 +9,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from luodi.api.deps import StateDep
-from luodi.api.openai.generation import collect, merge_streams, prime, sampling_params
+from luodi.api.openai.generation import (
+    add_usage,
+    collect,
+    merge_streams,
+    prime_all,
+    sampling_params,
+    usage_body,
+)
 from luodi.api.openai.schemas import CompletionRequest, make_id, now
 from luodi.api.openai.streaming import sse_response
 from luodi.engine.base import Engine, TextEngine
@@ -86,14 +93,7 @@ async def create_completion(body: CompletionRequest, state: StateDep, request: R
     gen_requests = [
         _request_for(engine, prompt, body, j) for prompt in prompts for j in range(body.n)
     ]
-    primed = []
-    try:
-        for req in gen_requests:
-            primed.append(await prime(engine, req))
-    except BaseException:
-        for _, stream in primed:
-            await stream.aclose()  # type: ignore[attr-defined]
-        raise
+    primed = await prime_all(engine, gen_requests)
     echo_texts = [
         (p if isinstance(p, str) else _detok(engine, p)) if body.echo else ""
         for p in prompts
@@ -114,10 +114,7 @@ async def create_completion(body: CompletionRequest, state: StateDep, request: R
             "finish_reason": result.finish_reason.value if result.finish_reason else None,
         }
         choices.append(choice)
-        if index % body.n == 0:
-            usage.prompt_tokens += result.usage.prompt_tokens
-            usage.cached_tokens += result.usage.cached_tokens
-        usage.completion_tokens += result.usage.completion_tokens
+        add_usage(usage, result.usage, new_prompt=index % body.n == 0)
     return JSONResponse(
         {
             "id": completion_id,
@@ -125,22 +122,13 @@ async def create_completion(body: CompletionRequest, state: StateDep, request: R
             "created": created,
             "model": body.model,
             "choices": choices,
-            "usage": _usage_body(usage),
+            "usage": usage_body(usage),
         }
     )
 
 
 def _detok(engine: Engine, tokens: list[int]) -> str:
     return engine.detokenize(tokens) if isinstance(engine, TextEngine) else ""
-
-
-def _usage_body(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    }
 
 
 async def _stream(
@@ -154,7 +142,7 @@ async def _stream(
     offsets = [len(t) for t in echo_texts]
 
     def chunk(
-        choices: list[dict[str, Any]], usage_body: dict[str, Any] | None = None
+        choices: list[dict[str, Any]], usage_obj: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         return {
             "id": completion_id,
@@ -162,7 +150,7 @@ async def _stream(
             "created": created,
             "model": body.model,
             "choices": choices,
-            **({"usage": usage_body} if usage_body is not None else {}),
+            **({"usage": usage_obj} if usage_obj is not None else {}),
         }
 
     if body.echo:
@@ -193,9 +181,6 @@ async def _stream(
                 ]
             )
         if event.finished and event.usage is not None:
-            if index % body.n == 0:
-                usage.prompt_tokens += event.usage.prompt_tokens
-                usage.cached_tokens += event.usage.cached_tokens
-            usage.completion_tokens += event.usage.completion_tokens
+            add_usage(usage, event.usage, new_prompt=index % body.n == 0)
     if body.stream_options and body.stream_options.include_usage:
-        yield chunk([], _usage_body(usage))
+        yield chunk([], usage_body(usage))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from luodi.api.openai.schemas import _Sampling
 from luodi.engine.base import Engine
@@ -19,7 +20,16 @@ from luodi.engine.types import (
 )
 from luodi.errors import EngineError, InvalidRequestError
 
-__all__ = ["Collected", "collect", "merge_streams", "prime", "sampling_params"]
+__all__ = [
+    "Collected",
+    "add_usage",
+    "collect",
+    "merge_streams",
+    "prime",
+    "prime_all",
+    "sampling_params",
+    "usage_body",
+]
 
 
 def sampling_params(
@@ -81,6 +91,39 @@ async def prime(
         await stream.aclose()  # type: ignore[attr-defined]
         raise
     return first, stream
+
+
+async def prime_all(
+    engine: Engine, requests: list[GenerationRequest]
+) -> list[tuple[GenerationEvent, AsyncIterator[GenerationEvent]]]:
+    """Prime every choice of a request; if one fails, close those already started."""
+    primed: list[tuple[GenerationEvent, AsyncIterator[GenerationEvent]]] = []
+    try:
+        for req in requests:
+            primed.append(await prime(engine, req))
+    except BaseException:
+        for _, stream in primed:
+            await stream.aclose()  # type: ignore[attr-defined]
+        raise
+    return primed
+
+
+def add_usage(total: Usage, usage: Usage, *, new_prompt: bool) -> None:
+    """Sum usage over choices: a prompt's tokens count once however many choices share it."""
+    if new_prompt:
+        total.prompt_tokens += usage.prompt_tokens
+        total.cached_tokens += usage.cached_tokens
+    total.completion_tokens += usage.completion_tokens
+
+
+def usage_body(usage: Usage) -> dict[str, Any]:
+    """OpenAI's ``usage`` object."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
 
 
 async def _rest(
