@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from luodi.config import EngineSettings
+from luodi.config import EngineSettings, SecuritySettings, StorageSettings
 from luodi.engine.llamacpp.engine import LlamaCppEngine
+from luodi.security import Gateway
 
 
 def engine_settings(tmp: Path, **overrides: object) -> EngineSettings:
@@ -51,6 +52,12 @@ class LiveServer:
     url: str
     model: str
     app: object
+    api_key: str
+    gateway: Gateway
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
 
 
 def _free_port() -> int:
@@ -60,14 +67,34 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-async def live_server(engine: LlamaCppEngine) -> AsyncIterator[LiveServer]:
-    """The API over the shared engine, served by uvicorn on 127.0.0.1."""
+async def live_gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
+    """The security gateway (auth on) on a fresh SQLite file."""
+    db = tmp_path_factory.mktemp("gateway") / "luodi.db"
+    gateway = await Gateway.create(
+        SecuritySettings(), StorageSettings(database_url=f"sqlite:///{db}")
+    )
+    yield gateway
+    await gateway.close()
+
+
+def make_key(gateway: Gateway, user: str, roles: list[str], **key_args: object) -> str:
+    """A new user (in tenant "default") with a fresh key; returns the secret."""
+    if "default" not in {t.name for t in gateway.directory.list_tenants()}:
+        gateway.directory.create_tenant("default")
+    gateway.directory.create_user(user, tenant="default", roles=roles)
+    return gateway.keys.create(user, **key_args).secret  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def live_server(engine: LlamaCppEngine, live_gateway: Gateway) -> AsyncIterator[LiveServer]:
+    """The API over the shared engine, served by uvicorn on 127.0.0.1, auth on."""
     import uvicorn
 
     from luodi.api.app import create_app
     from luodi.config import Settings
 
-    app = create_app(Settings(), engines={engine.info.name: engine})
+    app = create_app(Settings(), engines={engine.info.name: engine}, gateway=live_gateway)
+    key = make_key(live_gateway, "test-admin", ["admin"])
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -77,6 +104,6 @@ async def live_server(engine: LlamaCppEngine) -> AsyncIterator[LiveServer]:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    yield LiveServer(f"http://127.0.0.1:{port}", engine.info.name, app)
+    yield LiveServer(f"http://127.0.0.1:{port}", engine.info.name, app, key, live_gateway)
     server.should_exit = True
     await task

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from luodi.api.admin import build_admin_router
 from luodi.api.errors import install_error_handlers
 from luodi.api.health import router as health_router
 from luodi.api.openai.chat import router as chat_router
@@ -22,10 +24,21 @@ from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.metrics import EngineMetrics
 from luodi.engine.router import Router
 from luodi.errors import ConfigError
+from luodi.security import Gateway
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
+
+
+class _LateGateway:
+    """Forwards to the gateway the lifespan starts: routes are built before it exists."""
+
+    def __init__(self, state: AppState) -> None:
+        self._state = state
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._state.gateway, name)
 
 
 def _require(engine: LlamaCppEngine | None) -> LlamaCppEngine:
@@ -39,12 +52,14 @@ def create_app(
     *,
     engines: dict[str, Engine] | None = None,
     embedded: LlamaCppEngine | None = None,
+    gateway: Gateway | None = None,
 ) -> FastAPI:
     """Build the FastAPI app; engines start in its lifespan and stop with it.
 
     ``engines`` replaces the configured ones (tests pass an already-started engine);
     ``embedded`` is a started embedded engine to use instead of building one, so the
-    CLI can load the model, and fail on a bad file, before the server binds.
+    CLI can load the model, and fail on a bad file, before the server binds;
+    ``gateway`` is a running security gateway to share (tests), else one is built.
     """
     state = AppState(settings=settings)
     owned = engines is None
@@ -55,6 +70,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         nonlocal embedded
         router: Router | None = None
+        state.attach_gateway(gateway or await Gateway.create(settings.security, settings.storage))
         if not owned:
             state.engines.update(engines or {})
             for name, engine in state.engines.items():
@@ -82,6 +98,10 @@ def create_app(
                 await router.stop()
             if embedded is not None:
                 await embedded.stop()
+            if gateway is None:
+                await state.gateway.close()
+            if gateway is None:
+                await state.gateway.close()
 
     app = FastAPI(
         title="luodi",
@@ -100,4 +120,5 @@ def create_app(
     install_error_handlers(app)
     for router in (completions_router, chat_router, models_router, health_router):
         app.include_router(router)
+    app.include_router(build_admin_router(cast(Gateway, _LateGateway(state))), prefix="/admin")
     return app

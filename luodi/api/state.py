@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry
 
 from luodi.config import Settings
 from luodi.engine.base import Engine
-from luodi.errors import NotFoundError
+from luodi.errors import NotFoundError, ServiceUnavailableError
+from luodi.security import Gateway
 
 __all__ = ["AppState"]
 
@@ -22,6 +23,16 @@ class AppState:
     engines: dict[str, Engine] = field(default_factory=dict)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: int = field(default_factory=lambda: int(time.time()))
+    _gateway: Gateway | None = None
+
+    def attach_gateway(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    @property
+    def gateway(self) -> Gateway:
+        if self._gateway is None:
+            raise ServiceUnavailableError("the security gateway is not running", code="gateway")
+        return self._gateway
 
     def engine_for(self, model: str) -> Engine:
         """The engine serving ``model``; 404 naming the model and what is served."""

@@ -72,6 +72,7 @@ def serve(
     import uvicorn
 
     from luodi.api.app import create_app
+    from luodi.security import KeySource, check_bind_allowed, open_model_for_loading
 
     settings = settings_from(
         config,
@@ -90,6 +91,7 @@ def serve(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    check_bind_allowed(settings.security, settings.server.host)
     embedded = None
     if settings.routing.mode != "api":
         import asyncio
@@ -98,7 +100,10 @@ def serve(
 
         # Load before binding: a bad model file is one line here, not a traceback
         # from inside the server's start-up.
-        embedded = LlamaCppEngine(settings.engine)
+        key_source = KeySource.from_settings(settings.security.model_key)
+        embedded = LlamaCppEngine(
+            settings.engine, opener=lambda path: open_model_for_loading(path, key_source)
+        )
         asyncio.run(embedded.start())
     application = create_app(settings, embedded=embedded)
     uvicorn.run(
@@ -112,11 +117,17 @@ def serve(
 
 def _register_subcommands() -> None:
     """Attach the command groups that live in their own modules."""
+    from luodi.cli import audit, keys, model, roles, users
     from luodi.cli.bench import bench
     from luodi.cli.chat import chat
 
     app.command(name="bench")(bench)
     app.command(name="chat")(chat)
+    app.add_typer(keys.app, name="keys", help="Create, list and revoke API keys.")
+    app.add_typer(users.app, name="users", help="Users and tenants (departments).")
+    app.add_typer(roles.app, name="roles", help="Built-in and custom roles.")
+    app.add_typer(audit.app, name="audit", help="Query, export, verify and purge the audit log.")
+    app.add_typer(model.app, name="model", help="Encrypt and decrypt model files at rest.")
 
 
 _register_subcommands()

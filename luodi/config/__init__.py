@@ -20,14 +20,18 @@ from pydantic_settings import (
 
 from luodi.config.engine import EngineSettings
 from luodi.config.routing import RoutingSettings
+from luodi.config.security import SecuritySettings
 from luodi.config.server import ServerSettings
+from luodi.config.storage import StorageSettings
 from luodi.errors import ConfigError
 
 __all__ = [
     "EngineSettings",
     "RoutingSettings",
+    "SecuritySettings",
     "ServerSettings",
     "Settings",
+    "StorageSettings",
     "load_settings",
 ]
 
@@ -49,6 +53,12 @@ class Settings(BaseSettings):
 
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     """Deployment mode and upstream backends (vLLM, SGLang, cloud APIs)."""
+
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    """Identity, RBAC, quotas, audit, model encryption."""
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    """Relational store for keys, users and the audit log."""
 
     @classmethod
     def settings_customise_sources(

@@ -14,11 +14,11 @@ pytestmark = pytest.mark.model
 
 
 def sync_client(server: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0)
 
 
 def async_client(server: LiveServer) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    return openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0)
 
 
 async def test_models_lists_the_served_model_with_its_limits(live_server: LiveServer) -> None:
@@ -143,7 +143,7 @@ async def test_bad_completion_requests_get_openai_errors(
     live_server: LiveServer, body: dict[str, object], status: int, param: str
 ) -> None:
     body = {"model": live_server.model, **body}
-    async with httpx.AsyncClient(base_url=live_server.url) as http:
+    async with httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers) as http:
         resp = await http.post("/v1/completions", json=body)
     assert resp.status_code == status, resp.text
     error = resp.json()["error"]
@@ -166,7 +166,7 @@ async def test_bad_completion_requests_get_openai_errors(
 async def test_malformed_chat_bodies_are_rejected_not_crashed(
     live_server: LiveServer, content: bytes, headers: dict[str, str], status: int
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as http:
+    async with httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers) as http:
         resp = await http.post("/v1/chat/completions", content=content, headers=headers)
     assert resp.status_code == status, resp.text
     assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
@@ -186,7 +186,7 @@ async def test_client_disconnect_mid_stream_cancels_generation(
     }
     seen = 0
     async with (
-        httpx.AsyncClient(base_url=live_server.url) as http,
+        httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers) as http,
         http.stream("POST", "/v1/completions", json=body) as resp,
     ):
         async for line in resp.aiter_lines():
@@ -198,7 +198,7 @@ async def test_client_disconnect_mid_stream_cancels_generation(
 
 
 async def test_health_and_prometheus_metrics(live_server: LiveServer) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as http:
+    async with httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers) as http:
         await http.post(
             "/v1/completions",
             json={"model": live_server.model, "prompt": "Hi", "max_tokens": 3},

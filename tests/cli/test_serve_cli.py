@@ -44,31 +44,71 @@ def test_bad_model_file_gives_one_line_naming_the_path(
     assert str(path) in lines[0] and expect in lines[0]
 
 
+def test_encrypted_model_with_wrong_key_is_refused_in_one_line(tmp_path: Path) -> None:
+    from luodi.security import encrypt_file
+
+    sealed = tmp_path / "small.gguf.enc"
+    plain = _truncated(tmp_path / "small.gguf")
+    encrypt_file(plain, sealed, bytes(range(32)))
+    env = serve_env(tmp_path, MODEL_KEY=bytes(32).hex(), LUODI_SECURITY__MODEL_KEY__ENV="MODEL_KEY")
+    result = subprocess.run(
+        [*LUODI, "serve", "--model", str(sealed), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "key" in lines[0], result.stderr
+
+
+def test_auth_off_refuses_a_public_address(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*LUODI, "serve", "--host", "0.0.0.0", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=serve_env(tmp_path),
+    )
+    assert result.returncode != 0
+    assert "0.0.0.0" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_invalid_option_is_refused_with_a_clear_message() -> None:
     result = run_cli("serve", "--n-ctx", "10")
     assert result.returncode != 0
     assert "n_ctx" in result.stderr and "Traceback" not in result.stderr
 
 
+def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LUODI_ENGINE__CACHE_DIR": str(Path.home() / ".cache" / "luodi-tests"),
+        "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tmp_path / 'luodi.db'}",
+        "LUODI_SECURITY__AUTH_ENABLED": "false",
+        **extra,
+    }
+
+
 @pytest.mark.model
-def test_serve_starts_and_answers_on_loopback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_serve_starts_and_answers_on_loopback(tmp_path: Path, encrypted: bool) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "LUODI_ENGINE__CACHE_DIR": str(Path.home() / ".cache" / "luodi-tests")}
+    args = ["--port", str(port), "--threads", "2", "--n-ctx", "2048", "--max-batch-size", "4"]
+    env = serve_env(tmp_path)
+    if encrypted:
+        from luodi.security import encrypt_file
+
+        key = bytes(range(32))
+        sealed = tmp_path / "model.gguf.enc"
+        encrypt_file(default_gguf(), sealed, key)
+        args += ["--model", str(sealed)]
+        env |= {"MODEL_KEY": key.hex(), "LUODI_SECURITY__MODEL_KEY__ENV": "MODEL_KEY"}
     proc = subprocess.Popen(
-        [
-            *LUODI,
-            "serve",
-            "--port",
-            str(port),
-            "--threads",
-            "2",
-            "--n-ctx",
-            "2048",
-            "--max-batch-size",
-            "4",
-        ],
+        [*LUODI, "serve", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

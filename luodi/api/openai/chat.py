@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from luodi.api.deps import StateDep
+from luodi.api.gateway import PrincipalDep, Trail
 from luodi.api.openai.generation import (
     Collected,
     add_usage,
@@ -24,7 +25,13 @@ from luodi.api.openai.streaming import sse_response
 from luodi.chat import ChatOutputParser, PreparedChat, prepare_chat
 from luodi.engine.base import Engine
 from luodi.engine.llamacpp.engine import LlamaCppEngine
-from luodi.engine.types import GenerationEvent, GenerationRequest, TokenLogprob, Usage
+from luodi.engine.types import (
+    GenerationEvent,
+    GenerationRequest,
+    Priority,
+    TokenLogprob,
+    Usage,
+)
 from luodi.errors import ContextLengthError, EngineError
 
 __all__ = ["router"]
@@ -51,7 +58,12 @@ def _chat_options(body: ChatCompletionRequest) -> dict[str, Any]:
     }
 
 
-def plan_chat(engine: Engine, body: ChatCompletionRequest, messages: list[dict[str, Any]]) -> _Plan:
+def plan_chat(
+    engine: Engine,
+    body: ChatCompletionRequest,
+    messages: list[dict[str, Any]],
+    priority: Priority = Priority.NORMAL,
+) -> _Plan:
     """Render (embedded engine) or pass through (upstream engines) one chat request."""
     options = _chat_options(body)
     top = (body.top_logprobs or 0) if body.logprobs else None
@@ -73,6 +85,7 @@ def plan_chat(engine: Engine, body: ChatCompletionRequest, messages: list[dict[s
                     body, max_tokens=max_tokens, logprobs=top, grammar=prepared.grammar, index=i
                 ),
                 model=body.model,
+                priority=priority,
             )
             for i in range(body.n)
         ]
@@ -84,10 +97,25 @@ def plan_chat(engine: Engine, body: ChatCompletionRequest, messages: list[dict[s
             messages=messages,
             chat_options={k: v for k, v in options.items() if v is not None},
             model=body.model,
+            priority=priority,
         )
         for i in range(body.n)
     ]
     return _Plan(reqs, None)
+
+
+def _flatten(messages: list[dict[str, Any]]) -> str:
+    """The messages' text, for the audit digest when an upstream engine renders them."""
+    parts = []
+    for m in messages:
+        content = m.get("content")
+        text = (
+            content
+            if isinstance(content, str)
+            else " ".join(p.get("text", "") for p in content or [] if isinstance(p, dict))
+        )
+        parts.append(f"{m.get('role')}: {text}")
+    return "\n".join(parts)
 
 
 def _logprobs_body(entries: list[TokenLogprob]) -> dict[str, Any]:
@@ -111,19 +139,30 @@ def _message_from(result: Collected, parser: ChatOutputParser | None) -> tuple[d
 
 
 @router.post("/v1/chat/completions", response_model=None)
-async def create_chat_completion(body: ChatCompletionRequest, state: StateDep) -> Response:
+async def create_chat_completion(
+    body: ChatCompletionRequest, state: StateDep, principal: PrincipalDep, request: Request
+) -> Response:
     """OpenAI chat completions: thinking as reasoning_content, tool calls, JSON output."""
-    engine = state.engine_for(body.model)
-    messages = [m.model_dump(exclude_none=True) for m in body.messages]
-    plan = plan_chat(engine, body, messages)
-    primed = await prime_all(engine, plan.requests)
+    trail = Trail.open(state.gateway, principal, request, body.model)
+    async with trail.guarding():
+        engine = state.engine_for(body.model)
+        trail.authorize()
+        messages = [m.model_dump(exclude_none=True) for m in body.messages]
+        plan = plan_chat(engine, body, messages, trail.priority)
+        trail.prompt = plan.prepared.prompt if plan.prepared else _flatten(messages)
+        await trail.admit(len(plan.requests[0].prompt_tokens) or len(trail.prompt) // 3)
+        primed = await prime_all(engine, plan.requests)
     chat_id, created = make_id("chatcmpl"), now()
     parsers = [plan.prepared.output_parser() if plan.prepared else None for _ in primed]
     if body.stream:
-        return sse_response(_stream(body, primed, parsers, chat_id, created))
+        return sse_response(
+            _stream(body, primed, parsers, chat_id, created, trail), on_close=trail.finish
+        )
     choices, usage = [], Usage()
     for index, (first, stream) in enumerate(primed):
-        result = await collect(first, stream)
+        async with trail.guarding():
+            result = await collect(first, stream)
+        trail.response.append(result.text)
         message, reason = _message_from(result, parsers[index])
         choices.append(
             {
@@ -134,6 +173,8 @@ async def create_chat_completion(body: ChatCompletionRequest, state: StateDep) -
             }
         )
         add_usage(usage, result.usage, new_prompt=index == 0)
+    trail.usage = usage
+    await trail.finish()
     return JSONResponse(
         {
             "id": chat_id,
@@ -169,8 +210,9 @@ async def _stream(
     parsers: list[ChatOutputParser | None],
     chat_id: str,
     created: int,
+    trail: Trail,
 ) -> AsyncIterator[dict[str, Any]]:
-    usage = Usage()
+    usage = trail.usage
     saw_tool_calls = [False] * len(primed)
 
     def chunk(
@@ -201,6 +243,8 @@ async def _stream(
     async for index, event in merge_streams(primed):
         if event.error:
             raise EngineError(event.error)
+        trail.response.append(event.text)
+        trail.backend = event.backend or trail.backend
         logprobs = _logprobs_body(event.logprobs) if body.logprobs and event.logprobs else None
         for delta in _event_deltas(event, parsers[index]):
             saw_tool_calls[index] |= "tool_calls" in delta

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from luodi.api.deps import StateDep
+from luodi.api.gateway import PrincipalDep, Trail
 from luodi.api.openai.generation import (
     add_usage,
     collect,
@@ -55,17 +56,19 @@ def _check_unsupported(body: CompletionRequest) -> None:
 
 
 def _request_for(
-    engine: Engine, prompt: str | list[int], body: CompletionRequest, index: int
+    engine: Engine, prompt: str | list[int], body: CompletionRequest, index: int, trail: Trail
 ) -> GenerationRequest:
     params = sampling_params(
         body, max_tokens=body.max_tokens or 16, logprobs=body.logprobs, index=index
     )
     if isinstance(engine, TextEngine):
         tokens = engine.tokenize(prompt) if isinstance(prompt, str) else prompt
-        return GenerationRequest(tokens, params, model=body.model)
+        return GenerationRequest(tokens, params, model=body.model, priority=trail.priority)
     if not isinstance(prompt, str):
         raise InvalidRequestError("this model takes text prompts, not token ids", param="prompt")
-    return GenerationRequest(prompt=prompt, params=params, model=body.model)
+    return GenerationRequest(
+        prompt=prompt, params=params, model=body.model, priority=trail.priority
+    )
 
 
 def _logprobs_body(entries: list[TokenLogprob], offset: int) -> dict[str, Any]:
@@ -85,26 +88,36 @@ def _logprobs_body(entries: list[TokenLogprob], offset: int) -> dict[str, Any]:
 
 
 @router.post("/v1/completions", response_model=None)
-async def create_completion(body: CompletionRequest, state: StateDep, request: Request) -> Response:
+async def create_completion(
+    body: CompletionRequest, state: StateDep, principal: PrincipalDep, request: Request
+) -> Response:
     """OpenAI text completions, streamed or not, with n choices per prompt."""
-    _check_unsupported(body)
-    engine = state.engine_for(body.model)
-    prompts = _prompts(body)
-    gen_requests = [
-        _request_for(engine, prompt, body, j) for prompt in prompts for j in range(body.n)
-    ]
-    primed = await prime_all(engine, gen_requests)
-    echo_texts = [
-        (p if isinstance(p, str) else _detok(engine, p)) if body.echo else ""
-        for p in prompts
-        for _ in range(body.n)
-    ]
+    trail = Trail.open(state.gateway, principal, request, body.model)
+    async with trail.guarding():
+        _check_unsupported(body)
+        engine = state.engine_for(body.model)
+        trail.authorize()
+        prompts = _prompts(body)
+        texts = [p if isinstance(p, str) else _detok(engine, p) for p in prompts]
+        trail.prompt = "\n".join(texts)
+        gen_requests = [
+            _request_for(engine, prompt, body, j, trail)
+            for prompt in prompts
+            for j in range(body.n)
+        ]
+        await trail.admit(sum(len(r.prompt_tokens) for r in gen_requests[:: body.n]))
+        primed = await prime_all(engine, gen_requests)
+    echo_texts = [text if body.echo else "" for text in texts for _ in range(body.n)]
     completion_id, created = make_id("cmpl"), now()
     if body.stream:
-        return sse_response(_stream(body, primed, echo_texts, completion_id, created))
+        return sse_response(
+            _stream(body, primed, echo_texts, completion_id, created, trail), on_close=trail.finish
+        )
     choices, usage = [], Usage()
     for index, (first, stream) in enumerate(primed):
-        result = await collect(first, stream)
+        async with trail.guarding():
+            result = await collect(first, stream)
+        trail.response.append(result.text)
         choice: dict[str, Any] = {
             "index": index,
             "text": echo_texts[index] + result.text,
@@ -115,6 +128,8 @@ async def create_completion(body: CompletionRequest, state: StateDep, request: R
         }
         choices.append(choice)
         add_usage(usage, result.usage, new_prompt=index % body.n == 0)
+    trail.usage = usage
+    await trail.finish()
     return JSONResponse(
         {
             "id": completion_id,
@@ -137,8 +152,9 @@ async def _stream(
     echo_texts: list[str],
     completion_id: str,
     created: int,
+    trail: Trail,
 ) -> AsyncIterator[dict[str, Any]]:
-    usage = Usage()
+    usage = trail.usage
     offsets = [len(t) for t in echo_texts]
 
     def chunk(
@@ -170,6 +186,7 @@ async def _stream(
                 else None
             )
             offsets[index] += len(event.text)
+            trail.response.append(event.text)
             yield chunk(
                 [
                     {

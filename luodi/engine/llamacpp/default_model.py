@@ -30,10 +30,11 @@ def default_model_path(cache_dir: Path) -> Path:
         raise ModelLoadError(f"could not assemble the default model into {target}: {exc}") from exc
 
 
-def resolve_model_path(model: Path | None, cache_dir: Path) -> Path:
-    """The GGUF to load: the configured one (checked) or the bundled default."""
+def resolve_model_path(model: Path | None, cache_dir: Path, *, check: bool = True) -> Path:
+    """The GGUF to load: the configured one (checked unless an opener will) or the default."""
     if model is None:
         return default_model_path(cache_dir)
     path = Path(model).expanduser()
-    check_gguf_file(path)
+    if check:
+        check_gguf_file(path)
     return path

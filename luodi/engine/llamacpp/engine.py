@@ -12,7 +12,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,9 @@ from luodi.engine.types import (
 )
 from luodi.errors import ContextLengthError, EngineError, InvalidRequestError, LuodiError
 
-__all__ = ["LlamaCppEngine"]
+__all__ = ["LlamaCppEngine", "ModelOpener"]
+
+ModelOpener = Callable[[Path], AbstractContextManager[Path]]
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +81,17 @@ class _Abort:
 class LlamaCppEngine:
     """In-process llama.cpp with continuous batching, chunked prefill and a prefix cache."""
 
-    def __init__(self, settings: EngineSettings, observer: EngineObserver | None = None) -> None:
+    def __init__(
+        self,
+        settings: EngineSettings,
+        observer: EngineObserver | None = None,
+        opener: ModelOpener | None = None,
+    ) -> None:
+        """``opener`` turns the model path into a loadable one (decrypting into memory)."""
         self.settings = settings
         self.observer: EngineObserver = observer or NullObserver()
+        self._opener = opener
+        self._resources = contextlib.ExitStack()
         self._model: LlamaModel | None = None
         self._scheduler: Scheduler | None = None
         self._prefix_cache: PrefixCache | None = None
@@ -108,7 +119,9 @@ class LlamaCppEngine:
 
     def _load(self) -> None:
         s = self.settings
-        path = resolve_model_path(s.model, s.cache_dir)
+        source = resolve_model_path(s.model, s.cache_dir, check=self._opener is None)
+        # The opened path (a memfd for an encrypted model) must outlive the model.
+        path = self._resources.enter_context(self._opener(source)) if self._opener else source
         n_pinned = len(s.warm_prefixes) + len(_read_prefix_file(s.warm_prefix_file))
         cache_slots = (s.prefix_cache_slots + n_pinned) if s.prefix_cache else 0
         # The last id is a scratch sequence that pads single-token steps (see _step).
@@ -141,7 +154,7 @@ class LlamaCppEngine:
         )
         file_type = model.meta("general.file_type")
         self._info = ModelInfo(
-            name=s.model_name or path.name.removesuffix(".gguf"),
+            name=s.model_name or source.name.removesuffix(".gguf").removesuffix(".enc"),
             context_length=self._max_model_len,
             quantization=_QUANT_NAMES.get(int(file_type)) if file_type else None,
             size_bytes=model.size_bytes,
@@ -158,7 +171,7 @@ class LlamaCppEngine:
         self._warm_decode()
         if self._prefix_cache is not None:
             texts = [*s.warm_prefixes, *_read_prefix_file(s.warm_prefix_file)]
-            self._warm = WarmPrefixes(model, self._prefix_cache, s.cache_dir)
+            self._warm = WarmPrefixes(model, self._prefix_cache, s.cache_dir, identity=source)
             self._warm.load_or_compute(texts, batch_tokens=s.n_batch)
 
     def _warm_decode(self) -> None:
@@ -178,6 +191,7 @@ class LlamaCppEngine:
         self._samplers.clear()
         if self._model is not None:
             self._model.close()
+        self._resources.close()
         self._started = False
 
     # -- public API ---------------------------------------------------------------

@@ -24,8 +24,12 @@ log = logging.getLogger(__name__)
 class WarmPrefixes:
     """Loads or computes each declared prefix into a pinned prefix-cache slot."""
 
-    def __init__(self, model: LlamaModel, cache: PrefixCache, cache_dir: Path) -> None:
+    def __init__(
+        self, model: LlamaModel, cache: PrefixCache, cache_dir: Path, *, identity: Path
+    ) -> None:
+        """``identity`` is the model file as configured (not a memfd path), for cache keys."""
         self._model = model
+        self._identity = identity
         self._cache = cache
         self._dir = cache_dir / "prefix-kv"
         self.token_lists: list[list[int]] = []
@@ -87,9 +91,9 @@ class WarmPrefixes:
             log.warning("could not save warm prefix state to %s: %s", path, exc)
 
     def _state_path(self, tokens: list[int]) -> Path:
-        stat = self._model.path.stat()
+        stat = self._identity.stat()
         digest = hashlib.sha256()
-        digest.update(str(self._model.path.resolve()).encode())
+        digest.update(str(self._identity.resolve()).encode())
         digest.update(f"{stat.st_size}:{int(stat.st_mtime)}".encode())
         digest.update(self._model.description.encode())
         digest.update(llama_cpp.__version__.encode())

@@ -1,0 +1,21 @@
+"""The append-only, hash-chained audit log: events, writer, verification, export."""
+
+from luodi.security.audit.chain import GENESIS_HASH, VerifyReport, record_hash, verify
+from luodi.security.audit.event import AuditEvent, Decision, sha256_text
+from luodi.security.audit.log import AuditFilter, AuditLog, PurgeResult, record_to_dict
+from luodi.security.audit.writer import AuditWriter
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEvent",
+    "AuditFilter",
+    "AuditLog",
+    "AuditWriter",
+    "Decision",
+    "PurgeResult",
+    "VerifyReport",
+    "record_hash",
+    "record_to_dict",
+    "sha256_text",
+    "verify",
+]

@@ -1,0 +1,198 @@
+"""The security gateway: authenticate, authorize, limit, and audit at the end.
+
+``Gateway`` is the one object the API layer holds; it is built from settings by
+``Gateway.create`` and owns the database, the quota store and the audit writer.
+Nothing here is a module global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from luodi.config.security import SecuritySettings
+from luodi.config.storage import StorageSettings
+from luodi.errors import ConfigError, LuodiError, PermissionDeniedError
+from luodi.security.audit import AuditEvent, AuditLog, AuditWriter, Decision
+from luodi.security.directory import DEFAULT_TENANT, Directory
+from luodi.security.keys import KeyStore, parse_bearer
+from luodi.security.principal import ANONYMOUS_KEY_ID, Limits, Principal
+from luodi.security.quotas import Limiter, QuotaStore, build_quota_store
+from luodi.security.rbac import authorize
+from luodi.storage import Database
+
+__all__ = ["Gateway", "check_bind_allowed", "is_loopback"]
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind_allowed(security: SecuritySettings, host: str) -> None:
+    """Refuse to serve without authentication on anything but loopback.
+
+    Raises:
+        ConfigError: ``auth_enabled`` is off and ``host`` is not a loopback address.
+    """
+    if not security.auth_enabled and not is_loopback(host):
+        raise ConfigError(
+            f"security.auth_enabled is off: refusing to bind non-loopback address {host!r}; "
+            "turn authentication on or bind 127.0.0.1"
+        )
+
+
+def _ip_allowed(client_ip: str, networks: tuple[str, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
+
+
+class Gateway:
+    """Authentication, RBAC, quotas and audit for every API and admin request."""
+
+    def __init__(
+        self,
+        security: SecuritySettings,
+        db: Database,
+        store: QuotaStore,
+        writer: AuditWriter,
+    ) -> None:
+        """Use ``Gateway.create``; this only wires already-built parts together."""
+        self.settings = security
+        self.db = db
+        self.keys = KeyStore(db, security.quotas)
+        self.directory = Directory(db)
+        self.audit_log = AuditLog(db, retention_days=security.audit.retention_days)
+        self._store = store
+        self._limiter = Limiter(store)
+        self._writer = writer
+        self._anonymous = Principal(
+            key_id=ANONYMOUS_KEY_ID,
+            user="anonymous",
+            tenant=DEFAULT_TENANT,
+            roles=frozenset({"admin"}),
+            permissions=frozenset({"*"}),
+            key_limits=Limits(**security.quotas.per_key.model_dump()),
+            tenant_limits=Limits(**security.quotas.per_tenant.model_dump()),
+        )
+
+    @classmethod
+    async def create(cls, security: SecuritySettings, storage: StorageSettings) -> Gateway:
+        """Migrate the database, create built-in roles, open stores, start the writer."""
+        db = Database(storage)
+        if storage.migrate_on_start:
+            await asyncio.to_thread(db.migrate)
+        await asyncio.to_thread(Directory(db).ensure_defaults)
+        if not security.auth_enabled:
+            _log.warning(
+                "authentication is OFF (security.auth_enabled=false): every caller is an "
+                "anonymous admin; only loopback addresses may be bound"
+            )
+        store = build_quota_store(security)
+        writer = AuditWriter(db, security.audit)
+        writer.start()
+        return cls(security, db, store, writer)
+
+    async def close(self) -> None:
+        """Flush the audit log, close the quota store and the database pool."""
+        await self._writer.close()
+        await self._store.close()
+        self.keys.close()
+        self.db.dispose()
+
+    def check_bind_allowed(self, host: str) -> None:
+        """See the module function ``check_bind_allowed``."""
+        check_bind_allowed(self.settings, host)
+
+    async def authenticate(self, authorization: str | None, client_ip: str) -> Principal:
+        """Resolve an ``Authorization: Bearer sk-luodi-...`` header to a Principal.
+
+        Raises:
+            AuthenticationError: Missing, malformed, unknown, revoked or expired key.
+            PermissionDeniedError: The key may not be used from ``client_ip``.
+        """
+        if not self.settings.auth_enabled:
+            return self._anonymous
+        secret = parse_bearer(authorization)
+        # The cache check is one primary-key read: inline on SQLite (microseconds),
+        # in a thread on PostgreSQL (a network round trip).
+        if self.db.is_sqlite:
+            principal = self.keys.cached(secret)
+        else:
+            principal = await asyncio.to_thread(self.keys.cached, secret)
+        if principal is None:
+            principal = await asyncio.to_thread(self.keys.resolve, secret)
+        if principal.ip_allowlist is not None and not _ip_allowed(
+            client_ip, principal.ip_allowlist
+        ):
+            raise PermissionDeniedError(
+                f"API key {principal.key_id} may not be used from {client_ip}"
+            )
+        return principal
+
+    def authorize(self, principal: Principal, permission: str) -> None:
+        """Refuse with PermissionDeniedError unless ``permission`` is granted."""
+        authorize(principal, permission)
+
+    async def admit(self, principal: Principal, *, tokens: int) -> None:
+        """Apply rate limits and quotas before a request runs (RateLimitError on excess)."""
+        await self._limiter.admit(principal, tokens=tokens)
+
+    async def record_usage(self, principal: Principal, *, tokens: int) -> None:
+        """Charge the tokens a finished request used."""
+        await self._limiter.record_usage(principal, tokens=tokens)
+
+    async def audit(self, event: AuditEvent) -> None:
+        """Append one record; returns once it is durable (see ``AuditWriter``)."""
+        if self.settings.audit.enabled:
+            await self._writer.write(event)
+
+    async def admin_action(
+        self,
+        actor: Principal,
+        *,
+        action: str,
+        permission: str,
+        detail: dict[str, Any],
+        run: Callable[[], T],
+        source_ip: str | None = None,
+    ) -> T:
+        """Authorize, run and audit one admin action (REST and CLI both come here).
+
+        Args:
+            actor: Who asks.
+            action: Audit endpoint name, e.g. ``keys.create``.
+            permission: Permission needed, e.g. ``keys:manage``.
+            detail: Arguments to record (never a secret).
+            run: The synchronous database work; runs in a worker thread.
+            source_ip: The client's address, if any.
+
+        Raises:
+            PermissionDeniedError: ``actor`` lacks ``permission`` (the refusal is audited).
+        """
+        event = AuditEvent.for_request(
+            actor, endpoint=action, kind="admin", source_ip=source_ip, detail=detail
+        )
+        try:
+            self.authorize(actor, permission)
+            result = await asyncio.to_thread(run)
+        except LuodiError as exc:
+            event.decision, event.reason = Decision.DENIED, exc.message
+            await self.audit(event)
+            raise
+        await self.audit(event)
+        return result

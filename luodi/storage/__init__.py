@@ -1,0 +1,29 @@
+"""Relational storage: SQLAlchemy engine and sessions, ORM models, shipped migrations."""
+
+from luodi.storage.database import Database
+from luodi.storage.models import (
+    ApiKeyRow,
+    AuditChainHeadRow,
+    AuditPurgeRow,
+    AuditRecordRow,
+    Base,
+    RoleRow,
+    SecurityEpochRow,
+    TenantRow,
+    UserRoleRow,
+    UserRow,
+)
+
+__all__ = [
+    "ApiKeyRow",
+    "AuditChainHeadRow",
+    "AuditPurgeRow",
+    "AuditRecordRow",
+    "Base",
+    "Database",
+    "RoleRow",
+    "SecurityEpochRow",
+    "TenantRow",
+    "UserRoleRow",
+    "UserRow",
+]
