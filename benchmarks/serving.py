@@ -20,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,8 +42,14 @@ def raw_decode_tok_s(threads: int, tokens: int = 64, runs: int = 3, *, invariant
 
     model = LlamaModel(
         default_model_path(CACHE),
-        ContextParams(n_ctx=2048, n_seq_max=2, n_batch=512, n_threads=threads,
-                      n_threads_batch=threads, batch_invariant=invariant),
+        ContextParams(
+            n_ctx=2048,
+            n_seq_max=2,
+            n_batch=512,
+            n_threads=threads,
+            n_threads_batch=threads,
+            batch_invariant=invariant,
+        ),
     )
     speeds = []
     for r in range(runs):
@@ -99,10 +106,28 @@ def start_server(threads: int) -> tuple[subprocess.Popen[str], str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "luodi.cli", "serve", "--port", str(port), "--threads",
-         str(threads), "--max-batch-size", "32"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "LUODI_SERVER__LOG_LEVEL": "warning"},
+        [
+            sys.executable,
+            "-m",
+            "luodi.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--threads",
+            str(threads),
+            "--max-batch-size",
+            "32",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={
+            **os.environ,
+            "LUODI_SERVER__LOG_LEVEL": "warning",
+            # Loopback only; the gateway's own cost is measured by benchmarks/gateway.py.
+            "LUODI_SECURITY__AUTH_ENABLED": "false",
+            "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
+        },
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -116,7 +141,9 @@ def start_server(threads: int) -> tuple[subprocess.Popen[str], str]:
     raise SystemExit("server did not start")
 
 
-async def sweep(url: str, model: str, levels: list[int], max_tokens: int) -> list[dict[str, object]]:
+async def sweep(
+    url: str, model: str, levels: list[int], max_tokens: int
+) -> list[dict[str, object]]:
     cfg = LoadConfig(base_url=url, model=model, max_tokens=max_tokens, requests_per_client=2)
     await run_level(LoadConfig(base_url=url, model=model, max_tokens=8, requests_per_client=1), 1)
     return [(await run_level(cfg, level)).as_dict() for level in levels]
@@ -145,9 +172,14 @@ def main() -> None:
     table = Table(title="luodi serving benchmark (default model, %d threads)" % args.threads)
     for col in ("measure", "value", "ratio"):
         table.add_column(col, justify="right")
-    table.add_row("raw llama.cpp decode, 1 stream (default kernels)", f"{raw_default:.1f} tok/s", "1.00x")
-    table.add_row("raw llama.cpp decode, 1 stream (batch-invariant kernels)",
-                  f"{raw_invariant:.1f} tok/s", f"{raw_invariant / raw_default:.2f}x")
+    table.add_row(
+        "raw llama.cpp decode, 1 stream (default kernels)", f"{raw_default:.1f} tok/s", "1.00x"
+    )
+    table.add_row(
+        "raw llama.cpp decode, 1 stream (batch-invariant kernels)",
+        f"{raw_invariant:.1f} tok/s",
+        f"{raw_invariant / raw_default:.2f}x",
+    )
     for lvl in levels:
         tput = float(lvl["throughput_tok_s"])  # type: ignore[arg-type]
         ttft_ms = lvl["ttft_ms"]["p50"]  # type: ignore[index]
@@ -160,17 +192,29 @@ def main() -> None:
         )
     table.add_row("single stream vs raw (default kernels)", "", f"{single / raw_default:.2f}x")
     table.add_row("TTFT, 1,000-token system prompt cold", f"{cold * 1000:.0f} ms", "1.00x")
-    table.add_row("TTFT, same prompt warm in prefix cache", f"{warm * 1000:.0f} ms",
-                  f"{warm / cold:.2f}x ({(1 - warm / cold) * 100:.0f}% lower)")
+    table.add_row(
+        "TTFT, same prompt warm in prefix cache",
+        f"{warm * 1000:.0f} ms",
+        f"{warm / cold:.2f}x ({(1 - warm / cold) * 100:.0f}% lower)",
+    )
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "threads": args.threads, "max_tokens": args.max_tokens,
-        "raw_decode_tok_s": raw_default, "raw_decode_invariant_tok_s": raw_invariant,
-        "levels": levels, "ttft_cold_s": cold, "ttft_warm_s": warm,
-        "speedup_16": float(levels[min(2, len(levels) - 1)]["throughput_tok_s"]) / single,  # type: ignore[arg-type]
-        "single_vs_raw": single / raw_default,
-    }, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {
+                "threads": args.threads,
+                "max_tokens": args.max_tokens,
+                "raw_decode_tok_s": raw_default,
+                "raw_decode_invariant_tok_s": raw_invariant,
+                "levels": levels,
+                "ttft_cold_s": cold,
+                "ttft_warm_s": warm,
+                "speedup_16": float(levels[min(2, len(levels) - 1)]["throughput_tok_s"]) / single,  # type: ignore[arg-type]
+                "single_vs_raw": single / raw_default,
+            },
+            indent=2,
+        )
+    )
     console.print(f"written to {args.out}")
 
 

@@ -123,7 +123,9 @@ async def run_level(
 ) -> LevelResult:
     """Run ``concurrency`` clients, each sending ``requests_per_client`` requests in turn."""
     headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    limits = httpx.Limits(
+        max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4
+    )
     samples: list[_Sample] = []
     errors = 0
     async with httpx.AsyncClient(
