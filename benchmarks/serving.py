@@ -169,7 +169,7 @@ def main() -> None:
         proc.wait(timeout=30)
 
     single = float(levels[0]["throughput_tok_s"])  # type: ignore[arg-type]
-    table = Table(title="luodi serving benchmark (default model, %d threads)" % args.threads)
+    table = Table(title=f"luodi serving benchmark (default model, {args.threads} threads)")
     for col in ("measure", "value", "ratio"):
         table.add_column(col, justify="right")
     table.add_row(
