@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,7 +25,7 @@ from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.metrics import EngineMetrics
 from luodi.engine.router import Router
 from luodi.errors import ConfigError
-from luodi.security import Gateway
+from luodi.security import Gateway, KeySource, open_model_for_loading
 
 __all__ = ["create_app"]
 
@@ -44,6 +45,22 @@ class _LateGateway:
 def _require(engine: LlamaCppEngine | None) -> LlamaCppEngine:
     if engine is None:
         raise ConfigError("a llamacpp backend is configured, but api mode runs no embedded engine")
+    return engine
+
+
+def load_embedded(settings: Settings) -> LlamaCppEngine | None:
+    """Load and start the embedded engine now (None in api mode).
+
+    Callers load before the server binds, so a bad or undecryptable model file is
+    a one-line error rather than a failure inside the server's start-up.
+    """
+    if settings.routing.mode is DeploymentMode.API:
+        return None
+    key_source = KeySource.from_settings(settings.security.model_key)
+    engine = LlamaCppEngine(
+        settings.engine, opener=lambda path: open_model_for_loading(path, key_source)
+    )
+    asyncio.run(engine.start())
     return engine
 
 

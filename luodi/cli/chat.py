@@ -10,10 +10,12 @@ speaks HTTP + SSE. An in-process engine plugs in as another transport.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Protocol, TextIO
 
 import httpx
@@ -21,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from luodi.errors import UpstreamError
+from luodi.errors import LuodiError, UpstreamError
 
 __all__ = ["ChatServerError", "ChatSession", "ChatTransport", "HttpTransport", "chat"]
 
@@ -234,10 +236,47 @@ def chat(
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Most tokens per answer.")] = None,
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="Run the engine in this process instead of calling a server."),
+    ] = False,
+    model_file: Annotated[
+        Path | None, typer.Option(help="With --local: the GGUF to load (default: bundled).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="With --local: YAML config file.")
+    ] = None,
 ) -> None:
     """Chat with a model in the terminal, streaming; /reset, /system TEXT, /think on|off, /exit."""
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    with contextlib.ExitStack() as stack:
+        if local:
+            from luodi.cli.local_server import LocalServer, local_settings
+            from luodi.config import load_settings
+
+            try:
+                server = stack.enter_context(
+                    LocalServer(local_settings(load_settings(config), model_file))
+                )
+            except LuodiError as exc:
+                err.print(f"[red]error:[/red] {exc.message}", soft_wrap=True)
+                raise typer.Exit(1) from exc
+            url, api_key = server.url, None
+        _run_chat(out, err, url, api_key, model, system, think, max_tokens, temperature)
+
+
+def _run_chat(
+    out: Console,
+    err: Console,
+    url: str,
+    api_key: str | None,
+    model: str | None,
+    system: str | None,
+    think: bool | None,
+    max_tokens: int | None,
+    temperature: float | None,
+) -> None:
     transport = HttpTransport(url.rstrip("/"), api_key)
     extra: dict[str, Any] = {}
     if max_tokens is not None:

@@ -71,8 +71,8 @@ def serve(
     """Start the OpenAI-compatible server."""
     import uvicorn
 
-    from luodi.api.app import create_app
-    from luodi.security import KeySource, check_bind_allowed, open_model_for_loading
+    from luodi.api.app import create_app, load_embedded
+    from luodi.security import check_bind_allowed
 
     settings = settings_from(
         config,
@@ -92,19 +92,7 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     check_bind_allowed(settings.security, settings.server.host)
-    embedded = None
-    if settings.routing.mode != "api":
-        import asyncio
-
-        from luodi.engine.llamacpp.engine import LlamaCppEngine
-
-        # Load before binding: a bad model file is one line here, not a traceback
-        # from inside the server's start-up.
-        key_source = KeySource.from_settings(settings.security.model_key)
-        embedded = LlamaCppEngine(
-            settings.engine, opener=lambda path: open_model_for_loading(path, key_source)
-        )
-        asyncio.run(embedded.start())
+    embedded = load_embedded(settings)
     application = create_app(settings, embedded=embedded)
     uvicorn.run(
         application,
