@@ -8,15 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from luodi.api.admin import build_admin_router
 from luodi.api.errors import install_error_handlers
+from luodi.api.gateway import get_principal
 from luodi.api.health import router as health_router
 from luodi.api.openai.chat import router as chat_router
 from luodi.api.openai.completions import router as completions_router
 from luodi.api.openai.models import router as models_router
+from luodi.api.pii import build_pii_router
 from luodi.api.state import AppState
 from luodi.config import Settings
 from luodi.config.routing import BackendKind, DeploymentMode
@@ -24,7 +26,8 @@ from luodi.engine.base import Engine
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.metrics import EngineMetrics
 from luodi.engine.router import Router
-from luodi.errors import ConfigError
+from luodi.errors import ConfigError, ServiceUnavailableError
+from luodi.privacy import PIIStage
 from luodi.security import Gateway, KeySource, open_model_for_loading
 
 __all__ = ["create_app"]
@@ -40,6 +43,12 @@ class _LateGateway:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._state.gateway, name)
+
+
+def _require_pii(state: AppState) -> PIIStage:
+    if state.pii is None:
+        raise ServiceUnavailableError("pii: the PII stage is disabled (privacy.enabled=false)")
+    return state.pii
 
 
 def _require(engine: LlamaCppEngine | None) -> LlamaCppEngine:
@@ -88,6 +97,7 @@ def create_app(
         nonlocal embedded
         router: Router | None = None
         state.attach_gateway(gateway or await Gateway.create(settings.security, settings.storage))
+        state.pii = PIIStage.from_settings(settings.privacy) if settings.privacy.enabled else None
         if not owned:
             state.engines.update(engines or {})
             for name, engine in state.engines.items():
@@ -107,6 +117,9 @@ def create_app(
             )
             await router.start()
             state.engines.update(router.engines())
+            state.cloud_models = {
+                m for m in settings.routing.models if router.may_leave_premises(m)
+            }
         log.info("serving models: %s", ", ".join(state.engines) or "none")
         try:
             yield
@@ -115,8 +128,12 @@ def create_app(
                 await router.stop()
             if embedded is not None:
                 await embedded.stop()
+            if state.pii is not None:
+                await state.pii.close()
             if gateway is None:
                 await state.gateway.close()
+            if state.pii is not None:
+                await state.pii.close()
             if gateway is None:
                 await state.gateway.close()
 
@@ -138,4 +155,7 @@ def create_app(
     for router in (completions_router, chat_router, models_router, health_router):
         app.include_router(router)
     app.include_router(build_admin_router(cast(Gateway, _LateGateway(state))), prefix="/admin")
+    app.include_router(
+        build_pii_router(lambda: _require_pii(state), dependencies=[Depends(get_principal)])
+    )
     return app

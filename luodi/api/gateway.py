@@ -9,18 +9,41 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 
 from luodi.api.deps import StateDep
 from luodi.engine.types import Priority, Usage
 from luodi.errors import LuodiError
+from luodi.privacy import PIIStage, ProtectedInput
 from luodi.security import AuditEvent, Decision, Gateway, Principal
 
-__all__ = ["PrincipalDep", "Trail", "client_ip", "get_principal"]
+if TYPE_CHECKING:
+    from luodi.api.state import AppState
+
+__all__ = ["PrincipalDep", "TextRestorer", "Trail", "client_ip", "get_principal"]
+
+
+class TextRestorer(Protocol):
+    """Restores pseudonyms in streamed text; a whole text is one ``feed`` plus ``flush``."""
+
+    def feed(self, delta: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
+class _Identity:
+    """The restorer when nothing was masked."""
+
+    def feed(self, delta: str) -> str:
+        return delta
+
+    def flush(self) -> str:
+        return ""
 
 
 def client_ip(request: Request) -> str:
@@ -63,11 +86,27 @@ class Trail:
     usage: Usage = field(default_factory=Usage)
     backend: str | None = None
     pii_findings: dict[str, int] = field(default_factory=dict)
+    pii: PIIStage | None = None
+    force_pii: bool = False
+    """Mask whatever the key's policy says: the request may leave the premises."""
+    conversation_id: str = ""
+    protected: list[ProtectedInput] = field(default_factory=list)
     _closed: bool = False
 
     @classmethod
-    def open(cls, gateway: Gateway, principal: Principal, request: Request, model: str) -> Trail:
-        return cls(gateway, principal, request.url.path, client_ip(request), model)
+    def open(cls, state: AppState, principal: Principal, request: Request, model: str) -> Trail:
+        conversation = request.headers.get("x-luodi-conversation") or uuid.uuid4().hex
+        return cls(
+            state.gateway,
+            principal,
+            request.url.path,
+            client_ip(request),
+            model,
+            pii=state.pii,
+            force_pii=state.leaves_premises(model),
+            # The tenant is part of the id, so tenants never share a pseudonym map.
+            conversation_id=f"{principal.tenant}:{conversation}",
+        )
 
     @property
     def priority(self) -> Priority:
@@ -87,6 +126,48 @@ class Trail:
 
     async def admit(self, tokens: int) -> None:
         await self.gateway.admit(self.principal, tokens=tokens)
+
+    async def protect_messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Masked copies of chat messages (the PII stage); unchanged when it is off."""
+        if self.pii is None:
+            return messages
+        protected = await self.pii.protect_messages(
+            messages,
+            policy=self.principal.pii_policy,
+            conversation_id=self.conversation_id,
+            force=self.force_pii,
+        )
+        self._found(protected)
+        return protected.messages or messages
+
+    async def protect_text(self, text: str) -> str:
+        """A masked copy of one prompt or input text; unchanged when the stage is off."""
+        if self.pii is None:
+            return text
+        protected = await self.pii.protect_text(
+            text,
+            policy=self.principal.pii_policy,
+            conversation_id=self.conversation_id,
+            force=self.force_pii,
+        )
+        self._found(protected)
+        return protected.text if protected.text is not None else text
+
+    def restorer(self) -> TextRestorer:
+        """Turns the model's pseudonyms back into the caller's values, chunk by chunk."""
+        if not self.protected:
+            return _Identity()
+        return self.protected[-1].restorer()
+
+    def restore_tool_calls(self, tool_calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not self.protected:
+            return tool_calls
+        return self.protected[-1].restore_tool_calls(tool_calls)
+
+    def _found(self, protected: ProtectedInput) -> None:
+        self.protected.append(protected)
+        for entity, count in protected.findings.items():
+            self.pii_findings[entity] = self.pii_findings.get(entity, 0) + count
 
     async def finish(self) -> None:
         """Charge the real usage and write the allowed record (once)."""

@@ -50,9 +50,7 @@ def build_pii_router(
     Errors are raised as ``luodi.errors`` classes (403 ``pii_blocked``, 503
     ``pii_unavailable``, 400 for a bad request); the app's handler shapes them.
     """
-    get_stage: Callable[[], PIIStage] = (
-        (lambda: stage) if isinstance(stage, PIIStage) else stage  # type: ignore[assignment]
-    )
+    get_stage: Callable[[], PIIStage] = (lambda: stage) if isinstance(stage, PIIStage) else stage
     router = APIRouter(prefix="/v1/pii", tags=["pii"], dependencies=list(dependencies))
 
     @router.post("/analyze")

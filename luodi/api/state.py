@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from luodi.config import Settings
 from luodi.engine.base import Engine
 from luodi.errors import NotFoundError, ServiceUnavailableError
+from luodi.privacy import PIIStage
 from luodi.security import Gateway
 
 __all__ = ["AppState"]
@@ -24,6 +25,13 @@ class AppState:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: int = field(default_factory=lambda: int(time.time()))
     _gateway: Gateway | None = None
+    pii: PIIStage | None = None
+    """The PII stage, or None when ``privacy.enabled`` is off."""
+    cloud_models: set[str] = field(default_factory=set)
+    """Models with a backend off the premises: their requests are always masked."""
+
+    def leaves_premises(self, model: str) -> bool:
+        return model in self.cloud_models
 
     def attach_gateway(self, gateway: Gateway) -> None:
         self._gateway = gateway

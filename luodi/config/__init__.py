@@ -19,6 +19,7 @@ from pydantic_settings import (
 )
 
 from luodi.config.engine import EngineSettings
+from luodi.config.privacy import PrivacySettings
 from luodi.config.routing import RoutingSettings
 from luodi.config.security import SecuritySettings
 from luodi.config.server import ServerSettings
@@ -27,6 +28,7 @@ from luodi.errors import ConfigError
 
 __all__ = [
     "EngineSettings",
+    "PrivacySettings",
     "RoutingSettings",
     "SecuritySettings",
     "ServerSettings",
@@ -59,6 +61,9 @@ class Settings(BaseSettings):
 
     storage: StorageSettings = Field(default_factory=StorageSettings)
     """Relational store for keys, users and the audit log."""
+
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    """PII detection and desensitization on every path that carries text."""
 
     @classmethod
     def settings_customise_sources(

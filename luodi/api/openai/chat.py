@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from luodi.api.deps import StateDep
-from luodi.api.gateway import PrincipalDep, Trail
+from luodi.api.gateway import PrincipalDep, TextRestorer, Trail
 from luodi.api.openai.generation import (
     Collected,
     add_usage,
@@ -143,12 +143,17 @@ async def create_chat_completion(
     body: ChatCompletionRequest, state: StateDep, principal: PrincipalDep, request: Request
 ) -> Response:
     """OpenAI chat completions: thinking as reasoning_content, tool calls, JSON output."""
-    trail = Trail.open(state.gateway, principal, request, body.model)
+    trail = Trail.open(state, principal, request, body.model)
     async with trail.guarding():
         engine = state.engine_for(body.model)
         trail.authorize()
-        messages = [m.model_dump(exclude_none=True) for m in body.messages]
+        messages = await trail.protect_messages(
+            [m.model_dump(exclude_none=True) for m in body.messages]
+        )
         plan = plan_chat(engine, body, messages, trail.priority)
+        if trail.force_pii and trail.pii is not None:
+            for req in plan.requests:
+                req.metadata["pii_protected"] = True
         trail.prompt = plan.prepared.prompt if plan.prepared else _flatten(messages)
         await trail.admit(len(plan.requests[0].prompt_tokens) or len(trail.prompt) // 3)
         primed = await prime_all(engine, plan.requests)
@@ -164,6 +169,7 @@ async def create_chat_completion(
             result = await collect(first, stream)
         trail.response.append(result.text)
         message, reason = _message_from(result, parsers[index])
+        message = _Restorers(trail).restore_message(message)
         choices.append(
             {
                 "index": index,
@@ -185,6 +191,53 @@ async def create_chat_completion(
             "usage": usage_body(usage),
         }
     )
+
+
+class _Restorers:
+    """Puts the caller's values back where the PII stage put pseudonyms, per channel."""
+
+    _CHANNELS = ("content", "reasoning_content")
+
+    def __init__(self, trail: Trail) -> None:
+        self._trail = trail
+        self._open: dict[tuple[int, str], TextRestorer] = {}
+
+    def _get(self, index: int, channel: str) -> TextRestorer:
+        key = (index, channel)
+        if key not in self._open:
+            self._open[key] = self._trail.restorer()
+        return self._open[key]
+
+    def delta(self, index: int, delta: dict[str, Any]) -> dict[str, Any] | None:
+        """The delta with its text restored; None when everything is held back for now."""
+        out = dict(delta)
+        if "tool_calls" in out:
+            out["tool_calls"] = self._trail.restore_tool_calls(out["tool_calls"])
+            return out
+        for channel in self._CHANNELS:
+            if out.get(channel):
+                out[channel] = self._get(index, channel).feed(out[channel])
+                return out if out[channel] else None
+        return out
+
+    def flush(self, index: int) -> list[dict[str, Any]]:
+        tails = []
+        for channel in self._CHANNELS:
+            if (index, channel) in self._open:
+                tail = self._open.pop((index, channel)).flush()
+                if tail:
+                    tails.append({channel: tail})
+        return tails
+
+    def restore_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        out = dict(message)
+        for channel in self._CHANNELS:
+            if isinstance(out.get(channel), str):
+                restorer = self._trail.restorer()
+                out[channel] = restorer.feed(out[channel]) + restorer.flush()
+        if out.get("tool_calls"):
+            out["tool_calls"] = self._trail.restore_tool_calls(out["tool_calls"])
+        return out
 
 
 def _event_deltas(event: GenerationEvent, parser: ChatOutputParser | None) -> list[dict[str, Any]]:
@@ -214,6 +267,7 @@ async def _stream(
 ) -> AsyncIterator[dict[str, Any]]:
     usage = trail.usage
     saw_tool_calls = [False] * len(primed)
+    restorers = _Restorers(trail)
 
     def chunk(
         choices: list[dict[str, Any]], usage_obj: dict[str, Any] | None = None
@@ -246,7 +300,14 @@ async def _stream(
         trail.response.append(event.text)
         trail.backend = event.backend or trail.backend
         logprobs = _logprobs_body(event.logprobs) if body.logprobs and event.logprobs else None
-        for delta in _event_deltas(event, parsers[index]):
+        deltas = [
+            d
+            for d in (restorers.delta(index, x) for x in _event_deltas(event, parsers[index]))
+            if d
+        ]
+        if event.finished:
+            deltas.extend(restorers.flush(index))
+        for delta in deltas:
             saw_tool_calls[index] |= "tool_calls" in delta
             yield chunk(
                 [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}]

@@ -71,6 +71,26 @@ def _request_for(
     )
 
 
+async def _protected_prompts(
+    trail: Trail, engine: Engine, prompts: list[str | list[int]]
+) -> list[str | list[int]]:
+    """Prompts as the model may see them; token-id prompts carrying PII are refused."""
+    out: list[str | list[int]] = []
+    for prompt in prompts:
+        if isinstance(prompt, str):
+            out.append(await trail.protect_text(prompt))
+            continue
+        text = _detok(engine, prompt)
+        if text and await trail.protect_text(text) != text:
+            raise InvalidRequestError(
+                "this token-id prompt holds personal data that cannot be masked in token form;"
+                " send it as text",
+                param="prompt",
+            )
+        out.append(prompt)
+    return out
+
+
 def _logprobs_body(entries: list[TokenLogprob], offset: int) -> dict[str, Any]:
     tokens, token_logprobs, top, offsets = [], [], [], []
     for entry in entries:
@@ -92,20 +112,25 @@ async def create_completion(
     body: CompletionRequest, state: StateDep, principal: PrincipalDep, request: Request
 ) -> Response:
     """OpenAI text completions, streamed or not, with n choices per prompt."""
-    trail = Trail.open(state.gateway, principal, request, body.model)
+    trail = Trail.open(state, principal, request, body.model)
     async with trail.guarding():
         _check_unsupported(body)
         engine = state.engine_for(body.model)
         trail.authorize()
-        prompts = _prompts(body)
-        texts = [p if isinstance(p, str) else _detok(engine, p) for p in prompts]
-        trail.prompt = "\n".join(texts)
+        originals = _prompts(body)
+        prompts = await _protected_prompts(trail, engine, originals)
+        trail.prompt = "\n".join(p if isinstance(p, str) else _detok(engine, p) for p in prompts)
+        # echo gives the caller back their own prompt, not the masked one the model saw.
+        texts = [p if isinstance(p, str) else _detok(engine, p) for p in originals]
         gen_requests = [
             _request_for(engine, prompt, body, j, trail)
             for prompt in prompts
             for j in range(body.n)
         ]
         await trail.admit(sum(len(r.prompt_tokens) for r in gen_requests[:: body.n]))
+        if trail.force_pii and trail.pii is not None:
+            for req in gen_requests:
+                req.metadata["pii_protected"] = True
         primed = await prime_all(engine, gen_requests)
     echo_texts = [text if body.echo else "" for text in texts for _ in range(body.n)]
     completion_id, created = make_id("cmpl"), now()
@@ -118,9 +143,10 @@ async def create_completion(
         async with trail.guarding():
             result = await collect(first, stream)
         trail.response.append(result.text)
+        restorer = trail.restorer()
         choice: dict[str, Any] = {
             "index": index,
-            "text": echo_texts[index] + result.text,
+            "text": echo_texts[index] + restorer.feed(result.text) + restorer.flush(),
             "logprobs": _logprobs_body(result.logprobs, len(echo_texts[index]))
             if body.logprobs is not None
             else None,
@@ -156,6 +182,7 @@ async def _stream(
 ) -> AsyncIterator[dict[str, Any]]:
     usage = trail.usage
     offsets = [len(t) for t in echo_texts]
+    restorers = [trail.restorer() for _ in echo_texts]
 
     def chunk(
         choices: list[dict[str, Any]], usage_obj: dict[str, Any] | None = None
@@ -179,19 +206,22 @@ async def _stream(
     async for index, event in merge_streams(primed):
         if event.error:
             raise EngineError(event.error)
-        if event.text or event.finished:
+        trail.response.append(event.text)
+        text = restorers[index].feed(event.text)
+        if event.finished:
+            text += restorers[index].flush()
+        if text or event.finished:
             lp = (
                 _logprobs_body(event.logprobs, offsets[index])
                 if body.logprobs is not None
                 else None
             )
-            offsets[index] += len(event.text)
-            trail.response.append(event.text)
+            offsets[index] += len(text)
             yield chunk(
                 [
                     {
                         "index": index,
-                        "text": event.text,
+                        "text": text,
                         "logprobs": lp,
                         "finish_reason": event.finish_reason.value if event.finish_reason else None,
                     }

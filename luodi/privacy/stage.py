@@ -1,0 +1,385 @@
+"""The PII gateway stage: protect what goes to the model, restore what comes back.
+
+Fails closed: if detection raises or exceeds the policy's time budget the request is
+refused with a 503 naming the stage, never passed through unmasked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from luodi.config.privacy import PrivacySettings
+from luodi.errors import InvalidRequestError, LuodiError
+from luodi.privacy.analyzer import Analyzer
+from luodi.privacy.anonymizer import AnonymizedText, Anonymizer
+from luodi.privacy.errors import PIIBlockedError, PIIUnavailableError
+from luodi.privacy.finding import Finding
+from luodi.privacy.operators import OperatorContext
+from luodi.privacy.policy import Policy
+from luodi.privacy.registry import RecognizerRegistry
+from luodi.privacy.restorer import OutputMasker, StreamRestorer
+from luodi.privacy.vault import PseudonymVault, build_vault
+
+__all__ = ["PIIStage", "ProtectedInput"]
+
+# On output a new value gets no pseudonym (it would need the vault mid-stream), and a
+# numbered tag could be mistaken for one: tag-writing operators write ``<TYPE>`` instead.
+_OUTPUT_OPERATOR = {"pseudonym": "type_tag", "replace": "type_tag"}
+
+
+@dataclass
+class ProtectedInput:
+    """What the stage made of a request: masked copies, findings, and a way back.
+
+    Attributes:
+        messages: masked copies of the chat messages (None for ``protect_text``).
+        text: the masked text (None for ``protect_messages``).
+        findings: entity type -> count found in the input (for the audit record).
+        policy: name of the policy applied.
+        conversation_id: the conversation whose pseudonyms were used.
+    """
+
+    messages: list[dict[str, Any]] | None
+    text: str | None
+    findings: dict[str, int]
+    policy: str
+    conversation_id: str
+    _mapping: dict[str, str] = field(default_factory=dict, repr=False)
+    _masker: OutputMasker | None = field(default=None, repr=False)
+
+    def restorer(self) -> StreamRestorer:
+        """A fresh restorer for one response (``feed``/``flush`` or ``restore``)."""
+        return StreamRestorer(self._mapping, self._masker)
+
+    def restore(self, text: str) -> str:
+        """A complete answer, output-masked if the policy says so, with tags restored."""
+        return self.restorer().restore_whole(text)
+
+    def restore_tool_calls(self, tool_calls: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Copies of ``tool_calls`` with pseudonyms in ``function.arguments`` restored."""
+        restorer = StreamRestorer(self._mapping)
+        out = copy.deepcopy([dict(c) for c in tool_calls])
+        for call in out:
+            fn = call.get("function")
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                fn["arguments"] = restorer.restore(fn["arguments"])
+        return out
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    """Everything ``reload`` replaces, swapped in one assignment."""
+
+    settings: PrivacySettings
+    analyzer: Analyzer
+    policies: dict[str, Policy]
+    residency: Policy
+
+
+class _Table:
+    """A Pseudonymizer over tags already assigned by the vault for this request."""
+
+    def __init__(self, table: Mapping[tuple[str, str], str]) -> None:
+        self._table = table
+
+    def pseudonym(self, entity_type: str, value: str) -> str:
+        return self._table[(entity_type, value)]
+
+
+class PIIStage:
+    """Analyze, block, anonymize and restore, by named policy.
+
+    Build with ``PIIStage.from_settings``; share one instance across requests. It holds
+    no per-request state: pseudonyms live in the vault, keyed by conversation.
+    """
+
+    def __init__(self, settings: PrivacySettings, vault: PseudonymVault) -> None:
+        self.vault = vault
+        self._runtime = self._build(settings)
+
+    @classmethod
+    def from_settings(cls, settings: PrivacySettings) -> PIIStage:
+        """The stage the settings describe. Raises ConfigError for a bad custom rule."""
+        return cls(settings, build_vault(settings.vault))
+
+    @staticmethod
+    def _build(settings: PrivacySettings) -> _Runtime:
+        registry = RecognizerRegistry.with_rules(settings.custom_rules)
+        return _Runtime(
+            settings=settings,
+            analyzer=Analyzer(registry),
+            policies={n: Policy.from_settings(n, p) for n, p in settings.policies.items()},
+            residency=Policy.from_settings("residency", settings.residency),
+        )
+
+    def reload(self, settings: PrivacySettings) -> None:
+        """Swap in new policies and custom rules; requests in flight finish on the old.
+
+        Raises ConfigError (naming the rule) and keeps the old configuration if a
+        custom rule does not compile. The vault and its pseudonyms are kept.
+        """
+        self._runtime = self._build(settings)
+
+    @property
+    def settings(self) -> PrivacySettings:
+        """The settings currently in force."""
+        return self._runtime.settings
+
+    @property
+    def analyzer(self) -> Analyzer:
+        """The analyzer currently in force (for the library and the API)."""
+        return self._runtime.analyzer
+
+    def policy(self, name: str | None = None, *, force: bool = False) -> Policy:
+        """The named policy (the default when None), plus residency when ``force``."""
+        rt = self._runtime
+        chosen = name or rt.settings.default_policy
+        found = rt.policies.get(chosen)
+        if found is None:
+            raise PIIUnavailableError(f"pii: unknown PII policy {chosen!r}")
+        return found.with_residency(rt.residency) if force else found
+
+    async def protect_text(
+        self,
+        text: str,
+        *,
+        policy: str | None = None,
+        conversation_id: str,
+        force: bool = False,
+    ) -> ProtectedInput:
+        """Protect one text (completions prompt, embeddings input, a document).
+
+        Raises:
+            PIIBlockedError: the text holds an entity the policy blocks.
+            PIIUnavailableError: detection failed or timed out.
+        """
+        pol = self.policy(policy, force=force)
+        done, result = await self._protect([text], pol, conversation_id, force=force)
+        result.text = done[0].text
+        return result
+
+    async def protect_messages(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        policy: str | None = None,
+        conversation_id: str,
+        force: bool = False,
+    ) -> ProtectedInput:
+        """Protect OpenAI chat messages: string or text-part contents, ``role: tool``
+        contents and assistant ``tool_calls[].function.arguments`` (JSON string leaves).
+
+        The input list is not modified; ``ProtectedInput.messages`` holds masked copies.
+
+        Raises:
+            PIIBlockedError: a message holds an entity the policy blocks.
+            PIIUnavailableError: detection failed or timed out.
+        """
+        copies = copy.deepcopy(messages)
+        holes: list[tuple[Any, Any]] = []
+        finishers: list[Callable[[], None]] = []
+        for message in copies:
+            _collect_message(message, holes, finishers)
+        pol = self.policy(policy, force=force)
+        done, result = await self._protect(
+            [str(c[k]) for c, k in holes], pol, conversation_id, force=force
+        )
+        for (container, key), new in zip(holes, done, strict=True):
+            container[key] = new.text
+        for finish in finishers:
+            finish()
+        result.messages = copies
+        return result
+
+    async def analyze(
+        self, text: str, *, policy: str | None = None, entities: Sequence[str] | None = None
+    ) -> list[Finding]:
+        """Findings in ``text`` for the policy's entities (or ``entities``), fail-closed."""
+        pol = self.policy(policy)
+        wanted = list(entities) if entities is not None else sorted(pol.entities)
+        (found,) = await self._detect(self._runtime.analyzer, [text], wanted, pol)
+        return found
+
+    async def anonymize(
+        self,
+        text: str,
+        *,
+        policy: str | None = None,
+        operators: Mapping[str, str] | None = None,
+        conversation_id: str | None = None,
+    ) -> tuple[AnonymizedText, dict[str, int]]:
+        """Anonymize one text for another system (the ``/v1/pii/anonymize`` API).
+
+        Args:
+            text: the text.
+            policy: policy whose entities, blocks and budget apply (default policy if None).
+            operators: entity type -> operator, replacing the policy's choice (and its
+                entity list) when given.
+            conversation_id: needed by the ``pseudonym`` operator, whose tags it scopes.
+
+        Returns:
+            The anonymized text with its replacements, and the counts of findings.
+
+        Raises:
+            InvalidRequestError: ``pseudonym`` requested without a conversation id.
+            PIIBlockedError, PIIUnavailableError: as for ``protect_text``.
+        """
+        pol = self.policy(policy)
+        if operators is not None:
+            pol = dataclasses.replace(pol, operators=dict(operators), on_input=True)
+        if "pseudonym" in pol.operators.values() and not conversation_id:
+            raise InvalidRequestError(
+                "the pseudonym operator needs a conversation_id", param="conversation_id"
+            )
+        pol = dataclasses.replace(pol, on_input=True, on_output=False)
+        done, result = await self._protect([text], pol, conversation_id or "", force=True)
+        return done[0], result.findings
+
+    async def close(self) -> None:
+        """Release the vault's connections."""
+        await self.vault.close()
+
+    async def _protect(
+        self, texts: list[str], pol: Policy, conversation_id: str, *, force: bool
+    ) -> tuple[list[AnonymizedText], ProtectedInput]:
+        rt = self._runtime
+        result = ProtectedInput(None, None, {}, pol.name, conversation_id)
+        if not rt.settings.enabled and not force:
+            return [AnonymizedText(t) for t in texts], result
+        per_text = await self._detect(rt.analyzer, texts, sorted(pol.entities), pol)
+        counts: Counter[str] = Counter(f.entity_type for fs in per_text for f in fs)
+        result.findings = dict(counts)
+        blocked = sorted(pol.block.intersection(counts))
+        if blocked:
+            raise PIIBlockedError(blocked, policy=pol.name)
+        ctx = self._context(pol)
+        done = [AnonymizedText(t) for t in texts]
+        if pol.on_input:
+            pairs = [
+                (f.entity_type, text[f.start : f.end])
+                for text, fs in zip(texts, per_text, strict=True)
+                for f in fs
+                if pol.operators.get(f.entity_type) == "pseudonym"
+            ]
+            if pairs:
+                ctx.pseudonymizer = _Table(await self.vault.assign(conversation_id, pairs))
+            anonymizer = Anonymizer(ctx)
+            done = [
+                anonymizer.anonymize(text, fs, pol.operators)
+                for text, fs in zip(texts, per_text, strict=True)
+            ]
+        if "pseudonym" in pol.operators.values():
+            result._mapping = await self.vault.mapping(conversation_id)
+        if pol.on_output:
+            result._masker = self._output_masker(rt.analyzer, pol)
+        return done, result
+
+    async def _detect(
+        self, analyzer: Analyzer, texts: list[str], entities: list[str], pol: Policy
+    ) -> list[list[Finding]]:
+        def run() -> list[list[Finding]]:
+            return [analyzer.analyze(t, entities=entities, min_score=pol.min_score) for t in texts]
+
+        if not any(texts):
+            return [[] for _ in texts]
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(run), pol.timeout_s)
+        except TimeoutError as exc:
+            raise PIIUnavailableError(
+                f"pii: detection exceeded its {pol.timeout_s * 1000:.0f} ms budget; "
+                "request refused rather than sent unmasked",
+                retry_after=1.0,
+            ) from exc
+        except LuodiError:
+            raise
+        except Exception as exc:  # fail closed: any detector bug refuses the request
+            raise PIIUnavailableError(
+                f"pii: detection failed ({type(exc).__name__}); request refused"
+            ) from exc
+
+    def _context(self, pol: Policy) -> OperatorContext:
+        secret = self._runtime.settings.hash_secret
+        return OperatorContext(
+            mask_keep_start=pol.mask_keep_start,
+            mask_keep_end=pol.mask_keep_end,
+            mask_char=pol.mask_char,
+            hash_secret=secret.get_secret_value().encode() if secret else None,
+        )
+
+    def _output_masker(self, analyzer: Analyzer, pol: Policy) -> OutputMasker:
+        operators = {e: _OUTPUT_OPERATOR.get(op, op) for e, op in pol.operators.items()}
+        ctx = self._context(pol)
+        entities = sorted(pol.operators)
+
+        def mask(segment: str) -> tuple[str, dict[str, int]]:
+            try:
+                found = analyzer.analyze(segment, entities=entities, min_score=pol.min_score)
+                done: AnonymizedText = Anonymizer(ctx).anonymize(segment, found, operators)
+            except LuodiError:
+                raise
+            except Exception as exc:  # fail closed on output too: stop the stream
+                raise PIIUnavailableError(
+                    f"pii: output masking failed ({type(exc).__name__})"
+                ) from exc
+            return done.text, done.counts()
+
+        return mask
+
+
+def _collect_message(
+    message: dict[str, Any], holes: list[tuple[Any, Any]], finishers: list[Callable[[], None]]
+) -> None:
+    """Record every text-bearing place of one chat message as (container, key)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        holes.append((message, "content"))
+    elif isinstance(content, list):
+        for part in content:
+            if (
+                isinstance(part, dict)
+                and part.get("type") == "text"
+                and isinstance(part.get("text"), str)
+            ):
+                holes.append((part, "text"))
+    for call in message.get("tool_calls") or ():
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            _collect_json(fn, "arguments", holes, finishers)
+
+
+def _collect_json(
+    container: dict[str, Any],
+    key: str,
+    holes: list[tuple[Any, Any]],
+    finishers: list[Callable[[], None]],
+) -> None:
+    """Protect the string leaves of a JSON document held as a string (tool arguments),
+    so escaped characters are seen decoded and the result is still valid JSON."""
+    try:
+        doc = json.loads(container[key])
+    except ValueError:
+        holes.append((container, key))
+        return
+    box = [doc]
+    stack: list[tuple[Any, Any]] = [(box, 0)]
+    while stack:
+        parent, k = stack.pop()
+        value = parent[k]
+        if isinstance(value, str):
+            holes.append((parent, k))
+        elif isinstance(value, dict):
+            stack.extend((value, kk) for kk in value)
+        elif isinstance(value, list):
+            stack.extend((value, i) for i in range(len(value)))
+
+    def finish() -> None:
+        container[key] = json.dumps(box[0], ensure_ascii=False)
+
+    finishers.append(finish)
