@@ -17,16 +17,18 @@ from luodi.api.gateway import get_principal
 from luodi.api.health import router as health_router
 from luodi.api.openai.chat import router as chat_router
 from luodi.api.openai.completions import router as completions_router
+from luodi.api.openai.embeddings import router as embeddings_router
 from luodi.api.openai.models import router as models_router
 from luodi.api.pii import build_pii_router
 from luodi.api.state import AppState
 from luodi.config import Settings
 from luodi.config.routing import BackendKind, DeploymentMode
 from luodi.engine.base import Engine
+from luodi.engine.embeddings import Embedder, build_embedder
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.metrics import EngineMetrics
 from luodi.engine.router import Router
-from luodi.errors import ConfigError, ServiceUnavailableError
+from luodi.errors import ConfigError, ModelLoadError, ServiceUnavailableError
 from luodi.privacy import PIIStage
 from luodi.security import Gateway, KeySource, open_model_for_loading
 
@@ -43,6 +45,16 @@ class _LateGateway:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._state.gateway, name)
+
+
+def _load_embedder(state: AppState, settings: Settings) -> None:
+    """Serve the configured embedding model; without its weights, serve none and say how."""
+    try:
+        embedder = build_embedder(settings.embeddings)
+    except ModelLoadError as exc:
+        log.warning("/v1/embeddings is off: %s", exc.message)
+        return
+    state.embedders[embedder.name] = embedder
 
 
 def _require_pii(state: AppState) -> PIIStage:
@@ -79,6 +91,7 @@ def create_app(
     engines: dict[str, Engine] | None = None,
     embedded: LlamaCppEngine | None = None,
     gateway: Gateway | None = None,
+    embedders: dict[str, Embedder] | None = None,
 ) -> FastAPI:
     """Build the FastAPI app; engines start in its lifespan and stop with it.
 
@@ -98,6 +111,10 @@ def create_app(
         router: Router | None = None
         state.attach_gateway(gateway or await Gateway.create(settings.security, settings.storage))
         state.pii = PIIStage.from_settings(settings.privacy) if settings.privacy.enabled else None
+        if embedders is not None:
+            state.embedders.update(embedders)
+        else:
+            _load_embedder(state, settings)
         if not owned:
             state.engines.update(engines or {})
             for name, engine in state.engines.items():
@@ -152,7 +169,13 @@ def create_app(
             allow_headers=["Authorization", "Content-Type"],
         )
     install_error_handlers(app)
-    for router in (completions_router, chat_router, models_router, health_router):
+    for router in (
+        completions_router,
+        chat_router,
+        embeddings_router,
+        models_router,
+        health_router,
+    ):
         app.include_router(router)
     app.include_router(build_admin_router(cast(Gateway, _LateGateway(state))), prefix="/admin")
     app.include_router(

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from luodi.config import Settings
 from luodi.engine.base import Engine
+from luodi.engine.embeddings import Embedder
 from luodi.errors import NotFoundError, ServiceUnavailableError
 from luodi.privacy import PIIStage
 from luodi.security import Gateway
@@ -27,6 +28,8 @@ class AppState:
     _gateway: Gateway | None = None
     pii: PIIStage | None = None
     """The PII stage, or None when ``privacy.enabled`` is off."""
+    embedders: dict[str, Embedder] = field(default_factory=dict)
+    """Served embedding models by name (``/v1/embeddings``)."""
     cloud_models: set[str] = field(default_factory=set)
     """Models with a backend off the premises: their requests are always masked."""
 

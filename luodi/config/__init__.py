@@ -18,6 +18,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from luodi.config.embeddings import EmbeddingSettings
 from luodi.config.engine import EngineSettings
 from luodi.config.privacy import PrivacySettings
 from luodi.config.routing import RoutingSettings
@@ -27,6 +28,7 @@ from luodi.config.storage import StorageSettings
 from luodi.errors import ConfigError
 
 __all__ = [
+    "EmbeddingSettings",
     "EngineSettings",
     "PrivacySettings",
     "RoutingSettings",
@@ -52,6 +54,9 @@ class Settings(BaseSettings):
 
     engine: EngineSettings = Field(default_factory=EngineSettings)
     """Embedded llama.cpp engine."""
+
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    """The embedding model behind /v1/embeddings and knowledge-base indexing."""
 
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     """Deployment mode and upstream backends (vLLM, SGLang, cloud APIs)."""

@@ -300,3 +300,47 @@ async def test_template_that_cannot_render_tool_turns_gives_a_clear_400(
             max_tokens=8,
         )
     assert "alternate" in str(info.value)
+
+
+async def test_embeddings_float_and_base64_agree(live_server: LiveServer) -> None:
+    import base64
+
+    import numpy as np
+
+    client = async_client(live_server)
+    models = {m.id: m.model_dump() for m in (await client.models.list()).data}
+    name = next(k for k, v in models.items() if "embedding" in v["capabilities"])
+    texts = ["The bank opens at nine.", "银行九点开门。", "Cats sleep a lot."]
+    floats = await client.embeddings.create(model=name, input=texts)
+    assert [d.index for d in floats.data] == [0, 1, 2]
+    assert floats.usage.prompt_tokens > 0
+    vectors = np.array([d.embedding for d in floats.data], dtype=np.float32)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] - 0.5  # related texts stay close
+    async with httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers) as http:
+        resp = await http.post(
+            "/v1/embeddings",
+            json={"model": name, "input": texts[0], "encoding_format": "base64"},
+        )
+    raw = np.frombuffer(base64.b64decode(resp.json()["data"][0]["embedding"]), dtype="<f4")
+    assert np.allclose(raw, vectors[0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"model": "nope", "input": "x"}, 404, "model"),
+        ({"input": ""}, 400, "input"),
+        ({"input": []}, 400, "input"),
+        ({"input": "x", "dimensions": 7}, 400, "dimensions"),
+    ],
+)
+async def test_bad_embedding_requests_get_openai_errors(
+    live_server: LiveServer, body: dict[str, object], status: int, param: str
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers) as http:
+        models = (await http.get("/v1/models")).json()["data"]
+        name = next(m["id"] for m in models if "embedding" in m["capabilities"])
+        resp = await http.post("/v1/embeddings", json={"model": name, **body})
+    assert resp.status_code == status, resp.text
+    assert resp.json()["error"]["param"] == param

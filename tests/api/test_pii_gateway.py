@@ -24,8 +24,13 @@ async def test_prompt_pii_is_pseudonymized_and_counted_in_audit(live_server: Liv
     ) as http:
         resp = await http.post(
             "/v1/completions",
-            json={"model": live_server.model, "prompt": prompt, "max_tokens": 24,
-                  "temperature": 0, "echo": True},
+            json={
+                "model": live_server.model,
+                "prompt": prompt,
+                "max_tokens": 24,
+                "temperature": 0,
+                "echo": True,
+            },
         )
     assert resp.status_code == 200, resp.text
     text = resp.json()["choices"][0]["text"]

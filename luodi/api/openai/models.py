@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from luodi.api.deps import StateDep
+from luodi.engine.embeddings import Embedder
 
 __all__ = ["router"]
 
@@ -31,13 +32,28 @@ def _model_card(name: str, info: Any, created: int) -> dict[str, Any]:
 @router.get("/v1/models")
 async def list_models(state: StateDep) -> dict[str, Any]:
     """Every served model with its context length, quantization, size and capabilities."""
-    return {
-        "object": "list",
-        "data": [_model_card(n, e.info, state.started_at) for n, e in state.engines.items()],
-    }
+    cards = [_model_card(n, e.info, state.started_at) for n, e in state.engines.items()]
+    cards += [_embedding_card(n, e, state.started_at) for n, e in state.embedders.items()]
+    return {"object": "list", "data": cards}
 
 
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, state: StateDep) -> dict[str, Any]:
+    if model_id in state.embedders:
+        return _embedding_card(model_id, state.embedders[model_id], state.started_at)
     engine = state.engine_for(model_id)
     return _model_card(model_id, engine.info, state.started_at)
+
+
+def _embedding_card(name: str, embedder: Embedder, created: int) -> dict[str, Any]:
+    return {
+        "id": name,
+        "object": "model",
+        "created": created,
+        "owned_by": "luodi",
+        "context_length": embedder.max_tokens,
+        "max_model_len": embedder.max_tokens,
+        "dimensions": embedder.dim,
+        "capabilities": ["embedding"],
+        "backend": "embedding",
+    }

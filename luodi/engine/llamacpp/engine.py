@@ -158,7 +158,7 @@ class LlamaCppEngine:
             context_length=self._max_model_len,
             quantization=_QUANT_NAMES.get(int(file_type)) if file_type else None,
             size_bytes=model.size_bytes,
-            capabilities=("chat", "completion"),
+            capabilities=("chat", "completion", "tools", "json_schema"),
             backend="llamacpp",
         )
         self._template = ChatTemplate.resolve(
