@@ -10,6 +10,7 @@ from fastapi.params import Depends
 from pydantic import BaseModel, Field
 
 from luodi.config.privacy import OperatorName
+from luodi.errors import InvalidRequestError
 from luodi.privacy.stage import PIIStage
 
 __all__ = ["AnalyzeRequest", "AnonymizeRequest", "build_pii_router"]
@@ -50,12 +51,25 @@ def build_pii_router(
     Errors are raised as ``luodi.errors`` classes (403 ``pii_blocked``, 503
     ``pii_unavailable``, 400 for a bad request); the app's handler shapes them.
     """
-    get_stage: Callable[[], PIIStage] = (lambda: stage) if isinstance(stage, PIIStage) else stage
+    current: Callable[[], PIIStage] = (lambda: stage) if isinstance(stage, PIIStage) else stage
     router = APIRouter(prefix="/v1/pii", tags=["pii"], dependencies=list(dependencies))
+
+    def checked(policy: str | None) -> PIIStage:
+        """The stage, once a policy the client named is known (else 400, not 503)."""
+        found = current()
+        known = found.settings.policies
+        if policy is not None and policy not in known:
+            raise InvalidRequestError(
+                f"unknown PII policy {policy!r}; configured: {', '.join(sorted(known))}",
+                param="policy",
+            )
+        return found
 
     @router.post("/analyze")
     async def analyze(body: AnalyzeRequest) -> dict[str, Any]:
-        found = await get_stage().analyze(body.text, policy=body.policy, entities=body.entities)
+        found = await checked(body.policy).analyze(
+            body.text, policy=body.policy, entities=body.entities
+        )
         counts: dict[str, int] = {}
         for f in found:
             counts[f.entity_type] = counts.get(f.entity_type, 0) + 1
@@ -67,7 +81,7 @@ def build_pii_router(
 
     @router.post("/anonymize")
     async def anonymize(body: AnonymizeRequest) -> dict[str, Any]:
-        done, counts = await get_stage().anonymize(
+        done, counts = await checked(body.policy).anonymize(
             body.text,
             policy=body.policy,
             operators=body.operators,
