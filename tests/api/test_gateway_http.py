@@ -67,7 +67,7 @@ async def test_each_request_leaves_one_audit_record_with_usage(live_server: Live
     records = gateway.audit_log.query(AuditFilter(user="dev-audited"))
     assert len(records) == 2
     allowed = next(r for r in records if r["decision"] == "allowed")
-    assert allowed["model"] == live_server.model
+    assert allowed["model"] == live_server.model and allowed["backend"] == "llamacpp"
     assert allowed["completion_tokens"] == 3 and allowed["prompt_tokens"] > 0
     assert allowed["prompt_sha256"] and allowed.get("prompt_text") in (None, "")
     refused = next(r for r in records if r["decision"] == "denied")

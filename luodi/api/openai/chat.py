@@ -157,6 +157,8 @@ async def create_chat_completion(
         trail.prompt = plan.prepared.prompt if plan.prepared else _flatten(messages)
         await trail.admit(len(plan.requests[0].prompt_tokens) or len(trail.prompt) // 3)
         primed = await prime_all(engine, plan.requests)
+        # The router records which backend served; the audit record names it.
+        trail.backend = plan.requests[0].metadata.get("backend") or engine.info.backend
     chat_id, created = make_id("chatcmpl"), now()
     parsers = [plan.prepared.output_parser() if plan.prepared else None for _ in primed]
     if body.stream:

@@ -132,6 +132,8 @@ async def create_completion(
             for req in gen_requests:
                 req.metadata["pii_protected"] = True
         primed = await prime_all(engine, gen_requests)
+        # The router records which backend served; the audit record names it.
+        trail.backend = gen_requests[0].metadata.get("backend") or engine.info.backend
     echo_texts = [text if body.echo else "" for text in texts for _ in range(body.n)]
     completion_id, created = make_id("cmpl"), now()
     if body.stream:

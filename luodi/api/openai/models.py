@@ -14,8 +14,8 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-def _model_card(name: str, info: Any, created: int) -> dict[str, Any]:
-    return {
+def _model_card(name: str, info: Any, created: int, engine: Any = None) -> dict[str, Any]:
+    card = {
         "id": name,
         "object": "model",
         "created": created,
@@ -27,12 +27,16 @@ def _model_card(name: str, info: Any, created: int) -> dict[str, Any]:
         "capabilities": list(info.capabilities),
         "backend": info.backend,
     }
+    backends = engine.health().get("backends") if engine is not None else None
+    if backends:
+        card["backends"] = backends  # a routed model: each backend's role, place and state
+    return card
 
 
 @router.get("/v1/models")
 async def list_models(state: StateDep) -> dict[str, Any]:
     """Every served model with its context length, quantization, size and capabilities."""
-    cards = [_model_card(n, e.info, state.started_at) for n, e in state.engines.items()]
+    cards = [_model_card(n, e.info, state.started_at, e) for n, e in state.engines.items()]
     cards += [_embedding_card(n, e, state.started_at) for n, e in state.embedders.items()]
     return {"object": "list", "data": cards}
 
@@ -42,7 +46,7 @@ async def get_model(model_id: str, state: StateDep) -> dict[str, Any]:
     if model_id in state.embedders:
         return _embedding_card(model_id, state.embedders[model_id], state.started_at)
     engine = state.engine_for(model_id)
-    return _model_card(model_id, engine.info, state.started_at)
+    return _model_card(model_id, engine.info, state.started_at, engine)
 
 
 def _embedding_card(name: str, embedder: Embedder, created: int) -> dict[str, Any]:
