@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from fastapi import Depends, Request
 
 from luodi.api.deps import StateDep
-from luodi.engine.types import Priority, Usage
+from luodi.api.openai.generation import prime_all
+from luodi.engine.base import Engine
+from luodi.engine.types import GenerationEvent, GenerationRequest, Priority, Usage
 from luodi.errors import LuodiError
 from luodi.privacy import PIIStage, ProtectedInput
 from luodi.security import AuditEvent, Decision, Gateway, Principal
@@ -168,6 +170,19 @@ class Trail:
         self.protected.append(protected)
         for entity, count in protected.findings.items():
             self.pii_findings[entity] = self.pii_findings.get(entity, 0) + count
+
+    async def launch(
+        self, engine: Engine, requests: list[GenerationRequest], *, prompt_tokens: int
+    ) -> list[tuple[GenerationEvent, AsyncIterator[GenerationEvent]]]:
+        """Admit against quotas, then start every choice on ``engine``."""
+        await self.admit(prompt_tokens)
+        if self.force_pii and self.pii is not None:
+            for req in requests:  # the router refuses unmasked prompts bound off-premises
+                req.metadata["pii_protected"] = True
+        primed = await prime_all(engine, requests)
+        # The router records which backend served; the audit record names it.
+        self.backend = requests[0].metadata.get("backend") or engine.info.backend
+        return primed
 
     async def finish(self) -> None:
         """Charge the real usage and write the allowed record (once)."""

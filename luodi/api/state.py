@@ -49,10 +49,21 @@ class AppState:
         """The engine serving ``model``; 404 naming the model and what is served."""
         engine = self.engines.get(model)
         if engine is None:
-            served = ", ".join(sorted(self.engines)) or "none"
-            raise NotFoundError(
-                f"the model '{model}' does not exist; served models: {served}",
-                param="model",
-                code="model_not_found",
-            )
+            raise _unknown("model", model, self.engines)
         return engine
+
+    def embedder_for(self, model: str) -> Embedder:
+        """The embedding model called ``model``; 404 naming what is served."""
+        embedder = self.embedders.get(model)
+        if embedder is None:
+            raise _unknown("embedding model", model, self.embedders)
+        return embedder
+
+
+def _unknown(kind: str, model: str, served: dict[str, object]) -> NotFoundError:
+    names = ", ".join(sorted(served)) or "none"
+    return NotFoundError(
+        f"the {kind} '{model}' does not exist; served: {names}",
+        param="model",
+        code="model_not_found",
+    )

@@ -16,7 +16,6 @@ from luodi.api.openai.generation import (
     add_usage,
     collect,
     merge_streams,
-    prime_all,
     sampling_params,
     usage_body,
 )
@@ -151,14 +150,9 @@ async def create_chat_completion(
             [m.model_dump(exclude_none=True) for m in body.messages]
         )
         plan = plan_chat(engine, body, messages, trail.priority)
-        if trail.force_pii and trail.pii is not None:
-            for req in plan.requests:
-                req.metadata["pii_protected"] = True
         trail.prompt = plan.prepared.prompt if plan.prepared else _flatten(messages)
-        await trail.admit(len(plan.requests[0].prompt_tokens) or len(trail.prompt) // 3)
-        primed = await prime_all(engine, plan.requests)
-        # The router records which backend served; the audit record names it.
-        trail.backend = plan.requests[0].metadata.get("backend") or engine.info.backend
+        estimate = len(plan.requests[0].prompt_tokens) or len(trail.prompt) // 3
+        primed = await trail.launch(engine, plan.requests, prompt_tokens=estimate)
     chat_id, created = make_id("chatcmpl"), now()
     parsers = [plan.prepared.output_parser() if plan.prepared else None for _ in primed]
     if body.stream:

@@ -14,7 +14,6 @@ from luodi.api.openai.generation import (
     add_usage,
     collect,
     merge_streams,
-    prime_all,
     sampling_params,
     usage_body,
 )
@@ -127,13 +126,11 @@ async def create_completion(
             for prompt in prompts
             for j in range(body.n)
         ]
-        await trail.admit(sum(len(r.prompt_tokens) for r in gen_requests[:: body.n]))
-        if trail.force_pii and trail.pii is not None:
-            for req in gen_requests:
-                req.metadata["pii_protected"] = True
-        primed = await prime_all(engine, gen_requests)
-        # The router records which backend served; the audit record names it.
-        trail.backend = gen_requests[0].metadata.get("backend") or engine.info.backend
+        primed = await trail.launch(
+            engine,
+            gen_requests,
+            prompt_tokens=sum(len(r.prompt_tokens) for r in gen_requests[:: body.n]),
+        )
     echo_texts = [text if body.echo else "" for text in texts for _ in range(body.n)]
     completion_id, created = make_id("cmpl"), now()
     if body.stream:

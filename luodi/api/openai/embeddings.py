@@ -15,7 +15,7 @@ from luodi.api.openai.generation import usage_body
 from luodi.api.openai.schemas import EmbeddingRequest
 from luodi.engine.embeddings import Embedder
 from luodi.engine.types import Usage
-from luodi.errors import InvalidRequestError, NotFoundError
+from luodi.errors import InvalidRequestError
 
 __all__ = ["router"]
 
@@ -54,14 +54,7 @@ async def create_embeddings(
     """OpenAI embeddings: one or many texts, float or base64 vectors, with usage."""
     trail = Trail.open(state, principal, request, body.model)
     async with trail.guarding():
-        embedder = state.embedders.get(body.model)
-        if embedder is None:
-            served = ", ".join(sorted(state.embedders)) or "none"
-            raise NotFoundError(
-                f"the embedding model '{body.model}' does not exist; embedding models: {served}",
-                param="model",
-                code="model_not_found",
-            )
+        embedder = state.embedder_for(body.model)
         trail.authorize()
         texts = [await trail.protect_text(t) for t in _inputs(body, embedder)]
         if body.dimensions is not None and body.dimensions != embedder.dim:
@@ -72,7 +65,7 @@ async def create_embeddings(
             )
         counts = embedder.count_tokens(texts)
         tokens = sum(min(c, embedder.max_tokens) for c in counts)
-        await trail.admit(tokens)
+        await trail.admit(tokens)  # no engine to launch: the embedder runs right here
         vectors = await asyncio.to_thread(embedder.embed, texts)
     trail.prompt = "\n".join(texts)
     trail.usage = Usage(prompt_tokens=tokens)
