@@ -1,0 +1,155 @@
+"""Gateway overhead over HTTP: the full chain against the same server with it off.
+
+Full chain: API key auth, RBAC, quotas, PII masking, audit. Off: auth and PII disabled
+(the audit log always runs: a compliance requirement, not a knob). For each, a fresh
+``luodi serve`` on the default model, then:
+  * latency: sequential 1-token completions, p50/p99 (the difference is the overhead);
+  * throughput: 16 concurrent streams of 32 tokens.
+Prints a table and writes JSON. Never a pass/fail test.
+
+    python benchmarks/gateway_http.py --out bench-results/gateway_http.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from luodi.evaluation.load import LoadConfig, percentile, run_level
+
+LUODI = [sys.executable, "-m", "luodi.cli"]
+
+
+def start(chain: bool) -> tuple[subprocess.Popen[bytes], str, str | None]:
+    tmp = tempfile.mkdtemp()
+    env = {
+        **os.environ,
+        "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+        "LUODI_SERVER__LOG_LEVEL": "warning",
+        "LUODI_SECURITY__AUTH_ENABLED": "true" if chain else "false",
+        "LUODI_PRIVACY__ENABLED": "true" if chain else "false",
+    }
+    key = None
+    if chain:
+        subprocess.run(
+            [*LUODI, "users", "create", "bench", "--role", "developer"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        out = subprocess.run(
+            [*LUODI, "keys", "create", "--user", "bench"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        key = next(w for w in out.split() if w.startswith("sk-luodi-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [*LUODI, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc, url, key
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("server did not start")
+
+
+def latency(url: str, key: str | None, model: str, n: int) -> list[float]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    times = []
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
+        for i in range(n):
+            start = time.perf_counter()
+            resp = http.post(
+                "/v1/completions",
+                json={"model": model, "prompt": f"Hi {i}", "max_tokens": 1, "temperature": 0},
+            )
+            resp.raise_for_status()
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def measure(chain: bool, n: int) -> dict[str, float]:
+    proc, url, key = start(chain)
+    try:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        model = httpx.get(f"{url}/v1/models", headers=headers).json()["data"][0]["id"]
+        latency(url, key, model, 5)  # warm
+        lat = latency(url, key, model, n)
+        cfg = LoadConfig(
+            base_url=url, model=model, max_tokens=32, requests_per_client=2, api_key=key
+        )
+        level = asyncio.run(run_level(cfg, 16))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {
+        "p50_ms": percentile([t * 1000 for t in lat], 50),
+        "p99_ms": percentile([t * 1000 for t in lat], 99),
+        "tok_s_16": level.throughput_tok_s,
+        "errors": level.errors,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=Path("bench-results/gateway_http.json"))
+    args = parser.parse_args()
+    off = measure(False, args.requests)
+    on = measure(True, args.requests)
+    table = Table(title="gateway overhead over HTTP (default model)")
+    for col in ("", "chain off", "full chain", "difference"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        "1-token request p50",
+        f"{off['p50_ms']:.1f} ms",
+        f"{on['p50_ms']:.1f} ms",
+        f"{on['p50_ms'] - off['p50_ms']:+.2f} ms",
+    )
+    table.add_row(
+        "1-token request p99",
+        f"{off['p99_ms']:.1f} ms",
+        f"{on['p99_ms']:.1f} ms",
+        f"{on['p99_ms'] - off['p99_ms']:+.2f} ms",
+    )
+    loss = 1 - on["tok_s_16"] / off["tok_s_16"]
+    table.add_row(
+        "16 streams throughput",
+        f"{off['tok_s_16']:.1f} tok/s",
+        f"{on['tok_s_16']:.1f} tok/s",
+        f"{loss * 100:+.1f}% loss",
+    )
+    Console().print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"chain_off": off, "chain_on": on, "throughput_loss": loss}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()
