@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,12 @@ import pytest
 from luodi.config import EngineSettings, SecuritySettings, StorageSettings
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.security import Gateway
+
+# Nothing a test starts may write into the checkout or the user's home: every server,
+# CLI run and subprocess inherits these unless a test sets its own.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="luodi-tests-"))
+os.environ.setdefault("LUODI_KNOWLEDGE__DATA_DIR", str(_SCRATCH / "knowledge"))
+os.environ.setdefault("LUODI_STORAGE__DATABASE_URL", f"sqlite:///{_SCRATCH / 'luodi.db'}")
 
 
 def engine_settings(tmp: Path, **overrides: object) -> EngineSettings:
@@ -86,14 +94,18 @@ def make_key(gateway: Gateway, user: str, roles: list[str], **key_args: object) 
 
 
 @pytest.fixture(scope="session")
-async def live_server(engine: LlamaCppEngine, live_gateway: Gateway) -> AsyncIterator[LiveServer]:
+async def live_server(
+    engine: LlamaCppEngine, live_gateway: Gateway, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[LiveServer]:
     """The API over the shared engine, served by uvicorn on 127.0.0.1, auth on."""
     import uvicorn
 
     from luodi.api.app import create_app
-    from luodi.config import Settings
+    from luodi.config import KnowledgeSettings, Settings
 
-    app = create_app(Settings(), engines={engine.info.name: engine}, gateway=live_gateway)
+    kb_dir = tmp_path_factory.mktemp("knowledge")
+    settings = Settings(knowledge=KnowledgeSettings(data_dir=kb_dir))
+    app = create_app(settings, engines={engine.info.name: engine}, gateway=live_gateway)
     key = make_key(live_gateway, "test-admin", ["admin"])
     port = _free_port()
     server = uvicorn.Server(

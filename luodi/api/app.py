@@ -15,6 +15,8 @@ from luodi.api.admin import build_admin_router
 from luodi.api.errors import install_error_handlers
 from luodi.api.gateway import get_principal
 from luodi.api.health import router as health_router
+from luodi.api.knowledge import build_knowledge_router
+from luodi.api.knowledge_wiring import KnowledgeAudit, kb_authorizer
 from luodi.api.openai.chat import router as chat_router
 from luodi.api.openai.completions import router as completions_router
 from luodi.api.openai.embeddings import router as embeddings_router
@@ -29,6 +31,8 @@ from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.metrics import EngineMetrics
 from luodi.engine.router import Router
 from luodi.errors import ConfigError, ModelLoadError, ServiceUnavailableError
+from luodi.knowledge import KnowledgeService
+from luodi.knowledge.sync import SyncScheduler
 from luodi.privacy import PIIStage
 from luodi.security import Gateway, KeySource, open_model_for_loading
 
@@ -37,14 +41,31 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 
-class _LateGateway:
-    """Forwards to the gateway the lifespan starts: routes are built before it exists."""
+class _Late:
+    """Forwards to a part the lifespan starts: routes are built before it exists."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: AppState, part: str) -> None:
         self._state = state
+        self._part = part
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._state.gateway, name)
+        target = getattr(self._state, self._part)
+        if target is None:
+            raise ServiceUnavailableError(f"{self._part} is not running on this server")
+        return getattr(target, name)
+
+
+def _start_knowledge(state: AppState, settings: Settings) -> SyncScheduler | None:
+    """Open the knowledge bases over the first embedding model and start scheduled syncs."""
+    if not state.embedders:
+        log.warning("knowledge bases are off: no embedding model is served")
+        return None
+    embedder = next(iter(state.embedders.values()))
+    audit = KnowledgeAudit(state.gateway, asyncio.get_running_loop())
+    state.knowledge = KnowledgeService(settings.knowledge, embedder, audit=audit)
+    scheduler = SyncScheduler(state.knowledge)
+    state.background.add(asyncio.get_running_loop().create_task(scheduler.run()))
+    return scheduler
 
 
 def _load_embedder(state: AppState, settings: Settings) -> None:
@@ -115,6 +136,7 @@ def create_app(
             state.embedders.update(embedders)
         else:
             _load_embedder(state, settings)
+        scheduler = _start_knowledge(state, settings)
         if not owned:
             state.engines.update(engines or {})
             for name, engine in state.engines.items():
@@ -145,10 +167,18 @@ def create_app(
                 await router.stop()
             if embedded is not None:
                 await embedded.stop()
+            if scheduler is not None:
+                scheduler.stop()
+            if state.knowledge is not None:
+                state.knowledge.close()
             if state.pii is not None:
                 await state.pii.close()
             if gateway is None:
                 await state.gateway.close()
+            if scheduler is not None:
+                scheduler.stop()
+            if state.knowledge is not None:
+                state.knowledge.close()
             if state.pii is not None:
                 await state.pii.close()
             if gateway is None:
@@ -177,8 +207,13 @@ def create_app(
         health_router,
     ):
         app.include_router(router)
-    app.include_router(build_admin_router(cast(Gateway, _LateGateway(state))), prefix="/admin")
+    app.include_router(build_admin_router(cast(Gateway, _Late(state, "gateway"))), prefix="/admin")
     app.include_router(
         build_pii_router(lambda: _require_pii(state), dependencies=[Depends(get_principal)])
+    )
+    app.include_router(
+        build_knowledge_router(
+            cast(KnowledgeService, _Late(state, "knowledge")), kb_authorizer(state)
+        )
     )
     return app

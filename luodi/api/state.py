@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from luodi.config import Settings
 from luodi.engine.base import Engine
 from luodi.engine.embeddings import Embedder
 from luodi.errors import NotFoundError, ServiceUnavailableError
+from luodi.knowledge import KnowledgeService
 from luodi.privacy import PIIStage
 from luodi.security import Gateway
 
@@ -30,6 +32,10 @@ class AppState:
     """The PII stage, or None when ``privacy.enabled`` is off."""
     embedders: dict[str, Embedder] = field(default_factory=dict)
     """Served embedding models by name (``/v1/embeddings``)."""
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    """Long-running tasks the lifespan started (kept referenced until shutdown)."""
+    knowledge: KnowledgeService | None = None
+    """Knowledge bases (RAG), when an embedding model is served."""
     cloud_models: set[str] = field(default_factory=set)
     """Models with a backend off the premises: their requests are always masked."""
 

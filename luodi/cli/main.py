@@ -105,7 +105,7 @@ def serve(
 
 def _register_subcommands() -> None:
     """Attach the command groups that live in their own modules."""
-    from luodi.cli import audit, keys, model, pii, roles, users
+    from luodi.cli import audit, kb, keys, model, pii, roles, users
     from luodi.cli.bench import bench
     from luodi.cli.chat import chat
 
@@ -117,6 +117,7 @@ def _register_subcommands() -> None:
     app.add_typer(audit.app, name="audit", help="Query, export, verify and purge the audit log.")
     app.add_typer(model.app, name="model", help="Encrypt and decrypt model files at rest.")
     app.add_typer(pii.app, name="pii", help="Scan and redact personal data in files.")
+    app.add_typer(kb.app, name="kb", help="Knowledge bases: create, ingest, search, sync, erase.")
 
 
 _register_subcommands()

@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 from luodi.config.embeddings import EmbeddingSettings
 from luodi.config.engine import EngineSettings
+from luodi.config.knowledge import KnowledgeSettings
 from luodi.config.privacy import PrivacySettings
 from luodi.config.routing import RoutingSettings
 from luodi.config.security import SecuritySettings
@@ -30,6 +31,7 @@ from luodi.errors import ConfigError
 __all__ = [
     "EmbeddingSettings",
     "EngineSettings",
+    "KnowledgeSettings",
     "PrivacySettings",
     "RoutingSettings",
     "SecuritySettings",
@@ -57,6 +59,9 @@ class Settings(BaseSettings):
 
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     """The embedding model behind /v1/embeddings and knowledge-base indexing."""
+
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    """Knowledge bases: storage, chunking, retrieval, sync sources."""
 
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     """Deployment mode and upstream backends (vLLM, SGLang, cloud APIs)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from luodi.api.openai.generation import (
 )
 from luodi.api.openai.schemas import ChatCompletionRequest, make_id, now
 from luodi.api.openai.streaming import sse_response
+from luodi.api.state import AppState
 from luodi.chat import ChatOutputParser, PreparedChat, prepare_chat
 from luodi.engine.base import Engine
 from luodi.engine.llamacpp.engine import LlamaCppEngine
@@ -31,7 +33,7 @@ from luodi.engine.types import (
     TokenLogprob,
     Usage,
 )
-from luodi.errors import ContextLengthError, EngineError
+from luodi.errors import ContextLengthError, EngineError, ServiceUnavailableError
 
 __all__ = ["router"]
 
@@ -146,9 +148,12 @@ async def create_chat_completion(
     async with trail.guarding():
         engine = state.engine_for(body.model)
         trail.authorize()
-        messages = await trail.protect_messages(
-            [m.model_dump(exclude_none=True) for m in body.messages]
-        )
+        messages = [m.model_dump(exclude_none=True) for m in body.messages]
+        citations: list[dict[str, Any]] = []
+        if body.kb:
+            messages, citations = await _ground(state, trail, messages, body.kb, body.kb_top_k)
+        # After grounding, so retrieved passages are masked too before anything leaves.
+        messages = await trail.protect_messages(messages)
         plan = plan_chat(engine, body, messages, trail.priority)
         trail.prompt = plan.prepared.prompt if plan.prepared else _flatten(messages)
         estimate = len(plan.requests[0].prompt_tokens) or len(trail.prompt) // 3
@@ -157,7 +162,8 @@ async def create_chat_completion(
     parsers = [plan.prepared.output_parser() if plan.prepared else None for _ in primed]
     if body.stream:
         return sse_response(
-            _stream(body, primed, parsers, chat_id, created, trail), on_close=trail.finish
+            _stream(body, primed, parsers, chat_id, created, trail, citations),
+            on_close=trail.finish,
         )
     choices, usage = [], Usage()
     for index, (first, stream) in enumerate(primed):
@@ -185,8 +191,25 @@ async def create_chat_completion(
             "model": body.model,
             "choices": choices,
             "usage": usage_body(usage),
+            **({"citations": citations} if body.kb else {}),
         }
     )
+
+
+async def _ground(
+    state: AppState,
+    trail: Trail,
+    messages: list[dict[str, Any]],
+    kb_names: list[str],
+    top_k: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Retrieve from the named knowledge bases (each needs kb:<name>:read) into the prompt."""
+    if state.knowledge is None:
+        raise ServiceUnavailableError("knowledge bases are not available on this server")
+    for name in kb_names:
+        trail.gateway.authorize(trail.principal, f"kb:{name}:read")
+    grounded, found = await state.knowledge.ground(messages, kb_names, top_k, trail.principal)
+    return grounded, [dataclasses.asdict(c) for c in found]
 
 
 class _Restorers:
@@ -260,6 +283,7 @@ async def _stream(
     chat_id: str,
     created: int,
     trail: Trail,
+    citations: list[dict[str, Any]],
 ) -> AsyncIterator[dict[str, Any]]:
     usage = trail.usage
     saw_tool_calls = [False] * len(primed)
@@ -316,7 +340,12 @@ async def _stream(
                 reason = parser.finish_reason(reason)
             elif saw_tool_calls[index] and reason == "stop":
                 reason = "tool_calls"
-            yield chunk([{"index": index, "delta": {}, "logprobs": None, "finish_reason": reason}])
+            final = chunk(
+                [{"index": index, "delta": {}, "logprobs": None, "finish_reason": reason}]
+            )
+            if body.kb and index == 0:
+                final["citations"] = citations
+            yield final
             if event.usage is not None:
                 add_usage(usage, event.usage, new_prompt=index == 0)
     if body.stream_options and body.stream_options.include_usage:

@@ -1,0 +1,192 @@
+"""``luodi kb create|list|ingest|search|sync|delete|erase``: knowledge bases from the shell."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from luodi.config import load_settings
+from luodi.config.embeddings import EmbeddingSettings
+from luodi.config.knowledge import KnowledgeSettings
+from luodi.errors import ConfigError, LuodiError
+from luodi.knowledge import IngestReport, KnowledgeService
+from luodi.knowledge.loaders import LOADERS
+
+app = typer.Typer(help="Create, fill, search and sync knowledge bases.", no_args_is_help=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="luodi YAML config file.")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="Override knowledge.data_dir.")]
+
+
+def _fail(exc: LuodiError) -> typer.Exit:
+    typer.echo(f"error: {exc.message}", err=True)
+    return typer.Exit(2 if isinstance(exc, ConfigError) else 1)
+
+
+def _service(config: Path | None, data_dir: Path | None) -> KnowledgeService:
+    from luodi.engine.embeddings import build_embedder
+
+    settings = load_settings(config)
+    knowledge: KnowledgeSettings = getattr(settings, "knowledge", None) or KnowledgeSettings()
+    embeddings: EmbeddingSettings = getattr(settings, "embeddings", None) or EmbeddingSettings()
+    if data_dir is not None:
+        knowledge = knowledge.model_copy(update={"data_dir": data_dir})
+    return KnowledgeService(knowledge, build_embedder(embeddings))
+
+
+def _print_report(report: IngestReport) -> None:
+    typer.echo(
+        f"added {len(report.added)}, updated {len(report.updated)}, "
+        f"unchanged {len(report.unchanged)}, deleted {len(report.deleted)}, "
+        f"failed {len(report.failed)}, chunks {report.chunks}"
+    )
+    for name, error in report.failed.items():
+        typer.echo(f"failed: {name}: {error}", err=True)
+
+
+@app.command()
+def create(
+    name: str,
+    description: Annotated[str, typer.Option(help="What the collection holds.")] = "",
+    owner: Annotated[str, typer.Option(help="Owning user or department.")] = "",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Create an empty knowledge base."""
+    try:
+        _service(config, data_dir).create_collection(name, owner, description)
+    except LuodiError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"created {name}")
+
+
+@app.command("list")
+def list_(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List knowledge bases."""
+    table = Table("name", "owner", "documents", "chunks", "description")
+    for info in _service(config, data_dir).list_collections():
+        table.add_row(
+            info.name, info.owner, str(info.documents), str(info.chunks), info.description
+        )
+    Console().print(table)
+
+
+@app.command()
+def ingest(
+    name: str,
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders.")],
+    access: Annotated[
+        list[str] | None, typer.Option(help="Access tag, e.g. role:credit (repeat).")
+    ] = None,
+    meta: Annotated[str, typer.Option(help="Document metadata as a JSON object.")] = "{}",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Ingest files and folders into NAME, with a progress bar; unreadable files are listed."""
+    service = _service(config, data_dir)
+    files = [p for p in paths if p.is_file()]
+    for folder in (p for p in paths if p.is_dir()):
+        files += sorted(f for f in folder.rglob("*") if f.suffix.lower() in LOADERS)
+    missing = [p for p in paths if not p.exists()]
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+        ) as bar:
+            task = bar.add_task("ingesting", total=len(files))
+            report = service.ingest_paths(
+                name,
+                files,
+                access=access or [],
+                meta=json.loads(meta),
+                progress=lambda doc: bar.update(task, advance=1, description=doc),
+            )
+    except LuodiError as exc:
+        raise _fail(exc) from exc
+    for path in missing:
+        report.failed[str(path)] = f"{path}: no such file or folder"
+    _print_report(report)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    name: str,
+    query: str,
+    top_k: Annotated[int, typer.Option(help="Passages to show.")] = 5,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Search NAME and print the best passages."""
+    try:
+        hits = _service(config, data_dir).search([name], query, top_k)
+    except LuodiError as exc:
+        raise _fail(exc) from exc
+    for n, hit in enumerate(hits, start=1):
+        typer.echo(f"[{n}] {hit.document} #{hit.position} ({hit.score:.4f})\n{hit.text}\n")
+
+
+@app.command()
+def source(
+    name: str,
+    locations: Annotated[list[str], typer.Argument(help="Folders, files or local URLs.")],
+    schedule: Annotated[str | None, typer.Option(help="Cron, e.g. '0 3 * * 1'.")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Register a sync source of NAME; prints its id."""
+    try:
+        typer.echo(_service(config, data_dir).add_source(name, locations, schedule=schedule))
+    except LuodiError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
+def sync(
+    name: str,
+    source_id: Annotated[str | None, typer.Option("--source", help="One source only.")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Sync NAME's sources now (incremental: only changed documents are re-indexed)."""
+    service = _service(config, data_dir)
+    ids = [source_id] if source_id else [s.id for s in service.sources(name)]
+    try:
+        for sid in ids:
+            typer.echo(f"source {sid}:")
+            _print_report(service.sync(sid, trigger="cli"))
+    except LuodiError as exc:
+        raise _fail(exc) from exc
+
+
+@app.command()
+def delete(
+    name: str,
+    document: Annotated[str | None, typer.Option(help="Document id to delete.")] = None,
+    where: Annotated[
+        str | None, typer.Option(help="Erase by metadata, KEY=VALUE (e.g. subject=u-42).")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Delete one document, or erase every document whose metadata matches (GDPR)."""
+    service = _service(config, data_dir)
+    try:
+        if document:
+            service.delete_document(name, document, actor="cli")
+            typer.echo(f"deleted {document}")
+        elif where and "=" in where:
+            key, value = where.split("=", 1)
+            n = service.erase(key, value, collections=[name], actor="cli")
+            typer.echo(f"erased {n} documents")
+        else:
+            typer.echo("error: give --document ID or --where KEY=VALUE", err=True)
+            raise typer.Exit(2)
+    except LuodiError as exc:
+        raise _fail(exc) from exc

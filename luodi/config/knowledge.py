@@ -1,0 +1,67 @@
+"""Settings of the ``knowledge`` section: knowledge bases, chunking and retrieval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+
+__all__ = ["KnowledgeSettings"]
+
+
+class KnowledgeSettings(BaseModel):
+    """Where knowledge bases live and how they are chunked and searched."""
+
+    data_dir: Path = Path("data/knowledge")
+    """Folder of the vector files, original documents and (by default) the catalog database."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL of the catalog. None: SQLite ``catalog.db`` inside ``data_dir``."""
+
+    chunk_tokens: int = Field(default=200, ge=16, le=8192)
+    """Most embedding-model tokens per chunk; keep it below the embedder's ``max_tokens``."""
+
+    chunk_overlap: int = Field(default=32, ge=0)
+    """Tokens of whole sentences repeated between consecutive chunks of running text."""
+
+    top_k: int = Field(default=5, ge=1, le=50)
+    """Passages retrieved per query when a request does not say."""
+
+    candidates: int = Field(default=50, ge=1, le=1000)
+    """Candidates each retriever (BM25, vectors) hands to rank fusion."""
+
+    rrf_k: int = Field(default=60, ge=1)
+    """Reciprocal rank fusion constant: score = sum 1 / (rrf_k + rank)."""
+
+    snippet_chars: int = Field(default=240, ge=20)
+    """Characters of a passage shown in a citation's ``snippet``."""
+
+    max_upload_mb: float = Field(default=50.0, gt=0)
+    """Largest file accepted by ``POST /v1/knowledge/{kb}/documents``."""
+
+    keep_originals: bool = True
+    """Keep uploaded files so that holders of ``kb:<name>:download`` can fetch them."""
+
+    allow_public_urls: bool = False
+    """Let sync sources fetch URLs outside private, loopback and link-local networks."""
+
+    fetch_timeout_s: float = Field(default=30.0, gt=0)
+    """Timeout of one URL fetch during a sync."""
+
+    @model_validator(mode="after")
+    def _check(self) -> KnowledgeSettings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"knowledge.chunk_overlap={self.chunk_overlap} must be smaller than "
+                f"knowledge.chunk_tokens={self.chunk_tokens}"
+            )
+        if self.candidates < self.top_k:
+            raise ValueError(
+                f"knowledge.candidates={self.candidates} must be at least "
+                f"knowledge.top_k={self.top_k}"
+            )
+        return self
+
+    def catalog_url(self) -> str:
+        """The catalog's SQLAlchemy URL, defaulting to SQLite in ``data_dir``."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'catalog.db'}"

@@ -1,0 +1,27 @@
+"""Plain text: paragraphs separated by blank lines."""
+
+from __future__ import annotations
+
+import re
+
+from luodi.knowledge.types import Block
+
+__all__ = ["decode_text", "load_text"]
+
+_BLANK = re.compile(r"\n\s*\n")
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 (with or without BOM), falling back to GB18030 for legacy Chinese files."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValueError("not UTF-8 or GB18030 text")
+
+
+def load_text(data: bytes) -> list[Block]:
+    """One ``text`` block per paragraph."""
+    text = decode_text(data).replace("\r\n", "\n")
+    return [Block("text", p.strip()) for p in _BLANK.split(text) if p.strip()]

@@ -1,0 +1,136 @@
+"""Plain value types shared by the knowledge-base modules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "PUBLIC_TAG",
+    "Block",
+    "BlockKind",
+    "Chunk",
+    "Citation",
+    "Filter",
+    "Hit",
+    "IngestReport",
+    "Payload",
+    "Principal",
+    "access_tags",
+    "principal_tags",
+]
+
+BlockKind = Literal["heading", "text", "list", "table", "row"]
+
+PUBLIC_TAG = "*"
+"""Access tag of a document without an access list: every reader of the collection sees it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One structural unit of a loaded document, in reading order.
+
+    ``heading`` blocks carry their ``level``; ``list`` and ``table`` blocks are kept
+    whole by the chunker when they fit; each ``row`` (CSV/XLSX) becomes its own chunk.
+    """
+
+    kind: BlockKind
+    text: str
+    level: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A retrievable passage of a document, with its position metadata."""
+
+    position: int
+    text: str
+    heading: str = ""
+    n_tokens: int = 0
+
+
+@runtime_checkable
+class Principal(Protocol):
+    """Who is asking: the security layer's principal, or anything with these fields."""
+
+    @property
+    def tenant(self) -> str | None: ...
+
+    @property
+    def roles(self) -> Sequence[str]: ...
+
+
+def access_tags(access: Sequence[str]) -> frozenset[str]:
+    """Tags stored with a document's chunks: its access list (``tenant:x``, ``role:y``)."""
+    return frozenset(access) if access else frozenset({PUBLIC_TAG})
+
+
+def principal_tags(principal: Principal) -> frozenset[str]:
+    """Tags a principal may read: public chunks plus its tenant's and roles' chunks."""
+    tags = {PUBLIC_TAG, *(f"role:{r}" for r in principal.roles)}
+    if principal.tenant:
+        tags.add(f"tenant:{principal.tenant}")
+    return frozenset(tags)
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """What every index stores beside a chunk, so that filters run inside the index."""
+
+    doc_id: str
+    tags: frozenset[str]
+    meta: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """A retrieval filter: readable tags (None: no access check) and metadata equalities."""
+
+    tags: frozenset[str] | None = None
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+    def matches(self, payload: Payload) -> bool:
+        """Whether a chunk with ``payload`` passes this filter."""
+        if self.tags is not None and not (payload.tags & self.tags):
+            return False
+        return all(payload.meta.get(k) == v for k, v in self.meta.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One retrieved chunk with its fused score."""
+
+    chunk_id: str
+    doc_id: str
+    document: str
+    position: int
+    text: str
+    score: float
+    heading: str = ""
+    collection: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered source of a grounded answer, as returned to the client."""
+
+    index: int
+    collection: str
+    document_id: str
+    document: str
+    chunk_id: str
+    score: float
+    snippet: str
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """Outcome of an ingest or a sync: document names per outcome."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    chunks: int = 0

@@ -1,0 +1,36 @@
+"""``luodi kb``: create, ingest with a bad file, search, erase."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from luodi.cli.kb import app
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "knowledge"
+
+
+def test_create_ingest_search_and_erase(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(app, ["create", "faq", *data]).exit_code == 0
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"not a pdf")
+    result = runner.invoke(
+        app, ["ingest", "faq", str(FIXTURES / "faq_cn.md"), str(bad), "--meta", '{"s": "1"}', *data]
+    )
+    assert result.exit_code == 1  # some files failed
+    assert "added 1" in result.output and "broken.pdf" in result.output
+    result = runner.invoke(app, ["search", "faq", "挂失", "--top-k", "1", *data])
+    assert result.exit_code == 0 and "95888" in result.output
+    result = runner.invoke(app, ["delete", "faq", "--where", "s=1", *data])
+    assert "erased 1 documents" in result.output
+    result = runner.invoke(app, ["search", "faq", "挂失", *data])
+    assert "95888" not in result.output
+
+
+def test_unknown_collection_fails_with_message(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["search", "nope", "x", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "not found" in result.output

@@ -1,0 +1,55 @@
+"""Erased documents leave no chunk, vector, text or original behind."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from kb_factories import ListAudit
+
+from luodi.knowledge import KnowledgeService
+
+Make = Callable[..., KnowledgeService]
+SECRET = "Customer Zhang Wei, account 6222 0000 1111, complained about a late transfer."
+
+
+def _setup(make_service: Make) -> KnowledgeService:
+    service = make_service()
+    service.create_collection("tickets")
+    service.ingest("tickets", [("t1.txt", SECRET.encode())], meta={"subject": "u-42"})
+    service.ingest(
+        "tickets",
+        [("t2.txt", b"Another customer asked about transfer fees.")],
+        meta={"subject": "u-7"},
+    )
+    return service
+
+
+def test_erasure_by_subject_removes_every_trace(
+    make_service: Make, tmp_path: Path, audit: ListAudit
+) -> None:
+    service = _setup(make_service)
+    assert any(
+        "Zhang Wei" in h.text for h in service.search(["tickets"], "Zhang Wei late transfer", 5)
+    )
+    assert service.erase("subject", "u-42", actor="dpo") == 1
+    for query in ("Zhang Wei late transfer", "6222 0000 1111", "complained"):
+        assert all("Zhang Wei" not in h.text for h in service.search(["tickets"], query, 10))
+    assert [d.name for d in service.list_documents("tickets")] == ["t2.txt"]
+    service.close()
+    # Nothing on disk still holds the text or the vectors, even after a restart.
+    reopened = make_service()
+    assert all("Zhang Wei" not in h.text for h in reopened.search(["tickets"], "Zhang Wei", 10))
+    for path in (tmp_path / "kb").rglob("*"):
+        if path.is_file():
+            assert b"Zhang Wei" not in path.read_bytes(), path
+    assert audit.records[-1][0] == "kb.erase"
+    assert audit.records[-1][2]["actor"] == "dpo"
+
+
+def test_delete_by_document_id_removes_it_from_both_indexes(make_service: Make) -> None:
+    service = _setup(make_service)
+    doc = next(d for d in service.list_documents("tickets") if d.name == "t1.txt")
+    service.delete_document("tickets", doc.id)
+    hits = service.search(["tickets"], SECRET, 10)
+    assert {h.document for h in hits} == {"t2.txt"}
