@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -62,10 +62,30 @@ def _start_knowledge(state: AppState, settings: Settings) -> SyncScheduler | Non
         return None
     embedder = next(iter(state.embedders.values()))
     audit = KnowledgeAudit(state.gateway, asyncio.get_running_loop())
-    state.knowledge = KnowledgeService(settings.knowledge, embedder, audit=audit)
+    state.knowledge = KnowledgeService(
+        settings.knowledge, embedder, audit=audit, redact=_kb_redactor(state, settings)
+    )
     scheduler = SyncScheduler(state.knowledge)
     state.background.add(asyncio.get_running_loop().create_task(scheduler.run()))
     return scheduler
+
+
+def _kb_redactor(state: AppState, settings: Settings) -> Callable[[str], str] | None:
+    """Mask documents with the knowledge policy; ingestion runs in worker threads."""
+    policy = settings.knowledge.pii_policy
+    if policy is None:
+        return None
+    stage = state.pii
+    if stage is None:
+        raise ConfigError(f"knowledge.pii_policy={policy!r} needs privacy.enabled=true")
+    loop = asyncio.get_running_loop()
+
+    def redact(text: str) -> str:
+        coro = stage.protect_text(text, policy=policy, conversation_id="knowledge-ingest")
+        done = asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=60)
+        return done.text if done.text is not None else text
+
+    return redact
 
 
 def _load_embedder(state: AppState, settings: Settings) -> None:

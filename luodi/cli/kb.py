@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +39,28 @@ def _service(config: Path | None, data_dir: Path | None) -> KnowledgeService:
     embeddings: EmbeddingSettings = getattr(settings, "embeddings", None) or EmbeddingSettings()
     if data_dir is not None:
         knowledge = knowledge.model_copy(update={"data_dir": data_dir})
-    return KnowledgeService(knowledge, build_embedder(embeddings))
+    return KnowledgeService(
+        knowledge, build_embedder(embeddings), redact=_redactor(settings, knowledge)
+    )
+
+
+def _redactor(settings: object, knowledge: KnowledgeSettings) -> Callable[[str], str] | None:
+    """Mask documents with ``knowledge.pii_policy``, as the server does on upload."""
+    if knowledge.pii_policy is None:
+        return None
+    from luodi.privacy import PIIStage
+
+    stage = PIIStage.from_settings(settings.privacy)  # type: ignore[attr-defined]
+
+    def redact(text: str) -> str:
+        done = asyncio.run(
+            stage.protect_text(
+                text, policy=knowledge.pii_policy, conversation_id="knowledge-ingest"
+            )
+        )
+        return done.text if done.text is not None else text
+
+    return redact
 
 
 def _print_report(report: IngestReport) -> None:

@@ -48,6 +48,11 @@ class KnowledgeSettings(BaseModel):
     fetch_timeout_s: float = Field(default=30.0, gt=0)
     """Timeout of one URL fetch during a sync."""
 
+    pii_policy: str | None = None
+    """Privacy policy that masks personal data in documents before they are chunked and
+    indexed (e.g. one with ``default_operator: replace``). None: index documents as they are;
+    originals kept for download stay unmasked either way."""
+
     @model_validator(mode="after")
     def _check(self) -> KnowledgeSettings:
         if self.chunk_overlap >= self.chunk_tokens:

@@ -8,6 +8,7 @@ all three under one lock, so a search never sees a chunk in one index only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import re
 import threading
@@ -124,9 +125,12 @@ class KnowledgeService:
         store: VectorStore | None = None,
         reranker: Reranker | None = None,
         audit: AuditSink | None = None,
+        redact: Callable[[str], str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``redact`` masks personal data in each loaded block before it is indexed."""
         self.settings = settings
+        self._redact = redact
         self.embedder = embedder
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._engine = open_catalog(settings.catalog_url())
@@ -276,7 +280,10 @@ class KnowledgeService:
                 report.unchanged.append(name)
                 return
         # Parse, chunk and embed outside the lock: the slow part runs concurrently.
-        chunks = self._chunker.chunk(load_document(name, data, LOADERS))
+        blocks = load_document(name, data, LOADERS)
+        if self._redact is not None:
+            blocks = [dataclasses.replace(b, text=self._redact(b.text)) for b in blocks]
+        chunks = self._chunker.chunk(blocks)
         if not chunks:
             raise DocumentLoadError(f"{name}: no text found")
         inputs = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
