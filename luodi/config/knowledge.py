@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 
 __all__ = ["KnowledgeSettings"]
 
@@ -48,6 +49,16 @@ class KnowledgeSettings(BaseModel):
     fetch_timeout_s: float = Field(default=30.0, gt=0)
     """Timeout of one URL fetch during a sync."""
 
+    vector_store: Literal["flat", "qdrant"] = "flat"
+    """``flat``: exact search in files under ``data_dir`` (one machine, up to a few
+    hundred thousand chunks). ``qdrant``: a Qdrant server or cluster (``qdrant_url``)."""
+
+    qdrant_url: str | None = None
+    """Qdrant server for ``vector_store: qdrant``, e.g. ``http://qdrant:6333``."""
+
+    qdrant_api_key: SecretStr | None = None
+    """API key of that Qdrant server, if it requires one."""
+
     pii_policy: str | None = None
     """Privacy policy that masks personal data in documents before they are chunked and
     indexed (e.g. one with ``default_operator: replace``). None: index documents as they are;
@@ -55,6 +66,8 @@ class KnowledgeSettings(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> KnowledgeSettings:
+        if self.vector_store == "qdrant" and not self.qdrant_url:
+            raise ValueError("knowledge.vector_store='qdrant' needs knowledge.qdrant_url")
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(
                 f"knowledge.chunk_overlap={self.chunk_overlap} must be smaller than "

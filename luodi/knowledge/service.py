@@ -61,6 +61,17 @@ Progress = Callable[[str], None]
 """Called with a document's name after it is processed (drives the CLI's progress bar)."""
 
 
+def _vector_store(settings: KnowledgeSettings, dim: int) -> VectorStore:
+    """The configured store: flat files under ``data_dir``, or a Qdrant server."""
+    if settings.vector_store == "qdrant":
+        from luodi.knowledge.index.qdrant_store import QdrantVectorStore
+
+        assert settings.qdrant_url is not None  # the settings validator guarantees it
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return QdrantVectorStore.connect(settings.qdrant_url, dim, api_key=key)
+    return FlatVectorStore(settings.data_dir / "vectors", dim)
+
+
 class AuditSink(Protocol):
     """Where erasures and syncs are recorded (the security layer's audit log)."""
 
@@ -134,7 +145,7 @@ class KnowledgeService:
         self.embedder = embedder
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._engine = open_catalog(settings.catalog_url())
-        self._store = store or FlatVectorStore(settings.data_dir / "vectors", embedder.dim)
+        self._store = store or _vector_store(settings, embedder.dim)
         self._reranker = reranker
         self._audit = audit
         self._clock = clock
