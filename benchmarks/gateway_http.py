@@ -15,10 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,54 +24,16 @@ from rich.console import Console
 from rich.table import Table
 
 from luodi.evaluation.load import LoadConfig, percentile, run_level
+from luodi.evaluation.server_process import ServerProcess, create_key
 
-LUODI = [sys.executable, "-m", "luodi.cli"]
 
-
-def start(chain: bool, pii: bool) -> tuple[subprocess.Popen[bytes], str, str | None]:
-    tmp = tempfile.mkdtemp()
-    env = {
-        **os.environ,
-        "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tmp}/bench.db",
+def server_env(chain: bool, pii: bool) -> dict[str, str]:
+    return {
+        "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
         "LUODI_SERVER__LOG_LEVEL": "warning",
         "LUODI_SECURITY__AUTH_ENABLED": "true" if chain else "false",
         "LUODI_PRIVACY__ENABLED": "true" if pii else "false",
     }
-    key = None
-    if chain:
-        subprocess.run(
-            [*LUODI, "users", "create", "bench", "--role", "developer"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        out = subprocess.run(
-            [*LUODI, "keys", "create", "--user", "bench"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        key = next(w for w in out.split() if w.startswith("sk-luodi-"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [*LUODI, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url, key
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("server did not start")
 
 
 def latency(url: str, key: str | None, model: str, n: int) -> list[float]:
@@ -94,19 +52,17 @@ def latency(url: str, key: str | None, model: str, n: int) -> list[float]:
 
 
 def measure(chain: bool, pii: bool, n: int) -> dict[str, float]:
-    proc, url, key = start(chain, pii)
-    try:
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        model = httpx.get(f"{url}/v1/models", headers=headers).json()["data"][0]["id"]
-        latency(url, key, model, 5)  # warm
-        lat = latency(url, key, model, n)
+    env = server_env(chain, pii)
+    key = create_key(env, "bench", "developer") if chain else None
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with ServerProcess(env) as server:
+        model = httpx.get(f"{server.url}/v1/models", headers=headers).json()["data"][0]["id"]
+        latency(server.url, key, model, 5)  # warm
+        lat = latency(server.url, key, model, n)
         cfg = LoadConfig(
-            base_url=url, model=model, max_tokens=32, requests_per_client=2, api_key=key
+            base_url=server.url, model=model, max_tokens=32, requests_per_client=2, api_key=key
         )
         level = asyncio.run(run_level(cfg, 16))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     return {
         "p50_ms": percentile([t * 1000 for t in lat], 50),
         "p99_ms": percentile([t * 1000 for t in lat], 99),

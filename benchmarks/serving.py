@@ -15,11 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +27,7 @@ from rich.table import Table
 from luodi.engine.llamacpp.default_model import default_model_path
 from luodi.engine.llamacpp.model import ContextParams, LlamaModel
 from luodi.evaluation.load import LoadConfig, run_level
+from luodi.evaluation.server_process import ServerProcess
 
 console = Console()
 CACHE = Path.home() / ".cache" / "luodi"
@@ -101,46 +98,6 @@ async def prefix_ttft(url: str, model: str, rounds: int = 3) -> tuple[float, flo
     return statistics.median(cold), statistics.median(warm)
 
 
-def start_server(threads: int) -> tuple[subprocess.Popen[str], str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "luodi.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--threads",
-            str(threads),
-            "--max-batch-size",
-            "32",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={
-            **os.environ,
-            "LUODI_SERVER__LOG_LEVEL": "warning",
-            # Loopback only; the gateway's own cost is measured by benchmarks/gateway.py.
-            "LUODI_SECURITY__AUTH_ENABLED": "false",
-            "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
-        },
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("server did not start")
-
-
 async def sweep(
     url: str, model: str, levels: list[int], max_tokens: int
 ) -> list[dict[str, object]]:
@@ -159,14 +116,16 @@ def main() -> None:
 
     raw_default = raw_decode_tok_s(args.threads, invariant=False)
     raw_invariant = raw_decode_tok_s(args.threads, invariant=True)
-    proc, url = start_server(args.threads)
-    try:
-        model = httpx.get(f"{url}/v1/models").json()["data"][0]["id"]
-        levels = asyncio.run(sweep(url, model, args.levels, args.max_tokens))
-        cold, warm = asyncio.run(prefix_ttft(url, model))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    env = {
+        "LUODI_SERVER__LOG_LEVEL": "warning",
+        # Loopback only; the gateway's own cost is measured by benchmarks/gateway_http.py.
+        "LUODI_SECURITY__AUTH_ENABLED": "false",
+        "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
+    }
+    with ServerProcess(env, ["--threads", str(args.threads), "--max-batch-size", "32"]) as server:
+        model = httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"]
+        levels = asyncio.run(sweep(server.url, model, args.levels, args.max_tokens))
+        cold, warm = asyncio.run(prefix_ttft(server.url, model))
 
     single = float(levels[0]["throughput_tok_s"])  # type: ignore[arg-type]
     table = Table(title=f"luodi serving benchmark (default model, {args.threads} threads)")

@@ -195,14 +195,6 @@ def create_app(
                 await state.pii.close()
             if gateway is None:
                 await state.gateway.close()
-            if scheduler is not None:
-                scheduler.stop()
-            if state.knowledge is not None:
-                state.knowledge.close()
-            if state.pii is not None:
-                await state.pii.close()
-            if gateway is None:
-                await state.gateway.close()
 
     app = FastAPI(
         title="luodi",

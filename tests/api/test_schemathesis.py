@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, settings
+
+from luodi.evaluation.server_process import ServerProcess, create_key
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed")
 
 pytestmark = pytest.mark.model
-
-LUODI = [sys.executable, "-m", "luodi.cli"]
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +20,6 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     """A real ``luodi serve`` with a tiny context, so valid random requests finish fast."""
     tmp = tmp_path_factory.mktemp("fuzz")
     env = {
-        **os.environ,
         "LUODI_ENGINE__CACHE_DIR": str(Path.home() / ".cache" / "luodi-tests"),
         "LUODI_ENGINE__N_CTX": "1024",
         "LUODI_ENGINE__MAX_MODEL_LEN": "48",
@@ -34,42 +27,9 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tmp / 'luodi.db'}",
         "LUODI_SERVER__LOG_LEVEL": "warning",
     }
-    subprocess.run(
-        [*LUODI, "users", "create", "fuzzer", "--role", "admin"],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    created = subprocess.run(
-        [*LUODI, "keys", "create", "--user", "fuzzer"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    key = next(w for w in created.stdout.split() if w.startswith("sk-luodi-"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [*LUODI, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.2)
-    yield url, key
-    proc.terminate()
-    proc.wait(timeout=30)
+    key = create_key(env, "fuzzer", "admin")
+    with ServerProcess(env) as server:
+        yield server.url, key
 
 
 @pytest.fixture(scope="module")
