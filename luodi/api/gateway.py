@@ -27,7 +27,14 @@ from luodi.security import AuditEvent, Decision, Gateway, Principal
 if TYPE_CHECKING:
     from luodi.api.state import AppState
 
-__all__ = ["PrincipalDep", "TextRestorer", "Trail", "client_ip", "get_principal"]
+__all__ = [
+    "PrincipalDep",
+    "TextRestorer",
+    "Trail",
+    "audit_denial",
+    "client_ip",
+    "get_principal",
+]
 
 
 class TextRestorer(Protocol):
@@ -52,21 +59,29 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+async def audit_denial(
+    gateway: Gateway, principal: Principal | None, request: Request, exc: LuodiError
+) -> None:
+    """Record a refused request (unauthenticated when ``principal`` is None)."""
+    await gateway.audit(
+        AuditEvent.for_request(
+            principal,
+            endpoint=request.url.path,
+            decision=Decision.DENIED,
+            reason=exc.message,
+            source_ip=client_ip(request),
+        )
+    )
+
+
 async def get_principal(request: Request, state: StateDep) -> Principal:
     """Authenticate the caller; a refusal is audited before it is raised."""
-    gateway = state.gateway
     try:
-        return await gateway.authenticate(request.headers.get("authorization"), client_ip(request))
-    except LuodiError as exc:
-        await gateway.audit(
-            AuditEvent.for_request(
-                None,
-                endpoint=request.url.path,
-                decision=Decision.DENIED,
-                reason=exc.message,
-                source_ip=client_ip(request),
-            )
+        return await state.gateway.authenticate(
+            request.headers.get("authorization"), client_ip(request)
         )
+    except LuodiError as exc:
+        await audit_denial(state.gateway, None, request, exc)
         raise
 
 

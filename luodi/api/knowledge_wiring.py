@@ -8,10 +8,10 @@ from typing import Any
 
 from fastapi import Request
 
-from luodi.api.gateway import client_ip, get_principal
+from luodi.api.gateway import audit_denial, get_principal
 from luodi.api.state import AppState
 from luodi.errors import LuodiError
-from luodi.security import AuditEvent, Decision, Gateway, Principal
+from luodi.security import AuditEvent, Gateway, Principal
 
 __all__ = ["KnowledgeAudit", "kb_authorizer"]
 
@@ -24,15 +24,7 @@ def kb_authorizer(state: AppState) -> Any:
         try:
             state.gateway.authorize(principal, permission)
         except LuodiError as exc:
-            await state.gateway.audit(
-                AuditEvent.for_request(
-                    principal,
-                    endpoint=request.url.path,
-                    decision=Decision.DENIED,
-                    reason=exc.message,
-                    source_ip=client_ip(request),
-                )
-            )
+            await audit_denial(state.gateway, principal, request, exc)
             raise
         return principal
 
