@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, cast
 
 from fastapi import Depends, FastAPI
@@ -22,6 +23,7 @@ from luodi.api.openai.completions import router as completions_router
 from luodi.api.openai.embeddings import router as embeddings_router
 from luodi.api.openai.models import router as models_router
 from luodi.api.pii import build_pii_router
+from luodi.api.privacy_admin import build_privacy_admin_router
 from luodi.api.state import AppState
 from luodi.config import Settings
 from luodi.config.routing import BackendKind, DeploymentMode
@@ -133,13 +135,15 @@ def create_app(
     embedded: LlamaCppEngine | None = None,
     gateway: Gateway | None = None,
     embedders: dict[str, Embedder] | None = None,
+    config_path: Path | None = None,
 ) -> FastAPI:
     """Build the FastAPI app; engines start in its lifespan and stop with it.
 
     ``engines`` replaces the configured ones (tests pass an already-started engine);
     ``embedded`` is a started embedded engine to use instead of building one, so the
     CLI can load the model, and fail on a bad file, before the server binds;
-    ``gateway`` is a running security gateway to share (tests), else one is built.
+    ``gateway`` is a running security gateway to share (tests), else one is built;
+    ``config_path`` is the YAML file ``POST /admin/privacy/reload`` re-reads.
     """
     state = AppState(settings=settings)
     owned = engines is None
@@ -223,6 +227,7 @@ def create_app(
     app.include_router(
         build_pii_router(lambda: _require_pii(state), dependencies=[Depends(get_principal)])
     )
+    app.include_router(build_privacy_admin_router(config_path))
     app.include_router(
         build_knowledge_router(
             cast(KnowledgeService, _Late(state, "knowledge")), kb_authorizer(state)

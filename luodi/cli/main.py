@@ -93,7 +93,7 @@ def serve(
     )
     check_bind_allowed(settings.security, settings.server.host)
     embedded = load_embedded(settings)
-    application = create_app(settings, embedded=embedded)
+    application = create_app(settings, embedded=embedded, config_path=config)
     uvicorn.run(
         application,
         host=settings.server.host,
