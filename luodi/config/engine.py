@@ -74,8 +74,9 @@ class EngineSettings(BaseModel):
 
     batch_invariant: bool = True
     """Greedy output identical alone or in any batch: kernels whose results do not depend
-    on batch size (no weight repacking, tiled matmul at every size, flash attention).
-    Off: llama.cpp's fastest kernels, and greedy text may change with concurrency."""
+    on batch size (no weight repacking, tiled matmul at every size, a Q8_0 KV cache that
+    keeps attention on one kernel). Off: llama.cpp's default kernels and an F16 KV cache;
+    greedy text may then change with concurrency."""
 
     @model_validator(mode="after")
     def _check_sizes(self) -> EngineSettings:

@@ -124,9 +124,7 @@ class LlamaCppEngine:
         path = self._resources.enter_context(self._opener(source)) if self._opener else source
         n_pinned = len(s.warm_prefixes) + len(_read_prefix_file(s.warm_prefix_file))
         cache_slots = (s.prefix_cache_slots + n_pinned) if s.prefix_cache else 0
-        # The last id is a scratch sequence that pads single-token steps (see _step).
-        n_seq_max = s.max_batch_size + cache_slots + 1
-        self._pad_seq = n_seq_max - 1
+        n_seq_max = s.max_batch_size + cache_slots
         model = LlamaModel(
             path,
             ContextParams(
@@ -142,7 +140,7 @@ class LlamaCppEngine:
         self._model = model
         self._max_model_len = min(s.max_model_len or model.n_ctx_train, model.n_ctx)
         self._prefix_cache = (
-            PrefixCache(range(s.max_batch_size, self._pad_seq)) if s.prefix_cache else None
+            PrefixCache(range(s.max_batch_size, n_seq_max)) if s.prefix_cache else None
         )
         self._scheduler = Scheduler(
             max_batch_size=s.max_batch_size,
@@ -385,20 +383,12 @@ class LlamaCppEngine:
                 if want:
                     sample_at[chunk.seq.request_id] = len(items)
                 items.append((tok, chunk.start_pos + i, seq_id, want))
-        padded = self.settings.batch_invariant and len(items) % model.n_ubatch == 1
-        if padded:
-            # ggml splits a lone query's attention across threads by KV range, which
-            # rounds differently from the batched path; a throwaway token keeps every
-            # micro-batch at two or more queries, on the same kernels as a full batch.
-            items.append((model.bos_token, 0, self._pad_seq, False))
         started = time.monotonic()
         rc = model.decode(items)
         if rc == 1 and self._prefix_cache is not None:
             # No free KV slot: drop cached prefixes and try once more.
             self._apply_kv(self._prefix_cache.clear_unpinned())
             rc = model.decode(items)
-        if padded:
-            model.seq_remove(self._pad_seq)
         if rc != 0:
             reason = "the KV cache is full" if rc == 1 else f"llama_decode returned {rc}"
             for chunk in chunks:

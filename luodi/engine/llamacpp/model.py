@@ -22,7 +22,6 @@ __all__ = ["ContextParams", "LlamaModel", "check_gguf_file"]
 log = logging.getLogger(__name__)
 
 _GGUF_MAGIC = b"GGUF"
-_INVARIANT_UBATCH = 63
 _backend_ready = False
 
 
@@ -99,9 +98,14 @@ class LlamaModel:
         cparams = llama_cpp.llama_context_default_params()
         cparams.n_ctx = params.n_ctx
         cparams.n_batch = params.n_batch
-        # ggml switches attention to a tiled kernel at 64 queries per micro-batch, and
-        # that kernel's result depends on where other sequences' cells lie.
-        cparams.n_ubatch = _INVARIANT_UBATCH if params.batch_invariant else min(params.n_batch, 512)
+        cparams.n_ubatch = min(params.n_batch, 512)
+        if params.batch_invariant:
+            # ggml's tiled and KV-split flash-attention kernels (chosen by query count and
+            # cache size) only take F16/F32 caches; a Q8_0 cache keeps every step on the
+            # one per-query kernel, whose result ignores other sequences. It also halves
+            # KV memory, at a precision cost llama.cpp users routinely accept.
+            cparams.type_k = llama_cpp.GGML_TYPE_Q8_0
+            cparams.type_v = llama_cpp.GGML_TYPE_Q8_0
         cparams.n_seq_max = params.n_seq_max
         cparams.n_threads = params.n_threads
         cparams.n_threads_batch = params.n_threads_batch
