@@ -193,8 +193,13 @@ async def test_client_disconnect_mid_stream_cancels_generation(
             seen += line.startswith("data: ")
             if seen >= 3:
                 break
-    await wait_until(lambda: engine.health()["running"] == 0)  # type: ignore[attr-defined]
-    assert all(p == -1 for p in engine.running_kv_positions())  # type: ignore[attr-defined]
+    # Leaving the batch and freeing its cells happen in one engine step: wait for both.
+    await wait_until(
+        lambda: (
+            engine.health()["running"] == 0  # type: ignore[attr-defined]
+            and all(p == -1 for p in engine.running_kv_positions())
+        )  # type: ignore[attr-defined]
+    )
 
 
 async def test_health_and_prometheus_metrics(live_server: LiveServer) -> None:

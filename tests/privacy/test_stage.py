@@ -126,7 +126,8 @@ async def test_a_detector_error_fails_closed_instead_of_passing_text_through() -
 
 
 async def test_parallel_conversations_never_see_each_others_values() -> None:
-    stage = make_stage()
+    # Isolation, not speed: a budget that CPU contention in CI cannot trip.
+    stage = make_stage(timeout_ms=30_000)
 
     async def one(i: int) -> tuple[int, str]:
         phone = f"139{i:08d}"
@@ -244,7 +245,8 @@ async def test_api_anonymize_uses_operator_overrides() -> None:
 
 
 async def test_parallel_requests_of_one_conversation_agree_on_tags() -> None:
-    stage = make_stage()
+    # Isolation, not speed: a budget that CPU contention in CI cannot trip.
+    stage = make_stage(timeout_ms=30_000)
 
     async def one(i: int) -> str:
         protected = await stage.protect_text(
