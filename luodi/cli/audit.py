@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from luodi.errors import ConfigError, LuodiError
+from luodi.cli._operator import run_admin
 from luodi.security.audit import AuditFilter
 from luodi.security.gateway import Gateway
-from luodi.security.operator import run_as_operator
 
 app = typer.Typer(help="Query, export, verify and purge the audit log.", no_args_is_help=True)
 
@@ -34,20 +31,7 @@ def _us(value: datetime | None) -> int | None:
     return int(value.timestamp() * 1_000_000)
 
 
-def _run(
-    config: Path | None,
-    action: str,
-    permission: str,
-    detail: dict[str, Any],
-    run: Callable[[Gateway], Any],
-) -> Any:
-    try:
-        return asyncio.run(
-            run_as_operator(config, action=action, permission=permission, detail=detail, run=run)
-        )
-    except LuodiError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from exc
+_run = run_admin
 
 
 @app.command()

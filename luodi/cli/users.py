@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import asdict
@@ -11,9 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from luodi.errors import ConfigError, LuodiError
+from luodi.cli._operator import run_admin
 from luodi.security.gateway import Gateway
-from luodi.security.operator import run_as_operator
 from luodi.security.principal import Limits
 
 app = typer.Typer(help="Manage users, their roles, and tenants.", no_args_is_help=True)
@@ -24,15 +22,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="luodi YAML con
 def _run(
     config: Path | None, action: str, detail: dict[str, Any], run: Callable[[Gateway], Any]
 ) -> Any:
-    try:
-        return asyncio.run(
-            run_as_operator(
-                config, action=action, permission="users:manage", detail=detail, run=run
-            )
-        )
-    except LuodiError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from exc
+    return run_admin(config, action, "users:manage", detail, run)
 
 
 def _show(items: Any) -> None:
