@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -65,17 +65,11 @@ _FINISH = {
 
 @dataclass(slots=True)
 class UpstreamEvent(GenerationEvent):
-    """A ``GenerationEvent`` plus what an upstream chat stream adds.
+    """A ``GenerationEvent`` from an upstream stream.
 
-    Proposed for ``luodi.engine.types.GenerationEvent`` itself (field-compatible).
+    ``reasoning``, ``tool_calls`` and ``backend`` live on ``GenerationEvent`` itself;
+    this class only adds ``has_output``.
     """
-
-    reasoning: str = ""
-    """A ``reasoning_content`` delta (Qwen3 thinking, DeepSeek-R1)."""
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    """OpenAI ``tool_calls`` deltas as sent: ``{index, id, type, function: {name, arguments}}``."""
-    backend: str | None = None
-    """Name of the backend that produced the event (for the audit record)."""
 
     @property
     def has_output(self) -> bool:
