@@ -16,12 +16,14 @@ Failure rules (the router relies on them):
   (``finish_reason=ERROR``); nothing is retried, since text was already sent.
 * Leaving the iterator early (or ``abort``) closes the upstream HTTP stream, which
   makes vLLM abort the sequence.
+
+The wire format (request bodies, stream-chunk parsing) lives in ``upstream_wire.py``
+and the two errors in ``upstream_errors.py``; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -31,17 +33,25 @@ from typing import Any
 
 import httpx
 
-from luodi.config.routing import BackendKind, BackendSettings
+from luodi.config.routing import BackendSettings
 from luodi.engine.metrics import EngineMetrics
-from luodi.engine.types import (
-    FinishReason,
-    GenerationEvent,
-    GenerationRequest,
-    ModelInfo,
-    TokenLogprob,
-    Usage,
+from luodi.engine.types import FinishReason, GenerationRequest, ModelInfo, Usage
+from luodi.engine.upstream_errors import (
+    UpstreamRejectedError,
+    UpstreamUnavailableError,
+    describe,
+    is_retryable,
 )
-from luodi.errors import InvalidRequestError, LuodiError, UpstreamError
+from luodi.engine.upstream_wire import (
+    FINISH_REASONS,
+    UpstreamEvent,
+    choice_event,
+    error_message,
+    parse_usage,
+    request_body,
+    stream_error,
+)
+from luodi.errors import UpstreamError
 
 __all__ = [
     "ProbeResult",
@@ -53,50 +63,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_FINISH = {
-    "stop": FinishReason.STOP,
-    "length": FinishReason.LENGTH,
-    "tool_calls": FinishReason.TOOL_CALLS,
-    "function_call": FinishReason.TOOL_CALLS,
-    "abort": FinishReason.CANCELLED,
-}
-
-
-@dataclass(slots=True)
-class UpstreamEvent(GenerationEvent):
-    """A ``GenerationEvent`` from an upstream stream.
-
-    ``reasoning``, ``tool_calls`` and ``backend`` live on ``GenerationEvent`` itself;
-    this class only adds ``has_output``.
-    """
-
-    @property
-    def has_output(self) -> bool:
-        """True when the event carries anything the client sees."""
-        return bool(self.text or self.reasoning or self.tool_calls or self.token_ids)
-
-
-class UpstreamUnavailableError(UpstreamError):
-    """The upstream could not start the generation (down, 5xx, dropped, timed out).
-
-    Nothing reached the client, so the router may try another backend.
-    """
-
-    def __init__(self, message: str, *, backend: str, kind: str) -> None:
-        super().__init__(message, code="upstream_unavailable")
-        self.backend = backend
-        self.kind = kind
-        """connect, timeout, http_5xx or stream: the ``kind`` label of the error metric."""
-
-
-class UpstreamRejectedError(InvalidRequestError):
-    """The upstream refused the request with a 4xx; retrying elsewhere would not help."""
-
-    def __init__(self, message: str, *, backend: str, status: int) -> None:
-        super().__init__(message, code="upstream_rejected")
-        self.backend = backend
-        self.upstream_status = status
 
 
 @dataclass(slots=True, frozen=True)
@@ -214,7 +180,7 @@ class UpstreamEngine:
             else:
                 result = ProbeResult(True, rtt)
         except httpx.HTTPError as exc:
-            result = ProbeResult(False, time.monotonic() - started, _describe(exc))
+            result = ProbeResult(False, time.monotonic() - started, describe(exc))
         self.last_probe = result
         return result
 
@@ -233,7 +199,12 @@ class UpstreamEngine:
         client = self._require_client()
         chat = request.messages is not None
         path = "/chat/completions" if chat else "/completions"
-        body = self._body(request, chat=chat)
+        body = request_body(
+            request,
+            chat=chat,
+            model=self.settings.upstream_model or request.model or self.model,
+            kind=self.settings.kind,
+        )
         rid = request.request_id
         self.outstanding += 1
         state = _StreamState(request.arrival_time)
@@ -259,7 +230,7 @@ class UpstreamEngine:
                     kind = "timeout" if isinstance(exc, httpx.TimeoutException) else "stream"
                     self._count_error(kind)
                     raise UpstreamUnavailableError(
-                        f"upstream {self.name} failed before the first token: {_describe(exc)}",
+                        f"upstream {self.name} failed before the first token: {describe(exc)}",
                         backend=self.name,
                         kind=kind,
                     ) from exc
@@ -268,7 +239,7 @@ class UpstreamEngine:
                     rid,
                     state,
                     FinishReason.ERROR,
-                    f"upstream {self.name} failed mid-stream: {_describe(exc)}",
+                    f"upstream {self.name} failed mid-stream: {describe(exc)}",
                 )
         finally:
             self.outstanding -= 1
@@ -278,55 +249,6 @@ class UpstreamEngine:
                 await response_open.aclose()
 
     # -- request ----------------------------------------------------------------
-
-    def _body(self, request: GenerationRequest, *, chat: bool) -> dict[str, Any]:
-        p = request.params
-        body: dict[str, Any] = {
-            "model": self.settings.upstream_model or request.model or self.model,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "max_tokens": p.max_tokens,
-            "temperature": p.temperature,
-            "top_p": p.top_p,
-        }
-        if chat:
-            body["messages"] = request.messages
-        elif request.prompt is not None:
-            body["prompt"] = request.prompt
-        else:
-            body["prompt"] = request.prompt_tokens  # the completions API takes token ids too
-        if p.seed is not None:
-            body["seed"] = p.seed
-        if p.stop:
-            body["stop"] = p.stop
-        if p.presence_penalty:
-            body["presence_penalty"] = p.presence_penalty
-        if p.frequency_penalty:
-            body["frequency_penalty"] = p.frequency_penalty
-        if p.logprobs is not None:
-            if chat:
-                body["logprobs"] = True
-                body["top_logprobs"] = p.logprobs
-            else:
-                body["logprobs"] = p.logprobs
-        options = dict(request.chat_options) if chat else {}
-        if self.settings.kind in (BackendKind.VLLM, BackendKind.SGLANG):
-            # Sampling extensions both servers accept; a cloud API would reject them.
-            extras: dict[str, Any] = {
-                "top_k": p.top_k or None,
-                "min_p": p.min_p or None,
-                "repetition_penalty": p.repetition_penalty if p.repetition_penalty != 1 else None,
-                "ignore_eos": p.ignore_eos or None,
-                "stop_token_ids": p.stop_token_ids or None,
-                "logit_bias": {str(k): v for k, v in p.logit_bias.items()} or None,
-            }
-            body.update({k: v for k, v in extras.items() if v is not None})
-        else:
-            kwargs = options.pop("chat_template_kwargs", None) or {}
-            if "enable_thinking" in kwargs:  # DashScope's compatible mode takes it top-level
-                body["enable_thinking"] = kwargs["enable_thinking"]
-        body.update(options)
-        return body
 
     async def _open(
         self, client: httpx.AsyncClient, url: str, body: dict[str, Any]
@@ -344,14 +266,14 @@ class UpstreamEngine:
                 self._count_error("connect")
                 if last:
                     raise UpstreamUnavailableError(
-                        f"upstream {self.name} unreachable: {_describe(exc)}",
+                        f"upstream {self.name} unreachable: {describe(exc)}",
                         backend=self.name,
                         kind="connect",
                     ) from exc
             except httpx.TimeoutException as exc:
                 self._count_error("timeout")
                 raise UpstreamUnavailableError(
-                    f"upstream {self.name} timed out: {_describe(exc)}",
+                    f"upstream {self.name} timed out: {describe(exc)}",
                     backend=self.name,
                     kind="timeout",
                 ) from exc
@@ -360,7 +282,7 @@ class UpstreamEngine:
                     return response
                 await response.aread()
                 await response.aclose()
-                message = _error_message(response)
+                message = error_message(response)
                 if response.status_code < 500:
                     self._count_error("http_4xx")
                     raise UpstreamRejectedError(
@@ -398,19 +320,19 @@ class UpstreamEngine:
             except json.JSONDecodeError:
                 log.warning("upstream %s sent a line that is not JSON: %.200s", self.name, data)
                 continue
-            error = _stream_error(chunk)
+            error = stream_error(chunk)
             if error is not None:
                 state.error = error
                 continue
             if isinstance(chunk.get("usage"), dict):
-                state.usage = _usage(chunk["usage"])
+                state.usage = parse_usage(chunk["usage"])
             for choice in chunk.get("choices") or []:
                 if choice.get("index", 0) != 0:
                     continue
-                event = self._delta(rid, choice, chat)
+                event = choice_event(rid, self.name, choice, chat)
                 reason = choice.get("finish_reason")
                 if reason:
-                    state.finish = _FINISH.get(reason, FinishReason.STOP)
+                    state.finish = FINISH_REASONS.get(reason, FinishReason.STOP)
                     state.pending = event
                 elif event.has_output:
                     self._observe_token(state)
@@ -432,20 +354,6 @@ class UpstreamEngine:
         if state.finish is None and not state.done:
             raise _Dropped("the connection closed before the stream finished")
         yield self._finish(rid, state, state.finish or FinishReason.STOP)
-
-    def _delta(self, rid: str, choice: dict[str, Any], chat: bool) -> UpstreamEvent:
-        event = UpstreamEvent(rid, backend=self.name)
-        if chat:
-            delta = choice.get("delta") or {}
-            event.text = delta.get("content") or ""
-            # vLLM calls it reasoning_content (newer releases: reasoning).
-            event.reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-            event.tool_calls = list(delta.get("tool_calls") or [])
-            event.logprobs = _chat_logprobs(choice.get("logprobs"))
-        else:
-            event.text = choice.get("text") or ""
-            event.logprobs = _completion_logprobs(choice.get("logprobs"))
-        return event
 
     def _observe_token(self, state: _StreamState) -> None:
         now = time.monotonic()
@@ -505,73 +413,3 @@ class _StreamState:
     usage: Usage | None = None
     error: str | None = None
     done: bool = False
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The message of an OpenAI-shaped (or vLLM ``object: error``) error body."""
-    with contextlib.suppress(ValueError):
-        body = response.json()
-        if isinstance(body, dict):
-            found = _stream_error(body)
-            if found is not None:
-                return found
-    return response.text[:500] or response.reason_phrase
-
-
-def _stream_error(chunk: dict[str, Any]) -> str | None:
-    """The message of an error chunk: ``{"error": {...}}`` or vLLM's ``{"object": "error"}``."""
-    error = chunk.get("error")
-    if isinstance(error, dict):
-        return str(error.get("message") or error)
-    if isinstance(error, str):
-        return error
-    if chunk.get("object") == "error":
-        return str(chunk.get("message") or chunk)
-    return None
-
-
-def _usage(raw: dict[str, Any]) -> Usage:
-    details = raw.get("prompt_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        cached_tokens=int(details.get("cached_tokens") or 0),
-    )
-
-
-def _chat_logprobs(raw: Any) -> list[TokenLogprob]:
-    if not isinstance(raw, dict):
-        return []
-    out: list[TokenLogprob] = []
-    for item in raw.get("content") or []:
-        top = [
-            (t.get("token", ""), float(t.get("logprob", 0.0)))
-            for t in item.get("top_logprobs") or []
-        ]
-        out.append(TokenLogprob(item.get("token", ""), float(item.get("logprob", 0.0)), top))
-    return out
-
-
-def _completion_logprobs(raw: Any) -> list[TokenLogprob]:
-    if not isinstance(raw, dict):
-        return []
-    tokens = raw.get("tokens") or []
-    values = raw.get("token_logprobs") or []
-    tops = raw.get("top_logprobs") or [None] * len(tokens)
-    out: list[TokenLogprob] = []
-    for token, value, top in zip(tokens, values, tops, strict=False):
-        ranked = sorted((top or {}).items(), key=lambda kv: -kv[1])
-        out.append(TokenLogprob(token, float(value or 0.0), ranked))
-    return out
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """True when a failure before the first token may be retried on another backend."""
-    return isinstance(exc, UpstreamUnavailableError) or (
-        isinstance(exc, LuodiError) and exc.status_code >= 500
-    )

@@ -3,10 +3,13 @@
 Tables live on their own ``CatalogBase`` for now; they move into the shared Alembic
 migrations of ``luodi.storage`` later. Chunk texts are kept here, so the BM25 index
 is rebuilt from the catalog at start-up and erasure has one place to delete text.
+The queries several knowledge modules share (``require_collection``, ``chunk_entries``,
+``chunk_hits``) live here too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from luodi.errors import NotFoundError
+from luodi.knowledge.types import Hit, Payload, access_tags
+
 __all__ = [
     "CatalogBase",
     "ChunkRow",
@@ -32,7 +38,11 @@ __all__ = [
     "DocumentRow",
     "SourceRow",
     "SyncReportRow",
+    "chunk_entries",
+    "chunk_hits",
+    "collection_names",
     "open_catalog",
+    "require_collection",
 ]
 
 
@@ -145,3 +155,53 @@ def open_catalog(url: str) -> Engine:
 def collection_names(session: Session) -> list[str]:
     """Names of every collection, sorted."""
     return list(session.scalars(select(CollectionRow.name).order_by(CollectionRow.name)))
+
+
+def require_collection(session: Session, name: str) -> None:
+    """Raise NotFoundError (param ``kb``) unless collection ``name`` exists."""
+    if session.get(CollectionRow, name) is None:
+        raise NotFoundError(f"knowledge base {name!r} not found", param="kb")
+
+
+def chunk_entries(session: Session, collection: str) -> Iterator[tuple[str, str, Payload]]:
+    """Every chunk of a collection as ``(id, indexed text, payload)``, to rebuild an index."""
+    rows = session.execute(
+        select(
+            ChunkRow.id,
+            ChunkRow.heading,
+            ChunkRow.text,
+            DocumentRow.id,
+            DocumentRow.access,
+            DocumentRow.meta,
+        )
+        .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+        .where(ChunkRow.collection == collection)
+    )
+    for cid, heading, text, doc_id, acc, meta in rows:
+        yield (
+            cid,
+            f"{heading}\n{text}" if heading else text,
+            Payload(doc_id, access_tags(acc), meta),
+        )
+
+
+def chunk_hits(session: Session, fused: Sequence[tuple[str, str, float]]) -> list[Hit]:
+    """Hits for ``(collection, chunk_id, score)`` triples, in order; unknown ids are skipped."""
+    rows = {
+        r.id: r
+        for r in session.scalars(select(ChunkRow).where(ChunkRow.id.in_([c for _, c, _ in fused])))
+    }
+    return [
+        Hit(
+            cid,
+            rows[cid].document_id,
+            rows[cid].document.name,
+            rows[cid].position,
+            rows[cid].text,
+            score,
+            rows[cid].heading,
+            name,
+        )
+        for name, cid, score in fused
+        if cid in rows
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -10,15 +11,22 @@ from numpy.typing import NDArray
 
 from luodi.knowledge.index.bm25 import BM25Index
 from luodi.knowledge.index.vector_store import VectorStore
-from luodi.knowledge.types import Filter
+from luodi.knowledge.types import Filter, Hit
 
-__all__ = ["HybridRetriever", "Reranker", "rrf_fuse"]
+__all__ = ["HybridRetriever", "Reranker", "rerank", "rrf_fuse"]
 
 
 class Reranker(Protocol):
     """Optional second stage: scores (query, passage) pairs; higher is more relevant."""
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]: ...
+
+
+def rerank(reranker: Reranker, query: str, hits: Sequence[Hit]) -> list[Hit]:
+    """``hits`` in the reranker's order, each carrying the reranker's score."""
+    scores = reranker.score(query, [h.text for h in hits])
+    order = sorted(range(len(hits)), key=lambda i: scores[i], reverse=True)
+    return [dataclasses.replace(hits[i], score=scores[i]) for i in order]
 
 
 def rrf_fuse(rankings: Sequence[Sequence[str]], k: int) -> list[tuple[str, float]]:

@@ -2,24 +2,21 @@
 
 It owns the catalog (SQL), one BM25 index per collection (rebuilt from the catalog
 on first use) and the vector store, and keeps them in step: every write changes
-all three under one lock, so a search never sees a chunk in one index only.
+all three under one lock, so a search never sees a chunk in one index only. The
+write paths live beside it (``ingestion.py``, ``erasure.py``, ``source_sync.py``)
+and share that lock; the service's public methods delegate to them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import hashlib
 import re
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from croniter import croniter
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -31,24 +28,31 @@ from luodi.knowledge.catalog import (
     CollectionRow,
     DocumentRow,
     SourceRow,
-    SyncReportRow,
+    chunk_entries,
+    chunk_hits,
     collection_names,
     open_catalog,
+    require_collection,
 )
 from luodi.knowledge.chunking import Chunker
+from luodi.knowledge.erasure import Erasure
 from luodi.knowledge.grounding import citations_of, inject_context, last_user_text
 from luodi.knowledge.index.bm25 import BM25Index, Segmenter
-from luodi.knowledge.index.vector_store import FlatVectorStore, VectorStore
-from luodi.knowledge.loaders import LOADERS, DocumentLoadError, load_document
-from luodi.knowledge.retrieval import HybridRetriever, Reranker
-from luodi.knowledge.sources import SourceListingError, iter_source
+from luodi.knowledge.index.vector_store import VectorStore, open_vector_store
+from luodi.knowledge.ingestion import Ingestion
+from luodi.knowledge.retrieval import HybridRetriever, Reranker, rerank
+from luodi.knowledge.source_sync import SourceSync
 from luodi.knowledge.types import (
+    AuditSink,
     Citation,
+    CollectionInfo,
+    DocumentInfo,
     Filter,
     Hit,
     IngestReport,
     Payload,
     Principal,
+    Progress,
     access_tags,
     principal_tags,
 )
@@ -56,51 +60,6 @@ from luodi.knowledge.types import (
 __all__ = ["AuditSink", "CollectionInfo", "DocumentInfo", "KnowledgeService", "Progress"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-Progress = Callable[[str], None]
-"""Called with a document's name after it is processed (drives the CLI's progress bar)."""
-
-
-def _vector_store(settings: KnowledgeSettings, dim: int) -> VectorStore:
-    """The configured store: flat files under ``data_dir``, or a Qdrant server."""
-    if settings.vector_store == "qdrant":
-        from luodi.knowledge.index.qdrant_store import QdrantVectorStore
-
-        assert settings.qdrant_url is not None  # the settings validator guarantees it
-        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        return QdrantVectorStore.connect(settings.qdrant_url, dim, api_key=key)
-    return FlatVectorStore(settings.data_dir / "vectors", dim)
-
-
-class AuditSink(Protocol):
-    """Where erasures and syncs are recorded (the security layer's audit log)."""
-
-    def record(self, action: str, resource: str, detail: Mapping[str, Any]) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class CollectionInfo:
-    """A knowledge base as listed to clients."""
-
-    name: str
-    owner: str
-    description: str
-    documents: int
-    chunks: int
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentInfo:
-    """A document as listed to clients."""
-
-    id: str
-    collection: str
-    name: str
-    content_hash: str
-    chunks: int
-    access: list[str]
-    meta: dict[str, str]
-    updated_at: datetime
 
 
 def _doc_info(row: DocumentRow) -> DocumentInfo:
@@ -141,13 +100,11 @@ class KnowledgeService:
     ) -> None:
         """``redact`` masks personal data in each loaded block before it is indexed."""
         self.settings = settings
-        self._redact = redact
         self.embedder = embedder
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._engine = open_catalog(settings.catalog_url())
-        self._store = store or _vector_store(settings, embedder.dim)
+        self._store = store or open_vector_store(settings, embedder.dim)
         self._reranker = reranker
-        self._audit = audit
         self._clock = clock
         self._chunker = Chunker(
             embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap
@@ -157,6 +114,35 @@ class KnowledgeService:
         self._bm25: dict[str, BM25Index] = {}
         self._lock = threading.RLock()
         self._originals = settings.data_dir / "originals"
+        self._erasure = Erasure(
+            engine=self._engine,
+            lock=self._lock,
+            store=self._store,
+            bm25_of=self._bm25_of,
+            originals=self._originals,
+            audit=audit,
+        )
+        self._ingestion = Ingestion(
+            settings,
+            engine=self._engine,
+            lock=self._lock,
+            store=self._store,
+            bm25_of=self._bm25_of,
+            erasure=self._erasure,
+            chunker=self._chunker,
+            originals=self._originals,
+            redact=redact,
+            clock=self._now,
+        )
+        self._sync = SourceSync(
+            settings,
+            engine=self._engine,
+            lock=self._lock,
+            ingest=self.ingest,
+            erasure=self._erasure,
+            audit=audit,
+            clock=self._now,
+        )
 
     # ---- collections -------------------------------------------------------------
 
@@ -200,9 +186,9 @@ class KnowledgeService:
     def drop_collection(self, name: str) -> None:
         """Delete a knowledge base with all its documents, chunks, vectors and sources."""
         with self._lock, Session(self._engine) as session:
-            self._require(session, name)
+            require_collection(session, name)
             for doc in session.scalars(select(DocumentRow).where(DocumentRow.collection == name)):
-                self._forget_original(doc.id)
+                self._erasure.forget_original(doc.id)
             session.execute(delete(ChunkRow).where(ChunkRow.collection == name))
             session.execute(delete(DocumentRow).where(DocumentRow.collection == name))
             session.execute(delete(SourceRow).where(SourceRow.collection == name))
@@ -229,20 +215,15 @@ class KnowledgeService:
         changed and left untouched otherwise. A file that cannot be read is reported
         in ``failed`` by name; the rest of the batch is kept.
         """
-        report = IngestReport()
-        meta = dict(meta or {})
-        with Session(self._engine) as session:
-            self._require(session, collection)
-        for name, data in files:
-            try:
-                self._ingest_one(collection, name, data, list(access), meta, source_id, report)
-            except DocumentLoadError as exc:
-                report.failed[name] = exc.message
-            if progress is not None:
-                progress(name)
-        with self._lock:
-            self._store.flush()
-        return report
+        return self._ingestion.ingest(
+            collection,
+            files,
+            embedder=self.embedder,
+            access=access,
+            meta=meta,
+            source_id=source_id,
+            progress=progress,
+        )
 
     def ingest_paths(
         self,
@@ -254,89 +235,9 @@ class KnowledgeService:
         progress: Progress | None = None,
     ) -> IngestReport:
         """Ingest files and folders (walked for known suffixes); unreadable paths are reported."""
-        files: list[tuple[str, bytes]] = []
-        failed: dict[str, str] = {}
-        for path in paths:
-            try:
-                for item in iter_source([str(path)], LOADERS):
-                    files.append((Path(item.name).name, item.read()))
-            except (SourceListingError, OSError) as exc:
-                failed[str(path)] = str(exc)
-        report = self.ingest(collection, files, access=access, meta=meta, progress=progress)
-        report.failed.update(failed)
-        return report
-
-    def _ingest_one(
-        self,
-        collection: str,
-        name: str,
-        data: bytes,
-        access: list[str],
-        meta: dict[str, str],
-        source_id: str | None,
-        report: IngestReport,
-    ) -> None:
-        digest = hashlib.sha256(data).hexdigest()
-        with Session(self._engine) as session:
-            existing = session.scalars(
-                select(DocumentRow).where(
-                    DocumentRow.collection == collection, DocumentRow.name == name
-                )
-            ).first()
-            if existing is not None and (existing.content_hash, existing.access, existing.meta) == (
-                digest,
-                access,
-                meta,
-            ):
-                report.unchanged.append(name)
-                return
-        # Parse, chunk and embed outside the lock: the slow part runs concurrently.
-        blocks = load_document(name, data, LOADERS)
-        if self._redact is not None:
-            blocks = [dataclasses.replace(b, text=self._redact(b.text)) for b in blocks]
-        chunks = self._chunker.chunk(blocks)
-        if not chunks:
-            raise DocumentLoadError(f"{name}: no text found")
-        inputs = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
-        vectors = self.embedder.embed(inputs)
-        with self._lock, Session(self._engine) as session:
-            row = session.scalars(
-                select(DocumentRow).where(
-                    DocumentRow.collection == collection, DocumentRow.name == name
-                )
-            ).first()
-            if row is None:
-                row = DocumentRow(id=uuid.uuid4().hex, collection=collection, name=name)
-                session.add(row)
-                report.added.append(name)
-            else:
-                self._unindex(session, collection, [row.id])
-                report.updated.append(name)
-            row.content_hash, row.access, row.meta = digest, access, meta
-            row.source_id, row.n_chunks, row.size_bytes = source_id, len(chunks), len(data)
-            row.updated_at = self._clock()
-            ids = [f"{row.id}:{c.position}" for c in chunks]
-            session.add_all(
-                ChunkRow(
-                    id=cid,
-                    document_id=row.id,
-                    collection=collection,
-                    position=c.position,
-                    heading=c.heading,
-                    text=c.text,
-                )
-                for cid, c in zip(ids, chunks, strict=True)
-            )
-            session.commit()
-            payload = Payload(row.id, access_tags(access), dict(meta))
-            self._store.upsert(collection, ids, vectors, [payload] * len(ids))
-            self._bm25_of(session, collection).add(
-                (cid, text, payload) for cid, text in zip(ids, inputs, strict=True)
-            )
-            if self.settings.keep_originals:
-                self._originals.mkdir(parents=True, exist_ok=True)
-                (self._originals / row.id).write_bytes(data)
-            report.chunks += len(chunks)
+        return self._ingestion.ingest_paths(
+            collection, paths, embedder=self.embedder, access=access, meta=meta, progress=progress
+        )
 
     # ---- search and grounding ----------------------------------------------------
 
@@ -368,7 +269,7 @@ class KnowledgeService:
         fused: list[tuple[str, str, float]] = []
         with self._lock, Session(self._engine) as session:
             for name in collections:
-                self._require(session, name)
+                require_collection(session, name)
                 bm25 = self._bm25_of(session, name)
                 for cid, score in self._retriever.search(
                     name, query, query_vector, bm25, self._store, flt
@@ -376,42 +277,9 @@ class KnowledgeService:
                     fused.append((name, cid, score))
             fused.sort(key=lambda t: t[2], reverse=True)
             fused = fused[: max(k, self.settings.candidates if self._reranker else k)]
-            rows = {
-                r.id: r
-                for r in session.scalars(
-                    select(ChunkRow).where(ChunkRow.id.in_([c for _, c, _ in fused]))
-                )
-            }
-            hits = [
-                Hit(
-                    cid,
-                    rows[cid].document_id,
-                    rows[cid].document.name,
-                    rows[cid].position,
-                    rows[cid].text,
-                    score,
-                    rows[cid].heading,
-                    name,
-                )
-                for name, cid, score in fused
-                if cid in rows
-            ]
+            hits = chunk_hits(session, fused)
         if self._reranker is not None and hits:
-            scores = self._reranker.score(query, [h.text for h in hits])
-            order = sorted(range(len(hits)), key=lambda i: scores[i], reverse=True)
-            hits = [
-                Hit(
-                    hits[i].chunk_id,
-                    hits[i].doc_id,
-                    hits[i].document,
-                    hits[i].position,
-                    hits[i].text,
-                    scores[i],
-                    hits[i].heading,
-                    hits[i].collection,
-                )
-                for i in order
-            ]
+            hits = rerank(self._reranker, query, hits)
         return hits[:k]
 
     async def ground(
@@ -437,7 +305,7 @@ class KnowledgeService:
     ) -> list[DocumentInfo]:
         """Documents of a collection that ``principal`` may see (all for None)."""
         with Session(self._engine) as session:
-            self._require(session, collection)
+            require_collection(session, collection)
             rows = session.scalars(
                 select(DocumentRow)
                 .where(DocumentRow.collection == collection)
@@ -472,7 +340,7 @@ class KnowledgeService:
     def delete_document(self, collection: str, doc_id: str, *, actor: str = "") -> None:
         """Remove a document with every chunk, vector and kept original."""
         self.get_document(collection, doc_id)
-        self._erase(collection, [doc_id], actor=actor, reason=f"document {doc_id}")
+        self._erasure.delete(collection, [doc_id], actor=actor, reason=f"document {doc_id}")
 
     def erase(
         self, key: str, value: str, *, collections: Sequence[str] | None = None, actor: str = ""
@@ -481,47 +349,7 @@ class KnowledgeService:
 
         Returns the number of documents removed, across ``collections`` (None: all).
         """
-        with Session(self._engine) as session:
-            names = list(collections) if collections is not None else collection_names(session)
-            removed = 0
-            for name in names:
-                ids = [
-                    d.id
-                    for d in session.scalars(
-                        select(DocumentRow).where(DocumentRow.collection == name)
-                    )
-                    if d.meta.get(key) == value
-                ]
-                if ids:
-                    self._erase(name, ids, actor=actor, reason=f"{key}={value}")
-                    removed += len(ids)
-        return removed
-
-    def _erase(self, collection: str, doc_ids: list[str], *, actor: str, reason: str) -> None:
-        with self._lock, Session(self._engine) as session:
-            self._unindex(session, collection, doc_ids)
-            session.execute(delete(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
-            session.commit()
-            self._store.flush()
-            for doc_id in doc_ids:
-                self._forget_original(doc_id)
-        if self._audit is not None:
-            self._audit.record(
-                "kb.erase",
-                f"kb:{collection}",
-                {"documents": doc_ids, "reason": reason, "actor": actor},
-            )
-
-    def _unindex(self, session: Session, collection: str, doc_ids: list[str]) -> None:
-        chunk_ids = list(
-            session.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(doc_ids)))
-        )
-        self._store.delete(collection, chunk_ids)
-        self._bm25_of(session, collection).remove(chunk_ids)
-        session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(doc_ids)))
-
-    def _forget_original(self, doc_id: str) -> None:
-        (self._originals / doc_id).unlink(missing_ok=True)
+        return self._erasure.erase_where(key, value, collections=collections, actor=actor)
 
     # ---- sources and sync ------------------------------------------------------------
 
@@ -539,36 +367,13 @@ class KnowledgeService:
         Raises:
             InvalidRequestError: ``schedule`` is not a valid cron expression.
         """
-        if schedule is not None and not croniter.is_valid(schedule):
-            raise InvalidRequestError(
-                f"schedule {schedule!r} is not a cron expression", param="schedule"
-            )
-        source_id = uuid.uuid4().hex
-        with self._lock, Session(self._engine) as session:
-            self._require(session, collection)
-            session.add(
-                SourceRow(
-                    id=source_id,
-                    collection=collection,
-                    locations=list(locations),
-                    schedule=schedule,
-                    access=list(access),
-                    meta=dict(meta or {}),
-                    created_at=self._clock(),
-                )
-            )
-            session.commit()
-        return source_id
+        return self._sync.add_source(
+            collection, locations, schedule=schedule, access=access, meta=meta
+        )
 
     def sources(self, collection: str | None = None) -> list[SourceRow]:
         """Registered sources (detached rows), of one collection or all."""
-        with Session(self._engine, expire_on_commit=False) as session:
-            query = select(SourceRow)
-            if collection is not None:
-                query = query.where(SourceRow.collection == collection)
-            rows = list(session.scalars(query))
-            session.expunge_all()
-            return rows
+        return self._sync.sources(collection)
 
     def sync(
         self, source_id: str, *, trigger: str = "manual", progress: Progress | None = None
@@ -578,144 +383,31 @@ class KnowledgeService:
         Unchanged documents (same content hash) are not re-chunked or re-embedded. When a
         location cannot be listed, nothing is deleted and the failure is reported.
         """
-        started = self._clock()
-        with Session(self._engine) as session:
-            source = session.get(SourceRow, source_id)
-            if source is None:
-                raise NotFoundError(f"sync source {source_id!r} not found")
-            collection, locations = source.collection, list(source.locations)
-            access, meta = list(source.access), dict(source.meta)
-        report = IngestReport()
-        seen: set[str] = set()
-        listed = True
-        try:
-            items = list(
-                iter_source(
-                    locations,
-                    LOADERS,
-                    allow_public_urls=self.settings.allow_public_urls,
-                    timeout_s=self.settings.fetch_timeout_s,
-                )
-            )
-        except SourceListingError as exc:
-            items, listed = [], False
-            report.failed["(listing)"] = exc.message
-        files: list[tuple[str, bytes]] = []
-        for item in items:
-            seen.add(item.name)
-            try:
-                files.append((item.name, item.read()))
-            except Exception as exc:  # OSError or any HTTP client error: report, keep going
-                report.failed[item.name] = f"{item.name}: {exc}"
-        part = self.ingest(
-            collection, files, access=access, meta=meta, source_id=source_id, progress=progress
-        )
-        report.added, report.updated, report.unchanged = part.added, part.updated, part.unchanged
-        report.failed.update(part.failed)
-        report.chunks = part.chunks
-        if listed:
-            with Session(self._engine) as session:
-                gone = [
-                    (d.id, d.name)
-                    for d in session.scalars(
-                        select(DocumentRow).where(DocumentRow.source_id == source_id)
-                    )
-                    if d.name not in seen
-                ]
-            if gone:
-                self._erase(
-                    collection, [i for i, _ in gone], actor="sync", reason=f"source {source_id}"
-                )
-                report.deleted = [n for _, n in gone]
-        finished = self._clock()
-        summary = {
-            "added": report.added,
-            "updated": report.updated,
-            "deleted": report.deleted,
-            "failed": report.failed,
-            "unchanged": len(report.unchanged),
-            "chunks": report.chunks,
-        }
-        with self._lock, Session(self._engine) as session:
-            session.add(
-                SyncReportRow(
-                    source_id=source_id,
-                    trigger=trigger,
-                    started_at=started,
-                    finished_at=finished,
-                    report=summary,
-                )
-            )
-            row = session.get(SourceRow, source_id)
-            assert row is not None
-            row.last_sync_at = started
-            session.commit()
-        if self._audit is not None:
-            self._audit.record(
-                "kb.sync", f"kb:{collection}", {"source": source_id, "trigger": trigger, **summary}
-            )
-        return report
+        return self._sync.sync(source_id, trigger=trigger, progress=progress)
 
     def sync_reports(self, source_id: str) -> list[dict[str, Any]]:
         """Reports of a source's syncs, oldest first."""
-        with Session(self._engine) as session:
-            rows = session.scalars(
-                select(SyncReportRow)
-                .where(SyncReportRow.source_id == source_id)
-                .order_by(SyncReportRow.id)
-            )
-            return [{"trigger": r.trigger, "started_at": r.started_at, **r.report} for r in rows]
+        return self._sync.sync_reports(source_id)
 
     def next_sync_at(self, source: SourceRow) -> datetime | None:
         """When a scheduled source is next due (None: on demand only)."""
-        if source.schedule is None:
-            return None
-        base = source.last_sync_at or source.created_at
-        if base.tzinfo is None:
-            base = base.replace(tzinfo=UTC)
-        nxt: datetime = croniter(source.schedule, base).get_next(datetime)
-        return nxt
+        return self._sync.next_sync_at(source)
 
     def run_due(self, now: datetime | None = None) -> dict[str, IngestReport]:
         """Sync every scheduled source whose next run is at or before ``now``."""
-        now = now or self._clock()
-        reports = {}
-        for source in self.sources():
-            due = self.next_sync_at(source)
-            if due is not None and due <= now:
-                reports[source.id] = self.sync(source.id, trigger="schedule")
-        return reports
+        return self._sync.run_due(now)
 
     # ---- internals -------------------------------------------------------------------
 
-    def _require(self, session: Session, name: str) -> None:
-        if session.get(CollectionRow, name) is None:
-            raise NotFoundError(f"knowledge base {name!r} not found", param="kb")
+    def _now(self) -> datetime:
+        # Collaborators read the clock through here, so replacing ``_clock`` reaches them.
+        return self._clock()
 
     def _bm25_of(self, session: Session, collection: str) -> BM25Index:
         index = self._bm25.get(collection)
         if index is None:
             index = BM25Index(self._segmenter)
-            rows = session.execute(
-                select(
-                    ChunkRow.id,
-                    ChunkRow.heading,
-                    ChunkRow.text,
-                    DocumentRow.id,
-                    DocumentRow.access,
-                    DocumentRow.meta,
-                )
-                .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
-                .where(ChunkRow.collection == collection)
-            )
-            index.add(
-                (
-                    cid,
-                    f"{heading}\n{text}" if heading else text,
-                    Payload(doc_id, access_tags(acc), meta),
-                )
-                for cid, heading, text, doc_id, acc, meta in rows
-            )
+            index.add(chunk_entries(session, collection))
             self._bm25[collection] = index
         return index
 

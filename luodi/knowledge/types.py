@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "PUBLIC_TAG",
+    "AuditSink",
     "Block",
     "BlockKind",
     "Chunk",
     "Citation",
+    "CollectionInfo",
+    "DocumentInfo",
     "Filter",
     "Hit",
     "IngestReport",
     "Payload",
     "Principal",
+    "Progress",
     "access_tags",
     "principal_tags",
 ]
@@ -59,6 +64,16 @@ class Principal(Protocol):
 
     @property
     def roles(self) -> Sequence[str]: ...
+
+
+class AuditSink(Protocol):
+    """Where erasures and syncs are recorded (the security layer's audit log)."""
+
+    def record(self, action: str, resource: str, detail: Mapping[str, Any]) -> None: ...
+
+
+Progress = Callable[[str], None]
+"""Called with a document's name after it is processed (drives the CLI's progress bar)."""
 
 
 def access_tags(access: Sequence[str]) -> frozenset[str]:
@@ -134,3 +149,28 @@ class IngestReport:
     deleted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     chunks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionInfo:
+    """A knowledge base as listed to clients."""
+
+    name: str
+    owner: str
+    description: str
+    documents: int
+    chunks: int
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    """A document as listed to clients."""
+
+    id: str
+    collection: str
+    name: str
+    content_hash: str
+    chunks: int
+    access: list[str]
+    meta: dict[str, str]
+    updated_at: datetime

@@ -20,9 +20,10 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from luodi.config.knowledge import KnowledgeSettings
 from luodi.knowledge.types import Filter, Payload
 
-__all__ = ["FlatVectorStore", "VectorStore"]
+__all__ = ["FlatVectorStore", "VectorStore", "open_vector_store"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -203,3 +204,14 @@ class FlatVectorStore:
             os.replace(tmp, path)
             os.replace(tmp_meta, path.with_suffix(".json"))
             m.dirty = False
+
+
+def open_vector_store(settings: KnowledgeSettings, dim: int) -> VectorStore:
+    """The configured store: flat files under ``data_dir``, or a Qdrant server."""
+    if settings.vector_store == "qdrant":
+        from luodi.knowledge.index.qdrant_store import QdrantVectorStore
+
+        assert settings.qdrant_url is not None  # the settings validator guarantees it
+        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+        return QdrantVectorStore.connect(settings.qdrant_url, dim, api_key=key)
+    return FlatVectorStore(settings.data_dir / "vectors", dim)

@@ -1,0 +1,109 @@
+"""Erasure: removing documents from the catalog, both indexes and the kept originals.
+
+A deleted document must leave no text behind anywhere a search or a download could
+find it, so every removal goes through here: chunk rows, vectors, BM25 postings and
+the original file go together, under the service's lock, and the erasure is audited.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from luodi.knowledge.catalog import ChunkRow, DocumentRow, collection_names
+from luodi.knowledge.index.bm25 import BM25Index
+from luodi.knowledge.index.vector_store import VectorStore
+from luodi.knowledge.types import AuditSink
+
+__all__ = ["Erasure"]
+
+
+class Erasure:
+    """Deletes documents everywhere they are kept; ``KnowledgeService`` delegates to it.
+
+    Args:
+        engine: the catalog database.
+        lock: the service's write lock (catalog and indexes change together under it).
+        store: the vector store.
+        bm25_of: the BM25 index of a collection (built from the catalog on first use).
+        originals: folder of kept uploaded files, one per document id.
+        audit: records each erasure; None: not recorded.
+    """
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        lock: threading.RLock,
+        store: VectorStore,
+        bm25_of: Callable[[Session, str], BM25Index],
+        originals: Path,
+        audit: AuditSink | None,
+    ) -> None:
+        self._engine = engine
+        self._lock = lock
+        self._store = store
+        self._bm25_of = bm25_of
+        self._originals = originals
+        self._audit = audit
+
+    def erase_where(
+        self, key: str, value: str, *, collections: Sequence[str] | None, actor: str
+    ) -> int:
+        """Delete every document whose metadata ``key`` equals ``value``.
+
+        Returns the number of documents removed, across ``collections`` (None: all).
+        """
+        with Session(self._engine) as session:
+            names = list(collections) if collections is not None else collection_names(session)
+            removed = 0
+            for name in names:
+                ids = [
+                    d.id
+                    for d in session.scalars(
+                        select(DocumentRow).where(DocumentRow.collection == name)
+                    )
+                    if d.meta.get(key) == value
+                ]
+                if ids:
+                    self.delete(name, ids, actor=actor, reason=f"{key}={value}")
+                    removed += len(ids)
+        return removed
+
+    def delete(self, collection: str, doc_ids: list[str], *, actor: str, reason: str) -> None:
+        """Remove documents of one collection with their chunks, vectors and originals."""
+        with self._lock, Session(self._engine) as session:
+            self.unindex(session, collection, doc_ids)
+            session.execute(delete(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
+            session.commit()
+            self._store.flush()
+            for doc_id in doc_ids:
+                self.forget_original(doc_id)
+        if self._audit is not None:
+            self._audit.record(
+                "kb.erase",
+                f"kb:{collection}",
+                {"documents": doc_ids, "reason": reason, "actor": actor},
+            )
+
+    def unindex(self, session: Session, collection: str, doc_ids: list[str]) -> None:
+        """Drop the documents' chunks from both indexes and the catalog (not committed).
+
+        The caller holds the lock and commits; re-ingesting a changed document uses
+        this too, before it writes the new chunks.
+        """
+        chunk_ids = list(
+            session.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(doc_ids)))
+        )
+        self._store.delete(collection, chunk_ids)
+        self._bm25_of(session, collection).remove(chunk_ids)
+        session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(doc_ids)))
+
+    def forget_original(self, doc_id: str) -> None:
+        """Delete a document's kept uploaded file, if there is one."""
+        (self._originals / doc_id).unlink(missing_ok=True)

@@ -1,0 +1,216 @@
+"""Ingestion: files in, chunks out, written to the catalog and both indexes at once.
+
+Loading, chunking and embedding run outside the service's lock (the slow part, safe
+to run concurrently); the catalog rows, vectors and BM25 postings of a document are
+then written together under it, so a search never sees half a document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from luodi.config.knowledge import KnowledgeSettings
+from luodi.engine.embeddings import Embedder
+from luodi.knowledge.catalog import ChunkRow, DocumentRow, require_collection
+from luodi.knowledge.chunking import Chunker
+from luodi.knowledge.erasure import Erasure
+from luodi.knowledge.index.bm25 import BM25Index
+from luodi.knowledge.index.vector_store import VectorStore
+from luodi.knowledge.loaders import LOADERS, DocumentLoadError, load_document
+from luodi.knowledge.sources import SourceListingError, iter_source
+from luodi.knowledge.types import IngestReport, Payload, Progress, access_tags
+
+__all__ = ["Ingestion"]
+
+
+class Ingestion:
+    """The write path of a knowledge service; ``KnowledgeService`` delegates to it.
+
+    The embedder is passed with each call rather than held, so that the service's
+    ``embedder`` stays the one place that says which model embeds.
+
+    Args:
+        settings: the ``knowledge`` section (``keep_originals``).
+        engine: the catalog database.
+        lock: the service's write lock.
+        store: the vector store.
+        bm25_of: the BM25 index of a collection (built from the catalog on first use).
+        erasure: drops a changed document's old chunks before the new ones are written.
+        chunker: splits loaded blocks into passages.
+        originals: folder for uploaded files, kept when ``keep_originals`` is set.
+        redact: masks personal data in each loaded block before it is indexed.
+        clock: current time, read at each call.
+    """
+
+    def __init__(
+        self,
+        settings: KnowledgeSettings,
+        *,
+        engine: Engine,
+        lock: threading.RLock,
+        store: VectorStore,
+        bm25_of: Callable[[Session, str], BM25Index],
+        erasure: Erasure,
+        chunker: Chunker,
+        originals: Path,
+        redact: Callable[[str], str] | None,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._lock = lock
+        self._store = store
+        self._bm25_of = bm25_of
+        self._erasure = erasure
+        self._chunker = chunker
+        self._originals = originals
+        self._redact = redact
+        self._clock = clock
+
+    def ingest(
+        self,
+        collection: str,
+        files: Sequence[tuple[str, bytes]],
+        *,
+        embedder: Embedder,
+        access: Sequence[str],
+        meta: Mapping[str, str] | None,
+        source_id: str | None,
+        progress: Progress | None,
+    ) -> IngestReport:
+        """Load, chunk, embed and index ``(name, content)`` files.
+
+        A file with a known name is replaced when its content, access list or metadata
+        changed and left untouched otherwise. A file that cannot be read is reported
+        in ``failed`` by name; the rest of the batch is kept.
+        """
+        report = IngestReport()
+        meta = dict(meta or {})
+        with Session(self._engine) as session:
+            require_collection(session, collection)
+        for name, data in files:
+            try:
+                self._ingest_one(
+                    collection, name, data, list(access), meta, source_id, embedder, report
+                )
+            except DocumentLoadError as exc:
+                report.failed[name] = exc.message
+            if progress is not None:
+                progress(name)
+        with self._lock:
+            self._store.flush()
+        return report
+
+    def ingest_paths(
+        self,
+        collection: str,
+        paths: Sequence[Path],
+        *,
+        embedder: Embedder,
+        access: Sequence[str],
+        meta: Mapping[str, str] | None,
+        progress: Progress | None,
+    ) -> IngestReport:
+        """Ingest files and folders (walked for known suffixes); unreadable paths are reported."""
+        files: list[tuple[str, bytes]] = []
+        failed: dict[str, str] = {}
+        for path in paths:
+            try:
+                for item in iter_source([str(path)], LOADERS):
+                    files.append((Path(item.name).name, item.read()))
+            except (SourceListingError, OSError) as exc:
+                failed[str(path)] = str(exc)
+        report = self.ingest(
+            collection,
+            files,
+            embedder=embedder,
+            access=access,
+            meta=meta,
+            source_id=None,
+            progress=progress,
+        )
+        report.failed.update(failed)
+        return report
+
+    def _ingest_one(
+        self,
+        collection: str,
+        name: str,
+        data: bytes,
+        access: list[str],
+        meta: dict[str, str],
+        source_id: str | None,
+        embedder: Embedder,
+        report: IngestReport,
+    ) -> None:
+        digest = hashlib.sha256(data).hexdigest()
+        with Session(self._engine) as session:
+            existing = session.scalars(
+                select(DocumentRow).where(
+                    DocumentRow.collection == collection, DocumentRow.name == name
+                )
+            ).first()
+            if existing is not None and (existing.content_hash, existing.access, existing.meta) == (
+                digest,
+                access,
+                meta,
+            ):
+                report.unchanged.append(name)
+                return
+        # Parse, chunk and embed outside the lock: the slow part runs concurrently.
+        blocks = load_document(name, data, LOADERS)
+        if self._redact is not None:
+            blocks = [dataclasses.replace(b, text=self._redact(b.text)) for b in blocks]
+        chunks = self._chunker.chunk(blocks)
+        if not chunks:
+            raise DocumentLoadError(f"{name}: no text found")
+        inputs = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
+        vectors = embedder.embed(inputs)
+        with self._lock, Session(self._engine) as session:
+            row = session.scalars(
+                select(DocumentRow).where(
+                    DocumentRow.collection == collection, DocumentRow.name == name
+                )
+            ).first()
+            if row is None:
+                row = DocumentRow(id=uuid.uuid4().hex, collection=collection, name=name)
+                session.add(row)
+                report.added.append(name)
+            else:
+                self._erasure.unindex(session, collection, [row.id])
+                report.updated.append(name)
+            row.content_hash, row.access, row.meta = digest, access, meta
+            row.source_id, row.n_chunks, row.size_bytes = source_id, len(chunks), len(data)
+            row.updated_at = self._clock()
+            ids = [f"{row.id}:{c.position}" for c in chunks]
+            session.add_all(
+                ChunkRow(
+                    id=cid,
+                    document_id=row.id,
+                    collection=collection,
+                    position=c.position,
+                    heading=c.heading,
+                    text=c.text,
+                )
+                for cid, c in zip(ids, chunks, strict=True)
+            )
+            session.commit()
+            payload = Payload(row.id, access_tags(access), dict(meta))
+            self._store.upsert(collection, ids, vectors, [payload] * len(ids))
+            self._bm25_of(session, collection).add(
+                (cid, text, payload) for cid, text in zip(ids, inputs, strict=True)
+            )
+            if self._settings.keep_originals:
+                self._originals.mkdir(parents=True, exist_ok=True)
+                (self._originals / row.id).write_bytes(data)
+            report.chunks += len(chunks)
