@@ -1,7 +1,10 @@
 """Serving benchmark: batching speed-up, single-stream overhead, warm-prefix TTFT.
 
 Starts ``luodi serve`` on the default model (2 threads), then measures:
-  1. raw llama.cpp decode speed, one stream, with the bare low-level API;
+  1. single-stream decode speed over HTTP against llama.cpp's own decode loop, in paired,
+     interleaved rounds (raw default kernels, raw batch-invariant kernels, one streamed
+     request), so the machine's drift hits all three alike; the ratio quoted is the
+     median of the per-round ratios;
   2. aggregate streaming throughput at concurrency 1/4/16/32 (64-token outputs);
   3. time to first token for a 1,000-token system prompt, cold vs warm in the prefix cache.
 Prints a table and writes JSON (``--out``). Never a pass/fail test: this machine is noisy,
@@ -15,17 +18,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing as mp
 import statistics
 import tempfile
 import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
-from luodi.engine.llamacpp.default_model import default_model_path
-from luodi.engine.llamacpp.model import ContextParams, LlamaModel
 from luodi.evaluation.load import LoadConfig, run_level
 from luodi.evaluation.server_process import ServerProcess
 
@@ -33,9 +36,15 @@ console = Console()
 CACHE = Path.home() / ".cache" / "luodi"
 
 
-def raw_decode_tok_s(threads: int, tokens: int = 64, runs: int = 3, *, invariant: bool) -> float:
-    """llama.cpp's own single-stream decode speed: one token per llama_decode, argmax."""
+def _raw_worker(conn: Connection, threads: int, invariant: bool) -> None:
+    """llama.cpp's bare decode loop: one token per llama_decode, argmax, nothing else.
+
+    Runs in its own process because ggml reads its kernel switches once per process.
+    """
     import numpy as np
+
+    from luodi.engine.llamacpp.default_model import default_model_path
+    from luodi.engine.llamacpp.model import ContextParams, LlamaModel
 
     model = LlamaModel(
         default_model_path(CACHE),
@@ -48,8 +57,9 @@ def raw_decode_tok_s(threads: int, tokens: int = 64, runs: int = 3, *, invariant
             batch_invariant=invariant,
         ),
     )
-    speeds = []
-    for r in range(runs):
+    conn.send("ready")
+    r = 0
+    while (tokens := conn.recv()) is not None:
         model.clear()
         prompt = model.tokenize(f"Write a short story about a lighthouse keeper number {r}.")
         model.decode([(t, i, 0, i == len(prompt) - 1) for i, t in enumerate(prompt)])
@@ -60,9 +70,54 @@ def raw_decode_tok_s(threads: int, tokens: int = 64, runs: int = 3, *, invariant
             model.decode([(tok, pos, 0, True)])
             tok = int(np.argmax(model.logits(0)))
             pos += 1
-        speeds.append(tokens / (time.perf_counter() - start))
+        conn.send(tokens / (time.perf_counter() - start))
+        r += 1
     model.close()
-    return statistics.median(speeds)
+
+
+class RawDecoder:
+    """A child process holding a model, timing ``tokens`` bare decode steps on request."""
+
+    def __init__(self, threads: int, *, invariant: bool) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_raw_worker, args=(child, threads, invariant))
+        self._proc.start()
+        self._conn.recv()
+
+    def tok_s(self, tokens: int) -> float:
+        self._conn.send(tokens)
+        return float(self._conn.recv())
+
+    def close(self) -> None:
+        self._conn.send(None)
+        self._proc.join(timeout=30)
+
+
+def paired_single_stream(
+    url: str, model: str, threads: int, tokens: int, rounds: int
+) -> dict[str, list[float]]:
+    """Interleave raw decode (both kernel sets) with one streamed request per round."""
+    cfg = LoadConfig(base_url=url, model=model, max_tokens=tokens, requests_per_client=1)
+    raw_default = RawDecoder(threads, invariant=False)
+    raw_invariant = RawDecoder(threads, invariant=True)
+    out: dict[str, list[float]] = {"raw_default": [], "raw_invariant": [], "http": []}
+    try:
+        raw_default.tok_s(tokens)
+        raw_invariant.tok_s(tokens)
+        for _ in range(rounds):
+            out["raw_default"].append(raw_default.tok_s(tokens))
+            out["raw_invariant"].append(raw_invariant.tok_s(tokens))
+            level = asyncio.run(run_level(cfg, 1))
+            out["http"].append(level.stream_decode_tok_s)
+    finally:
+        raw_default.close()
+        raw_invariant.close()
+    return out
+
+
+def median_ratio(num: list[float], den: list[float]) -> float:
+    return statistics.median(a / b for a, b in zip(num, den, strict=True))
 
 
 async def ttft(client: httpx.AsyncClient, model: str, system: str, question: str) -> float:
@@ -111,22 +166,32 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 32])
+    parser.add_argument("--rounds", type=int, default=7, help="paired single-stream rounds")
+    parser.add_argument(
+        "--no-batch-invariant",
+        action="store_true",
+        help="serve with llama.cpp's default kernels (engine.batch_invariant: false)",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/serving.json"))
     args = parser.parse_args()
 
-    raw_default = raw_decode_tok_s(args.threads, invariant=False)
-    raw_invariant = raw_decode_tok_s(args.threads, invariant=True)
     env = {
         "LUODI_SERVER__LOG_LEVEL": "warning",
         # Loopback only; the gateway's own cost is measured by benchmarks/gateway_http.py.
         "LUODI_SECURITY__AUTH_ENABLED": "false",
         "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
+        "LUODI_ENGINE__BATCH_INVARIANT": str(not args.no_batch_invariant).lower(),
     }
     with ServerProcess(env, ["--threads", str(args.threads), "--max-batch-size", "32"]) as server:
         model = httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"]
+        paired = paired_single_stream(server.url, model, args.threads, args.max_tokens, args.rounds)
         levels = asyncio.run(sweep(server.url, model, args.levels, args.max_tokens))
         cold, warm = asyncio.run(prefix_ttft(server.url, model))
 
+    raw_default = statistics.median(paired["raw_default"])
+    raw_invariant = statistics.median(paired["raw_invariant"])
+    http_decode = statistics.median(paired["http"])
+    single_vs_raw = median_ratio(paired["http"], paired["raw_default"])
     single = float(levels[0]["throughput_tok_s"])  # type: ignore[arg-type]
     table = Table(title=f"luodi serving benchmark (default model, {args.threads} threads)")
     for col in ("measure", "value", "ratio"):
@@ -137,19 +202,23 @@ def main() -> None:
     table.add_row(
         "raw llama.cpp decode, 1 stream (batch-invariant kernels)",
         f"{raw_invariant:.1f} tok/s",
-        f"{raw_invariant / raw_default:.2f}x",
+        f"{median_ratio(paired['raw_invariant'], paired['raw_default']):.2f}x",
+    )
+    table.add_row(
+        "luodi over HTTP, 1 stream, decode after first token",
+        f"{http_decode:.1f} tok/s",
+        f"{single_vs_raw:.2f}x",
     )
     for lvl in levels:
         tput = float(lvl["throughput_tok_s"])  # type: ignore[arg-type]
         ttft_ms = lvl["ttft_ms"]["p50"]  # type: ignore[index]
         itl = lvl["itl_ms"]  # type: ignore[index]
         table.add_row(
-            f"luodi, {lvl['concurrency']} concurrent streams",
+            f"luodi, {lvl['concurrency']} concurrent streams (all tokens / wall)",
             f"{tput:.1f} tok/s (TTFT p50 {ttft_ms:.0f} ms, ITL p50/p95/p99 "
             f"{itl['p50']:.0f}/{itl['p95']:.0f}/{itl['p99']:.0f} ms)",
             f"{tput / single:.2f}x",
         )
-    table.add_row("single stream vs raw (default kernels)", "", f"{single / raw_default:.2f}x")
     table.add_row("TTFT, 1,000-token system prompt cold", f"{cold * 1000:.0f} ms", "1.00x")
     table.add_row(
         "TTFT, same prompt warm in prefix cache",
@@ -163,13 +232,16 @@ def main() -> None:
             {
                 "threads": args.threads,
                 "max_tokens": args.max_tokens,
+                "batch_invariant": not args.no_batch_invariant,
+                "paired_rounds": paired,
                 "raw_decode_tok_s": raw_default,
                 "raw_decode_invariant_tok_s": raw_invariant,
+                "http_single_decode_tok_s": http_decode,
+                "single_vs_raw": single_vs_raw,
                 "levels": levels,
                 "ttft_cold_s": cold,
                 "ttft_warm_s": warm,
                 "speedup_16": float(levels[min(2, len(levels) - 1)]["throughput_tok_s"]) / single,  # type: ignore[arg-type]
-                "single_vs_raw": single / raw_default,
             },
             indent=2,
         )

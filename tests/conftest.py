@@ -14,7 +14,12 @@ import pytest
 
 from luodi.config import EngineSettings, SecuritySettings, StorageSettings
 from luodi.engine.llamacpp.engine import LlamaCppEngine
+from luodi.engine.llamacpp.model import select_kernels
 from luodi.security import Gateway
+
+# The session engine is batch-invariant, and ggml fixes its kernels at the first matmul
+# of any model in the process (an embedding GGUF test may run first).
+select_kernels(batch_invariant=True)
 
 # Nothing a test starts may write into the checkout or the user's home: every server,
 # CLI run and subprocess inherits these unless a test sets its own.

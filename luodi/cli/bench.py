@@ -40,6 +40,7 @@ def render_table(results: list[LevelResult], single: float | None = None) -> Tab
         "err",
         "tok/s",
         "vs 1",
+        "per-stream decode tok/s",
         "TTFT p50/p95/p99 ms",
         "ITL p50/p95/p99 ms",
     ):
@@ -53,6 +54,7 @@ def render_table(results: list[LevelResult], single: float | None = None) -> Tab
             str(r.errors),
             f"{r.throughput_tok_s:.1f}",
             ratio,
+            f"{r.stream_decode_tok_s:.1f}",
             "/".join(f"{r.ttft_ms[k]:.0f}" for k in ("p50", "p95", "p99")),
             "/".join(f"{r.itl_ms[k]:.0f}" for k in ("p50", "p95", "p99")),
         )

@@ -24,6 +24,7 @@ from luodi.engine.llamacpp.default_model import resolve_model_path
 from luodi.engine.llamacpp.detokenizer import IncrementalDetokenizer
 from luodi.engine.llamacpp.kv_cache import CopyKV, FreeKV, KVOp, PrefixCache, SeqIdPool
 from luodi.engine.llamacpp.model import ContextParams, LlamaModel
+from luodi.engine.llamacpp.outbox import Outbox, Stream
 from luodi.engine.llamacpp.sampling import SequenceSampler, top_logprobs
 from luodi.engine.llamacpp.scheduler import Scheduler, SchedulerOutput
 from luodi.engine.llamacpp.sequence import Sequence
@@ -55,22 +56,9 @@ _QUANT_NAMES = {
 
 
 @dataclass(slots=True)
-class _Stream:
-    """Where one request's events go: a queue owned by the caller's event loop."""
-
-    loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[GenerationEvent | LuodiError]
-
-    def put(self, item: GenerationEvent | LuodiError) -> None:
-        # A caller whose event loop has closed can no longer listen; nothing to do.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
-
-
-@dataclass(slots=True)
 class _Submit:
     seq: Sequence
-    stream: _Stream
+    stream: Stream
 
 
 @dataclass(slots=True)
@@ -97,7 +85,8 @@ class LlamaCppEngine:
         self._prefix_cache: PrefixCache | None = None
         self._commands: queue.SimpleQueue[_Submit | _Abort | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, Stream] = {}
+        self._outbox = Outbox()
         self._samplers: dict[str, SequenceSampler] = {}
         self._info: ModelInfo | None = None
         self._max_model_len = 0
@@ -277,7 +266,7 @@ class LlamaCppEngine:
         self.validate(request)
         events: asyncio.Queue[GenerationEvent | LuodiError] = asyncio.Queue()
         seq = Sequence(request)
-        self._commands.put(_Submit(seq, _Stream(asyncio.get_running_loop(), events)))
+        self._commands.put(_Submit(seq, Stream(asyncio.get_running_loop(), events)))
         finished = False
         try:
             while True:
@@ -303,6 +292,7 @@ class LlamaCppEngine:
         assert sched is not None
         while True:
             if not self._drain(block=not sched.has_work):
+                self._outbox.flush()
                 break
             out = sched.schedule()
             try:
@@ -313,6 +303,7 @@ class LlamaCppEngine:
                 self._failed_steps += 1
                 for chunk in out.chunks:
                     self._fail(chunk.seq, f"engine step failed: {exc}")
+            self._outbox.flush()
 
     def _drain(self, *, block: bool) -> bool:
         """Take queued commands; when idle, wait for one and gather a first batch."""
@@ -525,12 +516,12 @@ class LlamaCppEngine:
     def _emit(self, request_id: str, event: GenerationEvent, *, last: bool) -> None:
         stream = self._streams.pop(request_id, None) if last else self._streams.get(request_id)
         if stream is not None:
-            stream.put(event)
+            self._outbox.put(stream, event)
 
     def _emit_error(self, request_id: str, exc: LuodiError) -> None:
         stream = self._streams.pop(request_id, None)
         if stream is not None:
-            stream.put(exc)
+            self._outbox.put(stream, exc)
 
     def running_kv_positions(self) -> list[int]:
         """Highest KV position held by each running-sequence id (-1: free)."""

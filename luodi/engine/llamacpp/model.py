@@ -17,7 +17,7 @@ import numpy as np
 
 from luodi.errors import ModelLoadError
 
-__all__ = ["ContextParams", "LlamaModel", "check_gguf_file"]
+__all__ = ["ContextParams", "LlamaModel", "check_gguf_file", "select_kernels"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,20 @@ class ContextParams:
     batch_invariant: bool = True
 
 
+def select_kernels(*, batch_invariant: bool) -> None:
+    """Choose ggml's CPU matmul kernels for this process, before its first matmul.
+
+    ggml's tiled K-quant matmul takes over from the per-row dot product at 8+ rows
+    where it judges it profitable, and its sums differ; switched off, every row of
+    every batch goes through the same dot product. (Forcing it on at every size
+    instead costs a third of single-stream decode speed.) ggml reads the switch once
+    per process, at the first matmul of any model, so a process serving an invariant
+    engine must choose before it loads anything else (the server loads its engine first).
+    """
+    if batch_invariant:
+        os.environ.setdefault("GGML_CPU_TILED_MM", "0")
+
+
 class LlamaModel:
     """One GGUF model with one context: tokenizer, decode, KV operations, logits."""
 
@@ -85,9 +99,7 @@ class LlamaModel:
             # Repacked weights run different kernels for 1-3 rows than for 4+, so a
             # sequence's logits would depend on how many others share its step.
             mparams.use_extra_bufts = False
-            # Likewise the tiled K-quant matmul only kicks in at 8+ rows unless forced;
-            # ggml reads this once per process, before the first matmul.
-            os.environ.setdefault("GGML_CPU_TILED_MM_FORCE", "1")
+            select_kernels(batch_invariant=True)
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
         if not model:
             raise ModelLoadError(

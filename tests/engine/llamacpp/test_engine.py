@@ -114,6 +114,12 @@ async def test_logit_bias_bans_a_token(engine: LlamaCppEngine) -> None:
     assert banned[0].token_ids[0] != first
 
 
+async def test_logit_bias_can_force_a_token(engine: LlamaCppEngine) -> None:
+    forced = engine.tokenize(" lighthouse", add_special=False)[0]
+    _, events = await run(engine, "The capital of France is", greedy(4, logit_bias={forced: 100.0}))
+    assert [t for e in events for t in e.token_ids] == [forced] * 4
+
+
 async def test_penalties_change_repetitive_output(engine: LlamaCppEngine) -> None:
     plain, _ = await run(engine, "The capital of France is", greedy(40))
     penalised, _ = await run(
