@@ -54,6 +54,12 @@ class EngineSettings(BaseModel):
     prefix_cache_slots: int = Field(default=16, ge=0)
     """Most finished prompts kept in the prefix cache (LRU); pinned warm prefixes come on top."""
 
+    prefix_share_min_tokens: int = Field(default=32, ge=0)
+    """Requests that arrive together and share at least this many leading prompt tokens
+    (one system prompt, one retrieved context) compute them once: the others wait until
+    the first has, then copy its KV. 0 disables the wait. A shorter share is cheaper to
+    recompute than the extra step it would cost."""
+
     warm_prefixes: list[str] = Field(default_factory=list)
     """Texts computed at start-up and pinned in the prefix cache (never evicted)."""
 

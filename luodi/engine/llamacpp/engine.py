@@ -138,6 +138,7 @@ class LlamaCppEngine:
             max_queue=s.max_queue,
             seq_ids=SeqIdPool(range(s.max_batch_size)),
             prefix_cache=self._prefix_cache,
+            share_min_tokens=s.prefix_share_min_tokens,
         )
         file_type = model.meta("general.file_type")
         self._info = ModelInfo(

@@ -112,6 +112,22 @@ class PrefixCache:
         Looks at cache entries and at running sequences' computed tokens alike,
         so concurrent requests with one system prompt share it at once.
         """
+        best, best_entry = self._best(prompt, running)
+        if best_entry is not None:
+            best_entry.last_used = self._clock()
+            best_entry.hits += 1
+        return best
+
+    def match_len(
+        self, prompt: Sequence[int], running: Iterable[tuple[int, Sequence[int]]] = ()
+    ) -> int:
+        """How many leading tokens of ``prompt`` could be copied now (no LRU touch)."""
+        best, _ = self._best(prompt, running)
+        return best[1] if best else 0
+
+    def _best(
+        self, prompt: Sequence[int], running: Iterable[tuple[int, Sequence[int]]]
+    ) -> tuple[tuple[int, int] | None, CacheEntry | None]:
         best: tuple[int, int] | None = None
         best_entry: CacheEntry | None = None
         for entry in self._entries.values():
@@ -122,10 +138,7 @@ class PrefixCache:
             n = common_prefix(tokens, prompt)
             if n >= self._min_match and (best is None or n > best[1]):
                 best, best_entry = (seq_id, n), None
-        if best_entry is not None:
-            best_entry.last_used = self._clock()
-            best_entry.hits += 1
-        return best
+        return best, best_entry
 
     def insert(self, tokens: Sequence[int], src_seq_id: int, *, pinned: bool = False) -> list[KVOp]:
         """Keep ``tokens`` (whose KV is under ``src_seq_id``) as a cache entry.

@@ -12,7 +12,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from luodi.engine.llamacpp.kv_cache import CopyKV, FreeKV, KVOp, PrefixCache, SeqIdPool
+from luodi.engine.llamacpp.kv_cache import (
+    CopyKV,
+    FreeKV,
+    KVOp,
+    PrefixCache,
+    SeqIdPool,
+    common_prefix,
+)
 from luodi.engine.llamacpp.sequence import Sequence, SequenceStatus
 from luodi.engine.types import FinishReason
 from luodi.errors import QueueFullError
@@ -59,7 +66,9 @@ class Scheduler:
     Each step decodes one token for every running sequence, plus up to
     ``prefill_chunk`` prompt tokens of sequences still prefilling. Higher priority
     classes are admitted first; waiting time ages a request's priority by one class
-    every ``aging_s`` seconds, so no class starves.
+    every ``aging_s`` seconds, so no class starves. A request sharing at least
+    ``share_min_tokens`` leading tokens with one still prefilling them waits for it,
+    then copies them (SGLang calls this in-batch prefix caching).
     """
 
     def __init__(
@@ -71,6 +80,7 @@ class Scheduler:
         max_queue: int,
         seq_ids: SeqIdPool,
         prefix_cache: PrefixCache | None = None,
+        share_min_tokens: int = 0,
         aging_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -81,6 +91,7 @@ class Scheduler:
         self.aging_s = aging_s
         self._seq_ids = seq_ids
         self._cache = prefix_cache
+        self._share_min = share_min_tokens
         self._clock = clock
         self.waiting: list[Sequence] = []
         self.running: list[Sequence] = []
@@ -200,11 +211,15 @@ class Scheduler:
 
     def _admit(self, out: SchedulerOutput) -> None:
         now = self._clock()
-        while self.waiting and len(self.running) < self.max_batch_size:
-            seq = max(
-                self.waiting,
-                key=lambda s: (self._effective_priority(s, now), -s.request.arrival_time),
-            )
+        order = sorted(
+            self.waiting,
+            key=lambda s: (-self._effective_priority(s, now), s.request.arrival_time),
+        )
+        for seq in order:
+            if len(self.running) >= self.max_batch_size:
+                return
+            if self._leader_for(seq) is not None:
+                continue  # its shared prefix is being computed: copy it next step
             seq_id = self._seq_ids.take()
             if seq_id is None:
                 return
@@ -232,11 +247,26 @@ class Scheduler:
             self.running.append(seq)
             out.admitted.append(seq)
 
+    def _leader_for(self, seq: Sequence) -> Sequence | None:
+        """A running sequence still computing a long prefix that ``seq`` shares."""
+        if self._cache is None or self._share_min <= 0:
+            return None
+        available = self._cache.match_len(seq.prompt, self._running_kv())
+        for lead in self.running:
+            if not lead.is_prefilling:
+                continue
+            shared = min(common_prefix(lead.prompt, seq.prompt), seq.prompt_len - 1)
+            if shared > lead.n_computed and shared - available >= self._share_min:
+                return lead
+        return None
+
+    def _running_kv(self) -> list[tuple[int, list[int]]]:
+        return [(s.seq_id, s.kv_tokens) for s in self.running if s.seq_id is not None]
+
     def _lookup(self, seq: Sequence) -> tuple[int, int] | None:
         if self._cache is None:
             return None
-        running = [(s.seq_id, s.kv_tokens) for s in self.running if s.seq_id is not None]
-        match = self._cache.lookup(seq.prompt, running)
+        match = self._cache.lookup(seq.prompt, self._running_kv())
         if match is None:
             return None
         # The last prompt token is always recomputed: its logits give the first output.

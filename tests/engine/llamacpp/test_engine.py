@@ -107,6 +107,19 @@ async def test_same_seed_gives_same_sample_and_sampling_varies(tmp_path: Path) -
         await eng.stop()
 
 
+async def test_requests_arriving_together_compute_a_shared_system_prompt_once(
+    engine: LlamaCppEngine,
+) -> None:
+    system = f"[policy {time.time_ns()}] " + "Verify the caller before discussing balances. " * 12
+    n_system = len(engine.tokenize(system))
+    results = await asyncio.gather(
+        *(run(engine, f"{system}Question {i}: what is my limit?", greedy(2)) for i in range(4))
+    )
+    cached = sorted(events[-1].usage.cached_tokens for _, events in results)  # type: ignore[union-attr]
+    assert cached[0] < n_system // 2  # one request computed the shared part...
+    assert all(c >= n_system - 2 for c in cached[1:]), (cached, n_system)  # ...the rest copied it
+
+
 async def test_logit_bias_bans_a_token(engine: LlamaCppEngine) -> None:
     _, events = await run(engine, "The capital of France is", greedy(8))
     first = events[0].token_ids[0]

@@ -47,6 +47,7 @@ def make_scheduler(
     capacity: int = 4096,
     queue: int = 16,
     cache_slots: int = 0,
+    share_min: int = 0,
     clock: FakeClock | None = None,
 ) -> Scheduler:
     clock = clock or FakeClock()
@@ -58,6 +59,7 @@ def make_scheduler(
         max_queue=queue,
         seq_ids=SeqIdPool(range(batch)),
         prefix_cache=cache,
+        share_min_tokens=share_min,
         clock=clock,
     )
 
@@ -187,6 +189,44 @@ def test_shared_prefix_with_running_sequence_is_copied_not_recomputed() -> None:
     assert b.cached_tokens == 40
     prefill = next(c for c in out.chunks if c.seq is b)
     assert prefill.tokens == [950] and prefill.start_pos == 40
+
+
+def test_requests_arriving_together_compute_their_shared_prefix_once() -> None:
+    sched = make_scheduler(cache_slots=2, share_min=32)
+    system = list(range(1, 41))
+    a = make_seq(prompt=[*system, 900], rid="a")
+    b = make_seq(prompt=[*system, 950, 951], rid="b")
+    sched.add(a)
+    sched.add(b)
+    out = sched.schedule()
+    assert out.admitted == [a] and b in sched.waiting  # b waits one step for a's prefill
+    sched.update(out, {"a": 7})
+    out = sched.schedule()
+    assert out.admitted == [b]
+    assert CopyKV(a.seq_id, b.seq_id, 40) in out.kv_ops  # type: ignore[arg-type]
+    assert next(c for c in out.chunks if c.seq is b).tokens == [950, 951]
+
+
+def test_short_shared_prefix_is_recomputed_rather_than_waited_for() -> None:
+    sched = make_scheduler(cache_slots=2, share_min=32)
+    a = make_seq(prompt=[1, 2, 3, 4, 900], rid="a")
+    b = make_seq(prompt=[1, 2, 3, 4, 950], rid="b")
+    sched.add(a)
+    sched.add(b)
+    assert sched.schedule().admitted == [a, b]
+
+
+def test_waiting_for_a_shared_prefix_ends_when_its_leader_is_cancelled() -> None:
+    sched = make_scheduler(cache_slots=2, share_min=32)
+    system = list(range(1, 41))
+    a = make_seq(prompt=[*system, 900], rid="a")
+    b = make_seq(prompt=[*system, 950], rid="b")
+    sched.add(a)
+    sched.add(b)
+    assert sched.schedule().admitted == [a]
+    sched.abort("a")
+    out = sched.schedule()
+    assert out.admitted == [b] and b.cached_tokens == 0
 
 
 def test_finished_prompt_is_kept_in_prefix_cache_and_reused() -> None:
