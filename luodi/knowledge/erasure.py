@@ -7,17 +7,13 @@ the original file go together, under the service's lock, and the erasure is audi
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from luodi.knowledge.catalog import ChunkRow, DocumentRow, collection_names
-from luodi.knowledge.index.bm25 import BM25Index
-from luodi.knowledge.index.vector_store import VectorStore
+from luodi.knowledge.stores import Stores
 from luodi.knowledge.types import AuditSink
 
 __all__ = ["Erasure"]
@@ -27,29 +23,12 @@ class Erasure:
     """Deletes documents everywhere they are kept; ``KnowledgeService`` delegates to it.
 
     Args:
-        engine: the catalog database.
-        lock: the service's write lock (catalog and indexes change together under it).
-        store: the vector store.
-        bm25_of: the BM25 index of a collection (built from the catalog on first use).
-        originals: folder of kept uploaded files, one per document id.
+        stores: the catalog, write lock, indexes and originals it removes from.
         audit: records each erasure; None: not recorded.
     """
 
-    def __init__(
-        self,
-        *,
-        engine: Engine,
-        lock: threading.RLock,
-        store: VectorStore,
-        bm25_of: Callable[[Session, str], BM25Index],
-        originals: Path,
-        audit: AuditSink | None,
-    ) -> None:
-        self._engine = engine
-        self._lock = lock
-        self._store = store
-        self._bm25_of = bm25_of
-        self._originals = originals
+    def __init__(self, stores: Stores, *, audit: AuditSink | None) -> None:
+        self._stores = stores
         self._audit = audit
 
     def erase_where(
@@ -59,7 +38,7 @@ class Erasure:
 
         Returns the number of documents removed, across ``collections`` (None: all).
         """
-        with Session(self._engine) as session:
+        with Session(self._stores.catalog) as session:
             names = list(collections) if collections is not None else collection_names(session)
             removed = 0
             for name in names:
@@ -77,11 +56,11 @@ class Erasure:
 
     def delete(self, collection: str, doc_ids: list[str], *, actor: str, reason: str) -> None:
         """Remove documents of one collection with their chunks, vectors and originals."""
-        with self._lock, Session(self._engine) as session:
+        with self._stores.lock, Session(self._stores.catalog) as session:
             self.unindex(session, collection, doc_ids)
             session.execute(delete(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
             session.commit()
-            self._store.flush()
+            self._stores.vectors.flush()
             for doc_id in doc_ids:
                 self.forget_original(doc_id)
         if self._audit is not None:
@@ -100,10 +79,10 @@ class Erasure:
         chunk_ids = list(
             session.scalars(select(ChunkRow.id).where(ChunkRow.document_id.in_(doc_ids)))
         )
-        self._store.delete(collection, chunk_ids)
-        self._bm25_of(session, collection).remove(chunk_ids)
+        self._stores.vectors.delete(collection, chunk_ids)
+        self._stores.bm25_of(session, collection).remove(chunk_ids)
         session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(doc_ids)))
 
     def forget_original(self, doc_id: str) -> None:
         """Delete a document's kept uploaded file, if there is one."""
-        (self._originals / doc_id).unlink(missing_ok=True)
+        (self._stores.originals / doc_id).unlink(missing_ok=True)

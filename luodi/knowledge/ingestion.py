@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from luodi.config.knowledge import KnowledgeSettings
@@ -24,10 +22,9 @@ from luodi.engine.embeddings import Embedder
 from luodi.knowledge.catalog import ChunkRow, DocumentRow, require_collection
 from luodi.knowledge.chunking import Chunker
 from luodi.knowledge.erasure import Erasure
-from luodi.knowledge.index.bm25 import BM25Index
-from luodi.knowledge.index.vector_store import VectorStore
 from luodi.knowledge.loaders import LOADERS, DocumentLoadError, load_document
 from luodi.knowledge.sources import SourceListingError, iter_source
+from luodi.knowledge.stores import Stores
 from luodi.knowledge.types import IngestReport, Payload, Progress, access_tags
 
 __all__ = ["Ingestion"]
@@ -41,13 +38,9 @@ class Ingestion:
 
     Args:
         settings: the ``knowledge`` section (``keep_originals``).
-        engine: the catalog database.
-        lock: the service's write lock.
-        store: the vector store.
-        bm25_of: the BM25 index of a collection (built from the catalog on first use).
+        stores: the catalog, write lock, indexes and the folder of kept originals.
         erasure: drops a changed document's old chunks before the new ones are written.
         chunker: splits loaded blocks into passages.
-        originals: folder for uploaded files, kept when ``keep_originals`` is set.
         redact: masks personal data in each loaded block before it is indexed.
         clock: current time, read at each call.
     """
@@ -56,24 +49,16 @@ class Ingestion:
         self,
         settings: KnowledgeSettings,
         *,
-        engine: Engine,
-        lock: threading.RLock,
-        store: VectorStore,
-        bm25_of: Callable[[Session, str], BM25Index],
+        stores: Stores,
         erasure: Erasure,
         chunker: Chunker,
-        originals: Path,
         redact: Callable[[str], str] | None,
         clock: Callable[[], datetime],
     ) -> None:
         self._settings = settings
-        self._engine = engine
-        self._lock = lock
-        self._store = store
-        self._bm25_of = bm25_of
+        self._stores = stores
         self._erasure = erasure
         self._chunker = chunker
-        self._originals = originals
         self._redact = redact
         self._clock = clock
 
@@ -96,7 +81,7 @@ class Ingestion:
         """
         report = IngestReport()
         meta = dict(meta or {})
-        with Session(self._engine) as session:
+        with Session(self._stores.catalog) as session:
             require_collection(session, collection)
         for name, data in files:
             try:
@@ -107,8 +92,8 @@ class Ingestion:
                 report.failed[name] = exc.message
             if progress is not None:
                 progress(name)
-        with self._lock:
-            self._store.flush()
+        with self._stores.lock:
+            self._stores.vectors.flush()
         return report
 
     def ingest_paths(
@@ -154,7 +139,7 @@ class Ingestion:
         report: IngestReport,
     ) -> None:
         digest = hashlib.sha256(data).hexdigest()
-        with Session(self._engine) as session:
+        with Session(self._stores.catalog) as session:
             existing = session.scalars(
                 select(DocumentRow).where(
                     DocumentRow.collection == collection, DocumentRow.name == name
@@ -176,7 +161,7 @@ class Ingestion:
             raise DocumentLoadError(f"{name}: no text found")
         inputs = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
         vectors = embedder.embed(inputs)
-        with self._lock, Session(self._engine) as session:
+        with self._stores.lock, Session(self._stores.catalog) as session:
             row = session.scalars(
                 select(DocumentRow).where(
                     DocumentRow.collection == collection, DocumentRow.name == name
@@ -206,11 +191,11 @@ class Ingestion:
             )
             session.commit()
             payload = Payload(row.id, access_tags(access), dict(meta))
-            self._store.upsert(collection, ids, vectors, [payload] * len(ids))
-            self._bm25_of(session, collection).add(
+            self._stores.vectors.upsert(collection, ids, vectors, [payload] * len(ids))
+            self._stores.bm25_of(session, collection).add(
                 (cid, text, payload) for cid, text in zip(ids, inputs, strict=True)
             )
             if self._settings.keep_originals:
-                self._originals.mkdir(parents=True, exist_ok=True)
-                (self._originals / row.id).write_bytes(data)
+                self._stores.originals.mkdir(parents=True, exist_ok=True)
+                (self._stores.originals / row.id).write_bytes(data)
             report.chunks += len(chunks)

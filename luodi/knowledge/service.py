@@ -42,6 +42,7 @@ from luodi.knowledge.index.vector_store import VectorStore, open_vector_store
 from luodi.knowledge.ingestion import Ingestion
 from luodi.knowledge.retrieval import HybridRetriever, Reranker, rerank
 from luodi.knowledge.source_sync import SourceSync
+from luodi.knowledge.stores import Stores
 from luodi.knowledge.types import (
     AuditSink,
     Citation,
@@ -114,30 +115,25 @@ class KnowledgeService:
         self._bm25: dict[str, BM25Index] = {}
         self._lock = threading.RLock()
         self._originals = settings.data_dir / "originals"
-        self._erasure = Erasure(
-            engine=self._engine,
+        stores = Stores(
+            catalog=self._engine,
             lock=self._lock,
-            store=self._store,
+            vectors=self._store,
             bm25_of=self._bm25_of,
             originals=self._originals,
-            audit=audit,
         )
+        self._erasure = Erasure(stores, audit=audit)
         self._ingestion = Ingestion(
             settings,
-            engine=self._engine,
-            lock=self._lock,
-            store=self._store,
-            bm25_of=self._bm25_of,
+            stores=stores,
             erasure=self._erasure,
             chunker=self._chunker,
-            originals=self._originals,
             redact=redact,
             clock=self._now,
         )
         self._sync = SourceSync(
             settings,
-            engine=self._engine,
-            lock=self._lock,
+            stores=stores,
             ingest=self.ingest,
             erasure=self._erasure,
             audit=audit,

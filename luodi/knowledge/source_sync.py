@@ -8,7 +8,6 @@ sync reports and says when a cron-scheduled source is due. ``sync.py``'s
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -16,7 +15,6 @@ from typing import Any, Protocol
 
 from croniter import croniter
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from luodi.config.knowledge import KnowledgeSettings
@@ -25,6 +23,7 @@ from luodi.knowledge.catalog import DocumentRow, SourceRow, SyncReportRow, requi
 from luodi.knowledge.erasure import Erasure
 from luodi.knowledge.loaders import LOADERS
 from luodi.knowledge.sources import SourceListingError, iter_source
+from luodi.knowledge.stores import Stores
 from luodi.knowledge.types import AuditSink, IngestReport, Progress
 
 __all__ = ["Ingest", "SourceSync"]
@@ -50,8 +49,7 @@ class SourceSync:
 
     Args:
         settings: the ``knowledge`` section (URL policy and fetch timeout).
-        engine: the catalog database.
-        lock: the service's write lock.
+        stores: the catalog and the service's write lock.
         ingest: adds and re-indexes a source's files.
         erasure: removes the documents that left a source.
         audit: records each sync; None: only the sync report is kept.
@@ -62,16 +60,14 @@ class SourceSync:
         self,
         settings: KnowledgeSettings,
         *,
-        engine: Engine,
-        lock: threading.RLock,
+        stores: Stores,
         ingest: Ingest,
         erasure: Erasure,
         audit: AuditSink | None,
         clock: Callable[[], datetime],
     ) -> None:
         self._settings = settings
-        self._engine = engine
-        self._lock = lock
+        self._stores = stores
         self._ingest = ingest
         self._erasure = erasure
         self._audit = audit
@@ -96,7 +92,7 @@ class SourceSync:
                 f"schedule {schedule!r} is not a cron expression", param="schedule"
             )
         source_id = uuid.uuid4().hex
-        with self._lock, Session(self._engine) as session:
+        with self._stores.lock, Session(self._stores.catalog) as session:
             require_collection(session, collection)
             session.add(
                 SourceRow(
@@ -114,7 +110,7 @@ class SourceSync:
 
     def sources(self, collection: str | None = None) -> list[SourceRow]:
         """Registered sources (detached rows), of one collection or all."""
-        with Session(self._engine, expire_on_commit=False) as session:
+        with Session(self._stores.catalog, expire_on_commit=False) as session:
             query = select(SourceRow)
             if collection is not None:
                 query = query.where(SourceRow.collection == collection)
@@ -131,7 +127,7 @@ class SourceSync:
         location cannot be listed, nothing is deleted and the failure is reported.
         """
         started = self._clock()
-        with Session(self._engine) as session:
+        with Session(self._stores.catalog) as session:
             source = session.get(SourceRow, source_id)
             if source is None:
                 raise NotFoundError(f"sync source {source_id!r} not found")
@@ -166,7 +162,7 @@ class SourceSync:
         report.failed.update(part.failed)
         report.chunks = part.chunks
         if listed:
-            with Session(self._engine) as session:
+            with Session(self._stores.catalog) as session:
                 gone = [
                     (d.id, d.name)
                     for d in session.scalars(
@@ -200,7 +196,7 @@ class SourceSync:
             "unchanged": len(report.unchanged),
             "chunks": report.chunks,
         }
-        with self._lock, Session(self._engine) as session:
+        with self._stores.lock, Session(self._stores.catalog) as session:
             session.add(
                 SyncReportRow(
                     source_id=source_id,
@@ -221,7 +217,7 @@ class SourceSync:
 
     def sync_reports(self, source_id: str) -> list[dict[str, Any]]:
         """Reports of a source's syncs, oldest first."""
-        with Session(self._engine) as session:
+        with Session(self._stores.catalog) as session:
             rows = session.scalars(
                 select(SyncReportRow)
                 .where(SyncReportRow.source_id == source_id)

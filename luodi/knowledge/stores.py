@@ -1,0 +1,31 @@
+"""What the knowledge service's parts share: the catalog, the write lock, both indexes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from luodi.knowledge.index.bm25 import BM25Index
+from luodi.knowledge.index.vector_store import VectorStore
+
+__all__ = ["Stores"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """Handles owned by ``KnowledgeService`` and lent to its ingestion, erasure and sync."""
+
+    catalog: Engine
+    """The catalog database (collections, documents, chunks, sources)."""
+    lock: threading.RLock
+    """Catalog and indexes change together under it."""
+    vectors: VectorStore
+    bm25_of: Callable[[Session, str], BM25Index]
+    """The BM25 index of a collection, built from the catalog on first use."""
+    originals: Path
+    """Folder of kept uploaded files, one per document id."""
