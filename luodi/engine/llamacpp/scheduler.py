@@ -251,12 +251,16 @@ class Scheduler:
         """A running sequence still computing a long prefix that ``seq`` shares."""
         if self._cache is None or self._share_min <= 0:
             return None
-        available = self._cache.match_len(seq.prompt, self._running_kv())
+        available: int | None = None  # what could be copied now: scanned only if needed
         for lead in self.running:
             if not lead.is_prefilling:
                 continue
             shared = min(common_prefix(lead.prompt, seq.prompt), seq.prompt_len - 1)
-            if shared > lead.n_computed and shared - available >= self._share_min:
+            if shared <= lead.n_computed or shared < self._share_min:
+                continue
+            if available is None:
+                available = self._cache.match_len(seq.prompt, self._running_kv())
+            if shared - available >= self._share_min:
                 return lead
         return None
 
