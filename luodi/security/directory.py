@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -257,21 +258,23 @@ class Directory:
 
     @staticmethod
     def _tenant(session: Session, name: str) -> TenantRow:
-        row = session.scalar(select(TenantRow).where(TenantRow.name == name))
-        if row is None:
-            raise NotFoundError(f"unknown tenant {name!r}")
-        return row
+        return _by_name(session, TenantRow, name, "tenant")
 
     @staticmethod
     def _user(session: Session, name: str) -> UserRow:
-        row = session.scalar(select(UserRow).where(UserRow.name == name))
-        if row is None:
-            raise NotFoundError(f"unknown user {name!r}")
-        return row
+        return _by_name(session, UserRow, name, "user")
 
     @staticmethod
     def _role(session: Session, name: str) -> RoleRow:
-        row = session.scalar(select(RoleRow).where(RoleRow.name == name))
-        if row is None:
-            raise NotFoundError(f"unknown role {name!r}")
-        return row
+        return _by_name(session, RoleRow, name, "role")
+
+
+_Named = TypeVar("_Named", TenantRow, UserRow, RoleRow)
+
+
+def _by_name(session: Session, row_type: type[_Named], name: str, what: str) -> _Named:
+    """The row called ``name``; NotFoundError ("unknown tenant 'x'") when there is none."""
+    row = session.scalar(select(row_type).where(row_type.name == name))
+    if row is None:
+        raise NotFoundError(f"unknown {what} {name!r}")
+    return row
