@@ -58,21 +58,25 @@ class LlamaCppEmbedder:
     ) -> None:
         import llama_cpp
 
+        from luodi.engine.llamacpp.cpu_buffers import extra_buffers_usable, high_level_model_params
+
         if not model_path.is_file():
             raise ModelLoadError(f"embedding model not found: {model_path}")
+        usable = extra_buffers_usable(batch_invariant=False)
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(model_path),
-                embedding=True,
-                pooling_type=_pooling_type(pooling),
-                n_ctx=max_tokens,
-                # Non-causal encoders need a whole input in one micro-batch.
-                n_batch=max_tokens,
-                n_ubatch=max_tokens,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                verbose=False,
-            )
+            with high_level_model_params(use_extra_bufts=usable):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(model_path),
+                    embedding=True,
+                    pooling_type=_pooling_type(pooling),
+                    n_ctx=max_tokens,
+                    # Non-causal encoders need a whole input in one micro-batch.
+                    n_batch=max_tokens,
+                    n_ubatch=max_tokens,
+                    n_threads=n_threads,
+                    n_threads_batch=n_threads,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"cannot load embedding model {model_path}: {exc}") from exc
         self._name = name or model_path.name.removesuffix(".gguf")

@@ -15,6 +15,7 @@ from pathlib import Path
 import llama_cpp
 import numpy as np
 
+from luodi.engine.llamacpp.cpu_buffers import extra_buffers_usable
 from luodi.errors import ModelLoadError
 
 __all__ = ["ContextParams", "LlamaModel", "check_gguf_file", "select_kernels"]
@@ -95,10 +96,8 @@ class LlamaModel:
         mparams = llama_cpp.llama_model_default_params()
         mparams.use_mmap = True
         mparams.use_mlock = params.use_mlock
+        mparams.use_extra_bufts = extra_buffers_usable(batch_invariant=params.batch_invariant)
         if params.batch_invariant:
-            # Repacked weights run different kernels for 1-3 rows than for 4+, so a
-            # sequence's logits would depend on how many others share its step.
-            mparams.use_extra_bufts = False
             select_kernels(batch_invariant=True)
         model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
         if not model:
