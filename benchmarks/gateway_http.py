@@ -13,7 +13,6 @@ Prints a table and writes JSON. Never a pass/fail test.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import tempfile
 import time
@@ -23,7 +22,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from luodi.evaluation.load import LoadConfig, percentile, run_level
+from luodi.evaluation.load import LoadConfig, percentile, run, run_level
 from luodi.evaluation.server_process import ServerProcess, create_key
 
 
@@ -62,7 +61,7 @@ def measure(chain: bool, pii: bool, n: int) -> dict[str, float]:
         cfg = LoadConfig(
             base_url=server.url, model=model, max_tokens=32, requests_per_client=2, api_key=key
         )
-        level = asyncio.run(run_level(cfg, 16))
+        level = run(run_level(cfg, 16))
     return {
         "p50_ms": percentile([t * 1000 for t in lat], 50),
         "p99_ms": percentile([t * 1000 for t in lat], 99),

@@ -29,7 +29,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from luodi.evaluation.load import LoadConfig, run_level
+from luodi.evaluation.load import LoadConfig, run, run_level
 from luodi.evaluation.server_process import ServerProcess
 
 console = Console()
@@ -108,7 +108,7 @@ def paired_single_stream(
         for _ in range(rounds):
             out["raw_default"].append(raw_default.tok_s(tokens))
             out["raw_invariant"].append(raw_invariant.tok_s(tokens))
-            level = asyncio.run(run_level(cfg, 1))
+            level = run(run_level(cfg, 1))
             out["http"].append(level.stream_decode_tok_s)
     finally:
         raw_default.close()
@@ -185,7 +185,7 @@ def main() -> None:
     with ServerProcess(env, ["--threads", str(args.threads), "--max-batch-size", "32"]) as server:
         model = httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"]
         paired = paired_single_stream(server.url, model, args.threads, args.max_tokens, args.rounds)
-        levels = asyncio.run(sweep(server.url, model, args.levels, args.max_tokens))
+        levels = run(sweep(server.url, model, args.levels, args.max_tokens))
         cold, warm = asyncio.run(prefix_ttft(server.url, model))
 
     raw_default = statistics.median(paired["raw_default"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from luodi.errors import LuodiError
-from luodi.evaluation.load import LevelResult, LoadConfig, run_level
+from luodi.evaluation.load import LevelResult, LoadConfig, run, run_level
 
 __all__ = ["bench"]
 
@@ -107,7 +106,7 @@ def bench(
                 results.append(await run_level(cfg, level, lambda: progress.advance(task)))
         return results
 
-    results = asyncio.run(sweep())
+    results = run(sweep())
     if all(r.requests == 0 for r in results):
         raise LuodiError(f"every request to {url} failed")
     console.print(render_table(results))
