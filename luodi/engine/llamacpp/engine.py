@@ -98,13 +98,29 @@ class LlamaCppEngine:
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the model, warm caches and start the engine thread."""
+        """Start the engine thread, which loads the model and warms caches before serving."""
         if self._started:
             return
-        await asyncio.to_thread(self._load)
-        self._thread = threading.Thread(target=self._run, name="luodi-engine", daemon=True)
+        loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._thread = threading.Thread(
+            target=self._main, args=(loaded,), name="luodi-engine", daemon=True
+        )
         self._thread.start()
+        await loaded
         self._started = True
+
+    def _main(self, loaded: asyncio.Future[None]) -> None:
+        # Every llama_decode runs on this one thread, warm-up included. ggml's OpenMP
+        # build gives each calling thread its own worker team, and while more team
+        # threads exist than cores, libgomp cuts its barrier spin to a token count:
+        # one pool thread that had run the warm-up decode cost a sixth of decode speed.
+        try:
+            self._load()
+        except BaseException as exc:
+            loaded.get_loop().call_soon_threadsafe(_settle, loaded, exc)
+            return
+        loaded.get_loop().call_soon_threadsafe(_settle, loaded, None)
+        self._run()
 
     def _load(self) -> None:
         s = self.settings
@@ -527,6 +543,15 @@ class LlamaCppEngine:
     def running_kv_positions(self) -> list[int]:
         """Highest KV position held by each running-sequence id (-1: free)."""
         return [self.model.seq_pos_max(i) for i in range(self.settings.max_batch_size)]
+
+
+def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
+    if future.done():  # start() was cancelled
+        return
+    if exc is None:
+        future.set_result(None)
+    else:
+        future.set_exception(exc)
 
 
 def _family_template(model: LlamaModel, gguf_template: str | None) -> str | None:

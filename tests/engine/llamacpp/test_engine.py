@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.types import FinishReason, GenerationEvent, GenerationRequest, SamplingParams
-from luodi.errors import ContextLengthError, InvalidRequestError, QueueFullError
+from luodi.errors import ContextLengthError, InvalidRequestError, ModelLoadError, QueueFullError
 from tests.conftest import engine_settings
 
 pytestmark = pytest.mark.model
@@ -240,3 +243,31 @@ async def test_warm_prefix_is_pinned_and_reloaded_from_disk_on_restart(tmp_path:
         assert text2 == text1
     finally:
         await second.stop()
+
+
+async def test_model_loads_and_warms_on_the_engine_thread(tmp_path: Path) -> None:
+    # ggml's OpenMP build keeps a worker team per thread that ever decoded; a second
+    # live team throttles every barrier in the decode that serves requests.
+    seen: list[str] = []
+
+    @contextlib.contextmanager
+    def opener(path: Path) -> Iterator[Path]:
+        seen.append(threading.current_thread().name)
+        yield path
+
+    eng = LlamaCppEngine(engine_settings(tmp_path, n_ctx=2048, max_batch_size=2), opener=opener)
+    await eng.start()
+    try:
+        text, _ = await run(eng, "The capital of France is", greedy(4))
+        assert text
+    finally:
+        await eng.stop()
+    assert seen == ["luodi-engine"]
+
+
+async def test_a_model_that_cannot_load_fails_start_with_its_path(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    eng = LlamaCppEngine(engine_settings(tmp_path, model=str(bad), n_ctx=2048))
+    with pytest.raises(ModelLoadError, match=r"broken\.gguf"):
+        await eng.start()
