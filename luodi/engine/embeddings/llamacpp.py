@@ -1,13 +1,15 @@
 """Embedding GGUF models (bge-m3, Qwen3-Embedding, ...) through llama-cpp-python.
 
 Uses the high-level ``llama_cpp.Llama`` in embedding mode: one context owned by
-this object, guarded by a lock because a llama.cpp context is not re-entrant.
+this object, guarded by a lock because a llama.cpp context is not re-entrant, and
+decoding only on a worker thread of its own.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -63,9 +65,10 @@ class LlamaCppEmbedder:
         if not model_path.is_file():
             raise ModelLoadError(f"embedding model not found: {model_path}")
         usable = extra_buffers_usable(batch_invariant=False)
-        try:
+
+        def load() -> llama_cpp.Llama:
             with high_level_model_params(use_extra_bufts=usable):
-                self._llm = llama_cpp.Llama(
+                return llama_cpp.Llama(
                     model_path=str(model_path),
                     embedding=True,
                     pooling_type=_pooling_type(pooling),
@@ -77,7 +80,15 @@ class LlamaCppEmbedder:
                     n_threads_batch=n_threads,
                     verbose=False,
                 )
+
+        # ggml's OpenMP build keeps a worker team for each thread that ever decoded, and
+        # every extra team throttles the serving engine's barriers: all decodes of this
+        # model run on one thread of its own, whichever pool thread asks.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="luodi-embed")
+        try:
+            self._llm = self._worker.submit(load).result()
         except (ValueError, RuntimeError, OSError) as exc:
+            self._worker.shutdown()
             raise ModelLoadError(f"cannot load embedding model {model_path}: {exc}") from exc
         self._name = name or model_path.name.removesuffix(".gguf")
         self._max_tokens = max_tokens
@@ -115,7 +126,9 @@ class LlamaCppEmbedder:
         for start in range(0, len(texts), self._batch_size):
             chunk = [t if t else " " for t in texts[start : start + self._batch_size]]
             with self._lock:
-                rows = self._llm.embed(chunk, normalize=False, truncate=True)
+                rows = self._worker.submit(
+                    self._llm.embed, chunk, normalize=False, truncate=True
+                ).result()
             out[start : start + len(chunk)] = np.asarray(rows, dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
@@ -124,3 +137,4 @@ class LlamaCppEmbedder:
         """Free the llama.cpp model and context."""
         with self._lock:
             self._llm.close()
+        self._worker.shutdown()
