@@ -50,15 +50,22 @@ async def wait_until(predicate: object, limit_s: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_greedy_output_is_identical_alone_and_in_a_batch_of_32(
-    engine: LlamaCppEngine,
-) -> None:
-    target = "A recipe for pancakes: mix flour,"
-    alone, _ = await run(engine, target, greedy(32))
-    others = [f"{PROMPTS[i % len(PROMPTS)]} (variant {i})" for i in range(31)]
-    results = await asyncio.gather(
-        run(engine, target, greedy(32)), *(run(engine, p, greedy(32)) for p in others)
-    )
+async def test_greedy_output_is_identical_alone_and_in_a_batch_of_32(tmp_path: Path) -> None:
+    # A fresh engine: flash attention sums a sequence's KV cells in cache-index order,
+    # and on a cache fragmented by earlier traffic a sequence's new cells can land before
+    # its shared prefix's, a last-bits difference that can flip a near-tie
+    # (docs/architecture.md, "Batch invariance"). This test is about batch composition.
+    engine = LlamaCppEngine(engine_settings(tmp_path))
+    await engine.start()
+    try:
+        target = "A recipe for pancakes: mix flour,"
+        alone, _ = await run(engine, target, greedy(32))
+        others = [f"{PROMPTS[i % len(PROMPTS)]} (variant {i})" for i in range(31)]
+        results = await asyncio.gather(
+            run(engine, target, greedy(32)), *(run(engine, p, greedy(32)) for p in others)
+        )
+    finally:
+        await engine.stop()
     assert results[0][0] == alone
     assert alone.strip()
 
