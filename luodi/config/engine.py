@@ -82,7 +82,9 @@ class EngineSettings(BaseModel):
     """Greedy output identical alone or in any batch: kernels whose results do not depend
     on batch size (no weight repacking, no tiled matmul, a Q8_0 KV cache that keeps
     attention on one kernel). Costs a few percent of single-stream and 5-15% of 32-stream
-    decode speed on a 2-core AVX-512 machine. Off: llama.cpp's default kernels and an
+    decode speed on a 2-core AVX-512 machine, and half of long-prompt prefill speed (173
+    against 338 tokens/s for a 1,024-token prompt there, mostly attention: the tiled
+    flash-attention kernel takes only F16 caches). Off: llama.cpp's default kernels and an
     F16 KV cache; greedy text may then change with concurrency."""
 
     @model_validator(mode="after")
