@@ -205,13 +205,16 @@ class EngineMetrics:
 class BackendObserver:
     """Implements ``luodi.engine.observer.EngineObserver`` over ``EngineMetrics``.
 
-    The embedded engine calls it from its one engine thread.
+    The embedded engine calls it from its one engine thread, between two decodes of
+    every step, so the per-step and per-token series are resolved once, not per call.
     """
 
     def __init__(self, metrics: EngineMetrics, backend: str, model: str) -> None:
         self._metrics = metrics
         self._backend = backend
         self._model = model
+        self._batch_size = metrics.batch_size.labels(backend, model)
+        self._itl = metrics.itl.labels(backend, model)
 
     def on_queued(self, waiting: int, running: int) -> None:
         self._metrics.set_load(self._backend, self._model, running=running, waiting=waiting)
@@ -221,13 +224,13 @@ class BackendObserver:
         self._metrics.add_prefix_cache_hit(self._backend, self._model, cached_tokens)
 
     def on_step(self, batch_size: int, n_tokens: int, seconds: float) -> None:
-        self._metrics.observe_batch(self._backend, self._model, batch_size)
+        self._batch_size.observe(batch_size)
 
     def on_first_token(self, ttft_s: float) -> None:
         self._metrics.observe_ttft(self._backend, self._model, ttft_s)
 
     def on_token(self, itl_s: float) -> None:
-        self._metrics.observe_inter_token(self._backend, self._model, itl_s)
+        self._itl.observe(max(0.0, itl_s))
 
     def on_finished(
         self, reason: str, prompt_tokens: int, completion_tokens: int, e2e_s: float

@@ -39,6 +39,7 @@ class SequenceSampler:
         self._bias_ids: np.ndarray | None = None
         self._bias_values: np.ndarray | None = None
         self._bias_set: frozenset[int] = frozenset()
+        self._bias_lowers_only = True
         for tok in bias:
             if not 0 <= tok < model.n_vocab:
                 raise InvalidRequestError(
@@ -50,6 +51,7 @@ class SequenceSampler:
                 self._bias_ids = np.fromiter(bias.keys(), dtype=np.intp, count=len(bias))
                 self._bias_values = np.fromiter(bias.values(), dtype=np.float32, count=len(bias))
                 self._bias_set = frozenset(bias)
+                self._bias_lowers_only = bool((self._bias_values <= 0).all())
             return
         sparams = llama_cpp.llama_sampler_chain_default_params()
         sparams.no_perf = True
@@ -105,8 +107,11 @@ class SequenceSampler:
         ids, values = self._bias_ids, self._bias_values
         if ids is None or values is None:
             return best
-        if best not in self._bias_set and (row[ids] + values).max() < row[best]:
-            return best  # e.g. ignore_eos: the top token is not a banned one
+        if best not in self._bias_set and (
+            # Lowering other tokens cannot overtake the first maximum (ignore_eos bans).
+            self._bias_lowers_only or (row[ids] + values).max() < row[best]
+        ):
+            return best
         # The row is llama.cpp's buffer, read again for logprobs: bias a copy.
         biased = row.copy()
         biased[ids] += values

@@ -137,6 +137,22 @@ async def test_logit_bias_bans_a_token(engine: LlamaCppEngine) -> None:
     assert banned[0].token_ids[0] != first
 
 
+async def test_logit_bias_on_other_tokens_keeps_greedy_output(engine: LlamaCppEngine) -> None:
+    text, events = await run(engine, "The capital of France is", greedy(8))
+    chosen = {t for e in events for t in e.token_ids}
+    others = [t for t in range(1000, 1100) if t not in chosen]
+    biased, _ = await run(
+        engine,
+        "The capital of France is",
+        greedy(8, logit_bias={**dict.fromkeys(others, -5.0), others[0]: 0.5}),
+    )
+    lowered, _ = await run(
+        engine, "The capital of France is", greedy(8, logit_bias=dict.fromkeys(others, -5.0))
+    )
+    assert biased == text
+    assert lowered == text
+
+
 async def test_logit_bias_can_force_a_token(engine: LlamaCppEngine) -> None:
     forced = engine.tokenize(" lighthouse", add_special=False)[0]
     _, events = await run(engine, "The capital of France is", greedy(4, logit_bias={forced: 100.0}))
