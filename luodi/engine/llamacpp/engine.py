@@ -80,6 +80,7 @@ class LlamaCppEngine:
         self.observer: EngineObserver = observer or NullObserver()
         self._opener = opener
         self._resources = contextlib.ExitStack()
+        self._abandoned = threading.Event()
         self._model: LlamaModel | None = None
         self._scheduler: Scheduler | None = None
         self._prefix_cache: PrefixCache | None = None
@@ -101,12 +102,22 @@ class LlamaCppEngine:
         """Start the engine thread, which loads the model and warms caches before serving."""
         if self._started:
             return
+        if self._thread is not None and self._thread.is_alive():
+            await asyncio.to_thread(self._thread.join)  # an abandoned start still loading
+        self._abandoned.clear()
+        self._commands = queue.SimpleQueue()
         loaded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._thread = threading.Thread(
             target=self._main, args=(loaded,), name="luodi-engine", daemon=True
         )
         self._thread.start()
-        await loaded
+        try:
+            await loaded
+        except asyncio.CancelledError:
+            # The thread cannot be interrupted mid-load: have it free the model once loaded.
+            self._abandoned.set()
+            self._commands.put(None)
+            raise
         self._started = True
 
     def _main(self, loaded: asyncio.Future[None]) -> None:
@@ -117,10 +128,13 @@ class LlamaCppEngine:
         try:
             self._load()
         except BaseException as exc:
+            self._release()
             loaded.get_loop().call_soon_threadsafe(_settle, loaded, exc)
             return
         loaded.get_loop().call_soon_threadsafe(_settle, loaded, None)
         self._run()
+        if self._abandoned.is_set():
+            self._release()
 
     def _load(self) -> None:
         s = self.settings
@@ -190,13 +204,18 @@ class LlamaCppEngine:
         self._commands.put(None)
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
+        self._release()
+        self._started = False
+
+    def _release(self) -> None:
+        """Free samplers, model and opened files; the engine thread has stopped using them."""
         for sampler in self._samplers.values():
             sampler.close()
         self._samplers.clear()
         if self._model is not None:
             self._model.close()
+            self._model = None
         self._resources.close()
-        self._started = False
 
     # -- public API ---------------------------------------------------------------
 

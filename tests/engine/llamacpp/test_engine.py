@@ -294,3 +294,33 @@ async def test_a_model_that_cannot_load_fails_start_with_its_path(tmp_path: Path
     eng = LlamaCppEngine(engine_settings(tmp_path, model=str(bad), n_ctx=2048))
     with pytest.raises(ModelLoadError, match=r"broken\.gguf"):
         await eng.start()
+
+
+async def test_a_cancelled_start_frees_the_model_and_can_start_again(tmp_path: Path) -> None:
+    proceed, released = threading.Event(), threading.Event()
+
+    @contextlib.contextmanager
+    def opener(path: Path) -> Iterator[Path]:
+        proceed.wait(30)  # still loading when start() is cancelled
+        try:
+            yield path
+        finally:
+            released.set()
+
+    eng = LlamaCppEngine(engine_settings(tmp_path, n_ctx=2048, max_batch_size=2), opener=opener)
+    starting = asyncio.create_task(eng.start())
+    await asyncio.sleep(0.1)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    proceed.set()
+    # The engine thread finishes loading, then lets go of the model and its file.
+    assert await asyncio.to_thread(released.wait, 60)
+    released.clear()
+    await eng.start()
+    try:
+        text, _ = await run(eng, "The capital of France is", greedy(4))
+        assert text
+    finally:
+        await eng.stop()
+    assert released.is_set()
