@@ -180,9 +180,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 32])
-    parser.add_argument("--rounds", type=int, default=7, help="paired single-stream rounds")
+    parser.add_argument("--rounds", type=int, default=9, help="paired single-stream rounds")
     parser.add_argument(
-        "--speedup-rounds", type=int, default=5, help="paired 1-stream/16-stream rounds"
+        "--speedup-rounds", type=int, default=7, help="paired 1-stream/16-stream rounds"
     )
     parser.add_argument(
         "--no-batch-invariant",
