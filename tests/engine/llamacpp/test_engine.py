@@ -268,6 +268,16 @@ async def test_warm_prefix_is_pinned_and_reloaded_from_disk_on_restart(tmp_path:
         await second.stop()
 
 
+async def start_answer_stop(eng: LlamaCppEngine) -> None:
+    """Start ``eng``, check that it answers a short greedy request, stop it."""
+    await eng.start()
+    try:
+        text, _ = await run(eng, "The capital of France is", greedy(4))
+        assert text
+    finally:
+        await eng.stop()
+
+
 async def test_model_loads_and_warms_on_the_engine_thread(tmp_path: Path) -> None:
     # ggml's OpenMP build keeps a worker team per thread that ever decoded; a second
     # live team throttles every barrier in the decode that serves requests.
@@ -279,12 +289,7 @@ async def test_model_loads_and_warms_on_the_engine_thread(tmp_path: Path) -> Non
         yield path
 
     eng = LlamaCppEngine(engine_settings(tmp_path, n_ctx=2048, max_batch_size=2), opener=opener)
-    await eng.start()
-    try:
-        text, _ = await run(eng, "The capital of France is", greedy(4))
-        assert text
-    finally:
-        await eng.stop()
+    await start_answer_stop(eng)
     assert seen == ["luodi-engine"]
 
 
@@ -317,10 +322,5 @@ async def test_a_cancelled_start_frees_the_model_and_can_start_again(tmp_path: P
     # The engine thread finishes loading, then lets go of the model and its file.
     assert await asyncio.to_thread(released.wait, 60)
     released.clear()
-    await eng.start()
-    try:
-        text, _ = await run(eng, "The capital of France is", greedy(4))
-        assert text
-    finally:
-        await eng.stop()
+    await start_answer_stop(eng)
     assert released.is_set()
