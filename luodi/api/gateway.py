@@ -7,6 +7,7 @@ exactly one audit record, allowed or denied, however the request ends.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -108,6 +109,8 @@ class Trail:
     """Mask whatever the key's policy says: the request may leave the premises."""
     conversation_id: str = ""
     protected: list[ProtectedInput] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the audit record's reason says of an allowed request: failovers, a cut stream."""
     _closed: bool = False
 
     @classmethod
@@ -136,6 +139,10 @@ class Trail:
             yield
         except LuodiError as exc:
             await self._write(Decision.DENIED, exc.message)
+            raise
+        except asyncio.CancelledError:
+            # The client hung up (or the server is shutting down): still one record.
+            await self._write(Decision.ALLOWED, "; ".join([*self.notes, "cancelled"]))
             raise
 
     def authorize(self) -> None:
@@ -194,7 +201,11 @@ class Trail:
         if self.force_pii and self.pii is not None:
             for req in requests:  # the router refuses unmasked prompts bound off-premises
                 req.metadata["pii_protected"] = True
-        primed = await prime_all(engine, requests)
+        try:
+            primed = await prime_all(engine, requests)
+        finally:
+            for req in requests:  # backends the router gave up on before one served
+                self.notes.extend(f"failover from {f}" for f in req.metadata.get("failovers", ()))
         # The router records which backend served; the audit record names it.
         self.backend = requests[0].metadata.get("backend") or engine.info.backend
         return primed
@@ -204,7 +215,7 @@ class Trail:
         if self._closed:
             return
         await self.gateway.record_usage(self.principal, tokens=self.usage.total_tokens)
-        await self._write(Decision.ALLOWED, None)
+        await self._write(Decision.ALLOWED, "; ".join(self.notes) or None)
 
     async def _write(self, decision: Decision, reason: str | None) -> None:
         if self._closed:

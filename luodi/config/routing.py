@@ -122,7 +122,9 @@ class BackendSettings(BaseModel):
     """Longest silence on a response, including the wait for the first token."""
 
     max_retries: int = Field(default=2, ge=0, le=10)
-    """Retries on connect errors and 5xx before the first token (never on 4xx)."""
+    """Retries on this backend, before the first token, of a 5xx or of a connection
+    that dropped before the response began (never of a 4xx; a refused connection
+    fails over to another backend at once)."""
 
     retry_backoff_s: float = Field(default=0.25, ge=0)
     """First retry delay; doubles on each retry."""
@@ -210,7 +212,13 @@ class RoutingSettings(BaseModel):
     """Consecutive successful probes that bring it back."""
 
     max_attempts: int = Field(default=3, ge=1)
-    """Backends tried for one request that fails before its first token."""
+    """Backends tried for one request that fails before its first token (or, if it is
+    not streamed, before its last)."""
+
+    replay_budget_s: float = Field(default=60.0, ge=0)
+    """A non-streaming request whose backend fails mid-answer is run again on another
+    backend only while it is younger than this; older ones get 503 with Retry-After.
+    0 never replays."""
 
     @model_validator(mode="after")
     def _check_mode(self) -> RoutingSettings:

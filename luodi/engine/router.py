@@ -16,8 +16,14 @@ decides, per request, which backend serves it:
 * **Health.** Consecutive failures (requests or probes) take a backend out;
   ``healthy_after`` successful probes bring it back.
 * **Retries.** A request that fails before its first token is sent to the next
-  backend, up to ``max_attempts``; after the first token a failure ends the stream
-  with one error event. 4xx answers are never retried.
+  backend, up to ``max_attempts``. A replayable request (non-streaming: the client
+  has seen nothing yet) that fails mid-answer is run again, from the start, on
+  another backend while it is younger than ``replay_budget_s``. A streamed request
+  that fails after its first token ends with one error event. 4xx answers are never
+  retried. Each failover is noted in ``metadata["failovers"]`` for the audit record.
+* **Suspects.** A backend that failed a request is suspect until its next probe,
+  which runs at once: suspects get new work only when no other backend is left. A
+  backend that refused the connection is taken out at once.
 * **Residency.** A request bound for a cloud backend goes through the
   ``ResidencyGuard`` (the PII stage) unless the gateway already protected it
   (``metadata["pii_protected"]``); with no guard the router refuses to send it.
@@ -46,7 +52,7 @@ from luodi.config.routing import (
 from luodi.engine.base import Engine
 from luodi.engine.metrics import EngineMetrics
 from luodi.engine.types import FinishReason, GenerationEvent, GenerationRequest, ModelInfo
-from luodi.engine.upstream import UpstreamEngine, UpstreamEvent
+from luodi.engine.upstream import UpstreamEngine, UpstreamEvent, UpstreamUnavailableError
 from luodi.errors import (
     ConfigError,
     LuodiError,
@@ -111,6 +117,8 @@ class Backend:
         """Moving average of time to first token seen through the router."""
         self.slow_until = 0.0
         self.last_error: str | None = None
+        self.suspect = False
+        """Failed a request since its last probe; chosen only when nothing else is left."""
 
     @property
     def is_cloud(self) -> bool:
@@ -161,6 +169,8 @@ class Router:
         self._released = asyncio.Condition()
         self._waiting: dict[str, int] = {}
         self._health_task: asyncio.Task[None] | None = None
+        self._probes: dict[str, asyncio.Task[None]] = {}
+        """Backend → the probe a failed request started, while it runs."""
         self._engines = {
             model: RoutedEngine(self, model, settings.models[model].context_length)
             for model in self.backends
@@ -239,6 +249,8 @@ class Router:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for probe in list(self._probes.values()):
+            probe.cancel()
         for backend in self._all():
             await backend.engine.stop()
 
@@ -260,6 +272,7 @@ class Router:
         else:
             status = engine.health().get("status")
             ok, error = status == "ok", None if status == "ok" else f"status {status}"
+        backend.suspect = False
         if ok:
             backend.failures = 0
             backend.successes += 1
@@ -278,6 +291,44 @@ class Router:
             log.warning("backend %s of %s taken out: %s", backend.name, backend.model, error)
             backend.healthy = False
         self._report(backend)
+
+    def _take_out(self, backend: Backend, error: str) -> None:
+        """Out of rotation at once (nothing listens); probes bring it back."""
+        backend.successes = 0
+        backend.failures = max(backend.failures + 1, self.settings.unhealthy_after)
+        backend.last_error = error
+        if backend.healthy:
+            log.warning("backend %s of %s taken out: %s", backend.name, backend.model, error)
+            backend.healthy = False
+        self._report(backend)
+
+    def _suspect(self, backend: Backend) -> None:
+        """Probe ``backend`` now instead of at the next health interval."""
+        backend.suspect = True
+        key = f"{backend.model}/{backend.name}"
+        if key in self._probes:
+            return
+        task = asyncio.get_running_loop().create_task(self._probe(backend))
+        self._probes[key] = task
+        task.add_done_callback(lambda _: self._probes.pop(key, None))
+
+    def _mark_failed(self, backend: Backend, error: BaseException | str) -> str:
+        """Count a failed request against ``backend``; returns what went wrong."""
+        message = error.message if isinstance(error, LuodiError) else str(error)
+        if isinstance(error, UpstreamUnavailableError) and error.kind == "connect":
+            self._take_out(backend, message)
+        else:
+            self._failed(backend, message)
+            if backend.healthy:
+                self._suspect(backend)
+        return message
+
+    @staticmethod
+    def _note_failover(backend: Backend, request: GenerationRequest, message: str) -> str:
+        """Note on ``request`` (for its audit record) that ``backend`` failed it."""
+        reason = f"{backend.name}: {message}"
+        request.metadata.setdefault("failovers", []).append(reason)
+        return reason
 
     def _report(self, backend: Backend) -> None:
         if self.metrics is not None:
@@ -303,7 +354,10 @@ class Router:
 
     @staticmethod
     def _least_loaded(candidates: list[Backend]) -> Backend:
-        return min(candidates, key=lambda b: (b.outstanding / b.settings.weight, b.outstanding))
+        return min(
+            candidates,
+            key=lambda b: (b.suspect, b.outstanding / b.settings.weight, b.outstanding),
+        )
 
     async def choose(self, model: str, tried: set[str]) -> Backend | None:
         """The backend for the next attempt of a request, or None when none is left."""
@@ -406,18 +460,36 @@ class Router:
                 except RequestError:
                     raise
                 except (LuodiError, OSError) as exc:
-                    reasons.append(f"{backend.name}: {exc}")
-                    self._failed(backend, str(exc))
+                    message = self._mark_failed(backend, exc)
+                    reasons.append(self._note_failover(backend, request, message))
                     continue
                 if first.finish_reason is FinishReason.ERROR:
-                    reasons.append(f"{backend.name}: {first.error}")
-                    self._failed(backend, first.error or "error")
+                    message = self._mark_failed(backend, first.error or "error")
+                    reasons.append(self._note_failover(backend, request, message))
                     continue
                 self._observe_ttft(backend, time.monotonic() - started)
                 backend.failures = 0
-                async for event in self._relay(backend, first, stream):
-                    yield event
-                return
+                relay = self._relay(backend, first, stream)
+                if not request.replayable:
+                    async for event in relay:
+                        yield event
+                    return
+                # Nothing reaches the client before the end, so a failure mid-answer can
+                # still be replayed elsewhere: hold the events until the last one.
+                events = [event async for event in relay]
+                last = events[-1]
+                if last.finish_reason is not FinishReason.ERROR:
+                    for event in events:
+                        yield event
+                    return
+                reasons.append(self._note_failover(backend, request, last.error or "error"))
+                age = time.monotonic() - request.arrival_time
+                if age >= self.settings.replay_budget_s:
+                    reasons.append(
+                        f"not replayed: the request is {age:.1f}s old"
+                        f" (routing.replay_budget_s {self.settings.replay_budget_s:g})"
+                    )
+                    break
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
@@ -438,7 +510,7 @@ class Router:
                 if isinstance(event, UpstreamEvent):
                     event.backend = backend.name
                 if event.finish_reason is FinishReason.ERROR:
-                    self._failed(backend, event.error or "error")
+                    self._mark_failed(backend, event.error or "error")
                 yield event
                 if event.finished:
                     return
@@ -447,7 +519,7 @@ class Router:
             message = f"backend '{backend.name}' ended the stream without a finish reason"
         except LuodiError as exc:
             message = f"backend '{backend.name}' failed mid-stream: {exc.message}"
-        self._failed(backend, message)
+        self._mark_failed(backend, message)
         yield UpstreamEvent(
             rid, finish_reason=FinishReason.ERROR, error=message, backend=backend.name
         )

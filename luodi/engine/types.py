@@ -62,7 +62,8 @@ class SamplingParams:
     logprobs: int | None = None
     """How many top alternatives to report per token (None: no logprobs)."""
     grammar: str | None = None
-    """A GBNF grammar the output must follow (JSON schema output is compiled to one)."""
+    """A grammar the output must follow: llguidance's form (``luodi.chat.structured``
+    compiles JSON schemas to it), Lark, or llama.cpp's GBNF."""
 
     @property
     def greedy(self) -> bool:
@@ -98,6 +99,10 @@ class GenerationRequest:
     arrival_time: float = field(default_factory=time.monotonic)
     metadata: dict[str, Any] = field(default_factory=dict)
     """Opaque to the engine; carried into logs."""
+    replayable: bool = False
+    """Nothing of the answer reaches the client before it ends (a non-streaming
+    request), so the router may run it again, from the start, on another backend
+    when the first one fails mid-answer."""
 
 
 @dataclass(slots=True)

@@ -8,10 +8,13 @@ bodies (``messages`` + ``chat_options`` for chat, ``prompt`` for completions) wi
 
 Failure rules (the router relies on them):
 
-* Before the first token, connect errors, dropped connections and 5xx are retried
-  on the same upstream with exponential backoff; 4xx never. When retries run out,
-  ``generate`` raises ``UpstreamUnavailableError`` (retryable on another replica);
-  a 4xx raises ``UpstreamRejectedError`` with the upstream's message and status.
+* A connection that cannot be made raises ``UpstreamUnavailableError`` (kind
+  ``connect``) at once: the router takes the backend out and tries another.
+* Before the first token, a connection that drops (a stale kept-alive one included)
+  and a 5xx are retried on the same upstream, ``max_retries`` times with exponential
+  backoff; 4xx never. When retries run out, ``generate`` raises
+  ``UpstreamUnavailableError`` (retryable on another replica); a 4xx raises
+  ``UpstreamRejectedError`` with the upstream's message and status.
 * After the first token, any failure ends the stream with one error event
   (``finish_reason=ERROR``); nothing is retried, since text was already sent.
 * Leaving the iterator early (or ``abort``) closes the upstream HTTP stream, which
@@ -48,6 +51,7 @@ from luodi.engine.upstream_wire import (
     choice_event,
     error_message,
     parse_usage,
+    reported_context_length,
     request_body,
     stream_error,
 )
@@ -121,6 +125,8 @@ class UpstreamEngine:
         self.outstanding = 0
         """Requests in flight to this upstream (the router balances on it)."""
         self.last_probe: ProbeResult | None = None
+        self.max_model_len: int | None = None
+        """The context length the upstream reports in /models (vLLM's max_model_len)."""
 
     @property
     def info(self) -> ModelInfo:
@@ -179,6 +185,7 @@ class UpstreamEngine:
                 result = ProbeResult(False, rtt, f"HTTP {response.status_code}")
             else:
                 result = ProbeResult(True, rtt)
+                self.max_model_len = reported_context_length(response, self._upstream_model())
         except httpx.HTTPError as exc:
             result = ProbeResult(False, time.monotonic() - started, describe(exc))
         self.last_probe = result
@@ -202,8 +209,9 @@ class UpstreamEngine:
         body = request_body(
             request,
             chat=chat,
-            model=self.settings.upstream_model or request.model or self.model,
+            model=self._upstream_model(request),
             kind=self.settings.kind,
+            context_length=self.max_model_len or self._info.context_length,
         )
         rid = request.request_id
         self.outstanding += 1
@@ -253,7 +261,14 @@ class UpstreamEngine:
     async def _open(
         self, client: httpx.AsyncClient, url: str, body: dict[str, Any]
     ) -> httpx.Response:
-        """POST with retries on connect errors and 5xx; returns a 2xx streaming response."""
+        """POST and return a 2xx streaming response (see the module docstring for failures).
+
+        A connection that cannot be made fails at once: nothing listens there, and the
+        router has another backend, or a quick 503 with Retry-After, to give instead. A
+        connection that drops before the response begins (a kept-alive connection to a
+        backend that died or restarted while idle) is retried at once on another
+        connection, then with backoff like a 5xx, up to ``max_retries`` times.
+        """
         delay = self.settings.retry_backoff_s
         attempts = self.settings.max_retries + 1
         for attempt in range(attempts):
@@ -262,14 +277,13 @@ class UpstreamEngine:
                 response = await client.send(
                     client.build_request("POST", url, json=body), stream=True
                 )
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 self._count_error("connect")
-                if last:
-                    raise UpstreamUnavailableError(
-                        f"upstream {self.name} unreachable: {describe(exc)}",
-                        backend=self.name,
-                        kind="connect",
-                    ) from exc
+                raise UpstreamUnavailableError(
+                    f"upstream {self.name} unreachable: {describe(exc)}",
+                    backend=self.name,
+                    kind="connect",
+                ) from exc
             except httpx.TimeoutException as exc:
                 self._count_error("timeout")
                 raise UpstreamUnavailableError(
@@ -277,6 +291,19 @@ class UpstreamEngine:
                     backend=self.name,
                     kind="timeout",
                 ) from exc
+            except httpx.TransportError as exc:
+                # Read, write and protocol errors before the status line: the request
+                # never started on the upstream as far as the client can tell.
+                self._count_error("dropped")
+                if last:
+                    raise UpstreamUnavailableError(
+                        f"upstream {self.name} dropped the connection: {describe(exc)}",
+                        backend=self.name,
+                        kind="dropped",
+                    ) from exc
+                if attempt == 0:
+                    log.info("upstream %s dropped a kept-alive connection; retrying", self.name)
+                    continue
             else:
                 if response.status_code < 400:
                     return response
@@ -394,6 +421,10 @@ class UpstreamEngine:
     def _count_error(self, kind: str) -> None:
         if self.metrics is not None:
             self.metrics.count_error(self.name, self.model, kind)
+
+    def _upstream_model(self, request: GenerationRequest | None = None) -> str:
+        requested = request.model if request is not None else None
+        return self.settings.upstream_model or requested or self.model
 
     def _require_client(self) -> httpx.AsyncClient:
         if self._client is None:

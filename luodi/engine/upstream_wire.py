@@ -31,6 +31,7 @@ __all__ = [
     "completion_logprobs",
     "error_message",
     "parse_usage",
+    "reported_context_length",
     "request_body",
     "stream_error",
 ]
@@ -60,18 +61,30 @@ class UpstreamEvent(GenerationEvent):
 
 
 def request_body(
-    request: GenerationRequest, *, chat: bool, model: str, kind: BackendKind
+    request: GenerationRequest,
+    *,
+    chat: bool,
+    model: str,
+    kind: BackendKind,
+    context_length: int | None = None,
 ) -> dict[str, Any]:
-    """The streaming request body for ``request``, sent as ``model`` to a ``kind`` server."""
+    """The streaming request body for ``request``, sent as ``model`` to a ``kind`` server.
+
+    A ``max_tokens`` at or above the upstream's ``context_length`` (a client that sent
+    none gets the context length, or an absurd 10**12) is left out: "as much as fits"
+    is then the upstream's own default, where vLLM would refuse prompt + max_tokens
+    above its max_model_len with a 400.
+    """
     p = request.params
     body: dict[str, Any] = {
         "model": model,
         "stream": True,
         "stream_options": {"include_usage": True},
-        "max_tokens": p.max_tokens,
         "temperature": p.temperature,
         "top_p": p.top_p,
     }
+    if context_length is None or p.max_tokens < context_length:
+        body["max_tokens"] = p.max_tokens
     if chat:
         body["messages"] = request.messages
     elif request.prompt is not None:
@@ -187,3 +200,12 @@ def completion_logprobs(raw: Any) -> list[TokenLogprob]:
         ranked = sorted((top or {}).items(), key=lambda kv: -kv[1])
         out.append(TokenLogprob(token, float(value or 0.0), ranked))
     return out
+
+
+def reported_context_length(response: httpx.Response, model: str) -> int | None:
+    """``max_model_len`` of ``model`` in a ``GET /models`` answer (vLLM, SGLang), if given."""
+    with contextlib.suppress(ValueError, AttributeError, TypeError):
+        for entry in response.json().get("data") or []:
+            if entry.get("id") == model and isinstance(entry.get("max_model_len"), int):
+                return int(entry["max_model_len"])
+    return None

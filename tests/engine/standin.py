@@ -8,14 +8,20 @@ the last user message, so a test can see what reached the upstream.
 
 Tests need only ``StandIn.url``; faults are set on ``StandIn.faults`` (or over
 HTTP with ``POST /_standin/faults``), and ``down()``/``up()`` stop and restart the
-server on the same port.
+server on the same port. ``StandInProcess`` runs one in a process of its own, so a
+test can ``kill -9`` it the way a replica dies: ``python standin.py NAME PORT``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +31,12 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -62,6 +74,8 @@ class StandIn:
     disconnected: threading.Event = field(default_factory=threading.Event)
     """Set when a client went away before its stream finished."""
     completed: int = 0
+    max_model_len: int | None = None
+    """Reported in ``GET /v1/models`` as vLLM does, when set."""
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
 
@@ -72,9 +86,7 @@ class StandIn:
     def up(self) -> None:
         """Start (or restart) serving on the same port."""
         if self.port == 0:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                self.port = sock.getsockname()[1]
+            self.port = _free_port()
         config = uvicorn.Config(
             _app(self),
             host="127.0.0.1",
@@ -106,6 +118,93 @@ class StandIn:
         return self.disconnected.wait(timeout)
 
 
+@dataclass
+class StandInProcess:
+    """A stand-in in a child process: ``kill()`` is a ``kill -9``, not a clean stop."""
+
+    name: str
+    port: int = 0
+    faults: Faults = field(default_factory=Faults)
+    """Applied at each ``up()``; change a running one with ``set_faults``."""
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def up(self) -> None:
+        """Start (or restart) the process on the same port; returns once it accepts."""
+        if self.port == 0:
+            self.port = _free_port()
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, self.name, str(self.port), json.dumps(asdict(self.faults))],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:  # bounded wait for a server in another process
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self._process.poll() is not None:
+                    raise RuntimeError(f"stand-in process {self.name} did not start") from None
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies mid-whatever, its sockets closed by the kernel."""
+        if self._process is not None and self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGKILL)
+            self._process.wait(timeout=10)
+        self._process = None
+
+    def set_faults(self, **faults: Any) -> None:
+        """Replace the running process's faults (unnamed ones go back to off)."""
+        self.faults = Faults(**faults)
+        import httpx  # only the parent process needs a client
+
+        httpx.post(f"http://127.0.0.1:{self.port}/_standin/faults", json=faults).raise_for_status()
+
+
+class ResettingServer:
+    """A TCP listener that reads each request's head, then resets the connection.
+
+    What a client meets on a connection whose server died with the request unread
+    in its buffers: ``ECONNRESET`` before any response byte (httpx's ``ReadError``).
+    """
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        self.resets = 0
+        self._thread = threading.Thread(target=self._serve, name="resetting", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                # Linger on, zero seconds: close() sends RST instead of FIN.
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.resets += 1
+
+    def close(self) -> None:
+        self._sock.close()
+
+
 def _last_user_text(body: dict[str, Any]) -> str:
     if "messages" in body:
         for message in reversed(body["messages"]):
@@ -124,7 +223,10 @@ def _app(standin: StandIn) -> FastAPI:
     async def models() -> Response:
         if standin.faults.probe_delay_s:
             await asyncio.sleep(standin.faults.probe_delay_s)
-        body = {"object": "list", "data": [{"id": standin.name, "object": "model"}]}
+        entry: dict[str, Any] = {"id": standin.name, "object": "model"}
+        if standin.max_model_len is not None:
+            entry["max_model_len"] = standin.max_model_len
+        body = {"object": "list", "data": [{"id": "other", "object": "model"}, entry]}
         return JSONResponse(body, status_code=standin.faults.probe_status)
 
     @app.post("/_standin/faults")
@@ -234,3 +336,14 @@ async def _stream(
     finally:
         if not finished and not dropped:
             standin.disconnected.set()
+
+
+if __name__ == "__main__":
+    _name, _port, _faults = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+    uvicorn.run(
+        _app(StandIn(_name, _port, Faults(**_faults))),
+        host="127.0.0.1",
+        port=_port,
+        log_level="critical",
+        lifespan="off",
+    )

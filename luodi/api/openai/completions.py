@@ -9,10 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from luodi.api.deps import StateDep
+from luodi.api.disconnect import cancel_on_disconnect
 from luodi.api.gateway import PrincipalDep, Trail
 from luodi.api.openai.generation import (
     add_usage,
-    collect,
+    collect_all,
     merge_streams,
     sampling_params,
     usage_body,
@@ -66,7 +67,11 @@ def _request_for(
     if not isinstance(prompt, str):
         raise InvalidRequestError("this model takes text prompts, not token ids", param="prompt")
     return GenerationRequest(
-        prompt=prompt, params=params, model=body.model, priority=trail.priority
+        prompt=prompt,
+        params=params,
+        model=body.model,
+        priority=trail.priority,
+        replayable=not body.stream,
     )
 
 
@@ -107,6 +112,7 @@ def _logprobs_body(entries: list[TokenLogprob], offset: int) -> dict[str, Any]:
 
 
 @router.post("/v1/completions", response_model=None)
+@cancel_on_disconnect
 async def create_completion(
     body: CompletionRequest, state: StateDep, principal: PrincipalDep, request: Request
 ) -> Response:
@@ -138,9 +144,9 @@ async def create_completion(
             _stream(body, primed, echo_texts, completion_id, created, trail), on_close=trail.finish
         )
     choices, usage = [], Usage()
-    for index, (first, stream) in enumerate(primed):
-        async with trail.guarding():
-            result = await collect(first, stream)
+    async with trail.guarding():
+        results = await collect_all(primed)
+    for index, result in enumerate(results):
         trail.response.append(result.text)
         restorer = trail.restorer()
         choice: dict[str, Any] = {
@@ -203,8 +209,6 @@ async def _stream(
             ]
         )
     async for index, event in merge_streams(primed):
-        if event.error:
-            raise EngineError(event.error)
         trail.response.append(event.text)
         text = restorers[index].feed(event.text)
         if event.finished:
@@ -228,5 +232,9 @@ async def _stream(
             )
         if event.finished and event.usage is not None:
             add_usage(usage, event.usage, new_prompt=index % body.n == 0)
+        if event.error:
+            # The choice's last chunk said finish_reason "error"; now say why.
+            trail.notes.append(event.error)
+            raise EngineError(event.error)
     if body.stream_options and body.stream_options.include_usage:
         yield chunk([], usage_body(usage))

@@ -24,6 +24,7 @@ __all__ = [
     "Collected",
     "add_usage",
     "collect",
+    "collect_all",
     "merge_streams",
     "prime",
     "prime_all",
@@ -96,16 +97,36 @@ async def prime(
 async def prime_all(
     engine: Engine, requests: list[GenerationRequest]
 ) -> list[tuple[GenerationEvent, AsyncIterator[GenerationEvent]]]:
-    """Prime every choice of a request; if one fails, close those already started."""
-    primed: list[tuple[GenerationEvent, AsyncIterator[GenerationEvent]]] = []
+    """Prime every choice of a request at once; if one fails, close those that started.
+
+    At once, not one after another: a non-streaming choice on a routed model is held
+    until it ends (so it can be replayed elsewhere), and choices must not queue
+    behind each other for that.
+    """
+    if len(requests) == 1:
+        return [await prime(engine, requests[0])]
+    tasks = [asyncio.ensure_future(prime(engine, req)) for req in requests]
     try:
-        for req in requests:
-            primed.append(await prime(engine, req))
-    except BaseException:
-        for _, stream in primed:
-            await stream.aclose()  # type: ignore[attr-defined]
+        await asyncio.wait(tasks)
+    except BaseException:  # cancelled: the client went away while choices started
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await _close_started(tasks)
         raise
-    return primed
+    failure = next((t.exception() for t in tasks if t.exception() is not None), None)
+    if failure is not None:
+        await _close_started(tasks)
+        raise failure
+    return [task.result() for task in tasks]
+
+
+async def _close_started(
+    tasks: list[asyncio.Future[tuple[GenerationEvent, AsyncIterator[GenerationEvent]]]],
+) -> None:
+    for task in tasks:
+        if not task.cancelled() and task.exception() is None:
+            await task.result()[1].aclose()  # type: ignore[attr-defined]
 
 
 def add_usage(total: Usage, usage: Usage, *, new_prompt: bool) -> None:
@@ -149,6 +170,19 @@ async def collect(first: GenerationEvent, stream: AsyncIterator[GenerationEvent]
             out.finish_reason = event.finish_reason
             out.usage = event.usage or Usage()
     return out
+
+
+async def collect_all(
+    primed: list[tuple[GenerationEvent, AsyncIterator[GenerationEvent]]],
+) -> list[Collected]:
+    """Run every primed choice to its end; a failure or a cancellation aborts them all."""
+    try:
+        return [await collect(first, stream) for first, stream in primed]
+    except BaseException:
+        for _, stream in primed:
+            with contextlib.suppress(Exception):
+                await stream.aclose()  # type: ignore[attr-defined]
+        raise
 
 
 async def merge_streams(
