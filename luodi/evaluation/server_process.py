@@ -18,16 +18,22 @@ __all__ = ["LUODI", "ServerProcess", "create_key"]
 LUODI = [sys.executable, "-m", "luodi.cli"]
 
 
-def create_key(env: Mapping[str, str], user: str, role: str) -> str:
-    """Create ``user`` with ``role`` and a key for it through the CLI; returns the secret."""
+def create_key(
+    env: Mapping[str, str], user: str, role: str, *, luodi: Sequence[str] = LUODI
+) -> str:
+    """Create ``user`` with ``role`` and a key for it through the CLI; returns the secret.
+
+    ``luodi`` is the command that runs the CLI: this interpreter's by default, another
+    installation's (``/some/venv/bin/luodi``) to test that one.
+    """
     subprocess.run(
-        [*LUODI, "users", "create", user, "--role", role],
+        [*luodi, "users", "create", user, "--role", role],
         env=dict(env),
         check=True,
         capture_output=True,
     )
     out = subprocess.run(
-        [*LUODI, "keys", "create", "--user", user],
+        [*luodi, "keys", "create", "--user", user],
         env=dict(env),
         check=True,
         capture_output=True,
@@ -37,7 +43,10 @@ def create_key(env: Mapping[str, str], user: str, role: str) -> str:
 
 
 class ServerProcess:
-    """Starts ``luodi serve`` with ``env`` and waits until ``/health`` answers 200."""
+    """Starts ``luodi serve`` with ``env`` and waits until ``/health`` answers 200.
+
+    ``luodi`` is the command that runs the CLI, as in ``create_key``.
+    """
 
     def __init__(
         self,
@@ -45,8 +54,10 @@ class ServerProcess:
         args: Sequence[str] = (),
         *,
         start_timeout_s: float = 180.0,
+        luodi: Sequence[str] = LUODI,
     ) -> None:
         self._env = {**os.environ, **env}
+        self._luodi = list(luodi)
         self._args = list(args)
         self._timeout = start_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
@@ -57,7 +68,7 @@ class ServerProcess:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         self.proc = subprocess.Popen(
-            [*LUODI, "serve", "--port", str(port), *self._args],
+            [*self._luodi, "serve", "--port", str(port), *self._args],
             env=self._env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
