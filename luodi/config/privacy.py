@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 __all__ = [
     "BUILTIN_ENTITIES",
     "DEFAULT_ENTITIES",
+    "DEFAULT_MAX_CONVERSATIONS",
+    "DEFAULT_MAX_ENTRIES_PER_CONVERSATION",
     "CustomRuleSettings",
     "OperatorName",
     "PolicySettings",
@@ -41,6 +43,13 @@ BUILTIN_ENTITIES: tuple[str, ...] = (
 
 DEFAULT_ENTITIES: tuple[str, ...] = BUILTIN_ENTITIES
 """The entity set a policy protects unless it lists its own (also the residency set)."""
+
+DEFAULT_MAX_CONVERSATIONS = 100_000
+"""Live conversations a vault store holds unless ``vault.max_conversations`` says otherwise."""
+
+DEFAULT_MAX_ENTRIES_PER_CONVERSATION = 10_000
+"""Pseudonyms one conversation may hold unless ``vault.max_entries_per_conversation`` says
+otherwise."""
 
 _ENTITY_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 
@@ -145,6 +154,19 @@ class VaultSettings(BaseModel):
 
     redis_prefix: str = Field(default="luodi:pii", min_length=1)
     """Prefix of every Redis key the vault writes."""
+
+    max_conversations: int = Field(default=DEFAULT_MAX_CONVERSATIONS, ge=1, le=100_000_000)
+    """Live conversations (with at least one pseudonym, not yet expired) the store holds;
+    a request that would start one more is refused (503 ``pii_vault_full``, audited)
+    rather than sent with pseudonyms that could collide. Every request without an
+    ``X-Luodi-Conversation`` header is its own conversation, so with the default TTL this
+    admits about 28 new conversations a second, sustained."""
+
+    max_entries_per_conversation: int = Field(
+        default=DEFAULT_MAX_ENTRIES_PER_CONVERSATION, ge=1, le=10_000_000
+    )
+    """Distinct values one conversation may pseudonymize; a request that needs one more
+    is refused (503 ``pii_vault_full``, audited)."""
 
     @model_validator(mode="after")
     def _shared_store_needs_key(self) -> VaultSettings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from luodi.privacy.analyzer import Analyzer
 from luodi.privacy.anonymizer import AnonymizedText, Anonymizer, Replacement
-from luodi.privacy.errors import PIIBlockedError, PIIUnavailableError
+from luodi.privacy.errors import PIIBlockedError, PIIUnavailableError, PIIVaultFullError
 from luodi.privacy.finding import Finding
 from luodi.privacy.operators import OPERATORS, OperatorContext
 from luodi.privacy.policy import Policy
@@ -30,6 +30,7 @@ __all__ = [
     "PIIBlockedError",
     "PIIStage",
     "PIIUnavailableError",
+    "PIIVaultFullError",
     "Pattern",
     "PatternRecognizer",
     "Policy",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from luodi.errors import PermissionDeniedError, ServiceUnavailableError
 
-__all__ = ["PIIBlockedError", "PIIUnavailableError"]
+__all__ = ["PIIBlockedError", "PIIUnavailableError", "PIIVaultFullError"]
 
 
 class PIIBlockedError(PermissionDeniedError):
@@ -27,3 +27,28 @@ class PIIUnavailableError(ServiceUnavailableError):
     through unmasked (503, code ``pii_unavailable``)."""
 
     default_code = "pii_unavailable"
+
+
+class PIIVaultFullError(PIIUnavailableError):
+    """The pseudonym vault is at a configured bound: the request is refused rather than
+    given pseudonyms that could collide with another conversation's (503, code
+    ``pii_vault_full``).
+
+    The message names the bound and its setting, never a value or a conversation.
+
+    Attributes:
+        bound: ``"max_conversations"`` or ``"max_entries_per_conversation"``.
+        limit: the configured value that was reached.
+    """
+
+    default_code = "pii_vault_full"
+
+    def __init__(self, bound: str, limit: int, *, retry_after: float | None = None) -> None:
+        what = "live conversations" if bound == "max_conversations" else "values in a conversation"
+        super().__init__(
+            f"pii: vault full: {limit} {what} (privacy.vault.{bound}); "
+            "request refused rather than sent with pseudonyms that could collide",
+            retry_after=retry_after,
+        )
+        self.bound = bound
+        self.limit = limit

@@ -26,14 +26,22 @@ __all__ = ["PseudonymVault", "VaultCipher", "VaultStore", "build_vault"]
 
 
 class VaultStore(Protocol):
-    """Where sealed values live. ``assign`` must be atomic per conversation."""
+    """Where sealed values live. ``assign`` must be atomic per conversation, and bounded:
+    it raises ``PIIVaultFullError`` rather than admit a conversation or a value past the
+    store's limits."""
 
     async def assign(
         self, conversation: str, entity_type: str, digest: str, sealed: bytes, ttl: int
     ) -> str:
         """The tag for ``digest`` in ``conversation``: the existing one, or a new
         ``<TYPE_n>`` (n = one more than the type's count) stored with ``sealed``.
-        Refreshes the conversation's TTL."""
+        Refreshes the conversation's TTL.
+
+        Raises:
+            PIIVaultFullError: a new conversation past ``max_conversations``, or a new
+                value past ``max_entries_per_conversation``; nothing is stored.
+            PIIUnavailableError: the store cannot be reached.
+        """
         ...
 
     async def entries(self, conversation: str) -> dict[str, tuple[str, bytes]]:
@@ -147,15 +155,21 @@ class PseudonymVault:
 
 
 def build_vault(settings: VaultSettings) -> PseudonymVault:
-    """The vault the settings describe (store, key and TTL)."""
+    """The vault the settings describe (store, bounds, key and TTL)."""
     from luodi.privacy import vault_stores
 
     cipher = VaultCipher.from_settings(settings)
+    bounds = {
+        "max_conversations": settings.max_conversations,
+        "max_entries": settings.max_entries_per_conversation,
+    }
     store: VaultStore
     if settings.store == "memory":
-        store = vault_stores.MemoryVaultStore()
+        store = vault_stores.MemoryVaultStore(**bounds)
     elif settings.store == "sqlite":
-        store = vault_stores.SqliteVaultStore(settings.sqlite_path)
+        store = vault_stores.SqliteVaultStore(settings.sqlite_path, **bounds)
     else:
-        store = vault_stores.RedisVaultStore(settings.redis_url, prefix=settings.redis_prefix)
+        store = vault_stores.RedisVaultStore(
+            settings.redis_url, prefix=settings.redis_prefix, **bounds
+        )
     return PseudonymVault(store, cipher, settings.ttl_seconds)

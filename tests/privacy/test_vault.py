@@ -131,6 +131,9 @@ async def test_redis_store_is_consistent_isolated_and_encrypted() -> None:
         for k in keys:
             assert 0 < await client.ttl(k) <= 60
         for k in keys:
+            if await client.type(k) == b"zset":  # the live conversations: ids, no values
+                assert sorted(await client.zrange(k, 0, -1)) == [b"a", b"b"]
+                continue
             raw = await client.hgetall(k)
             assert b"13812345678" not in b"".join(list(raw) + list(raw.values()))
     finally:
