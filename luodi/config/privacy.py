@@ -112,6 +112,13 @@ class PolicySettings(BaseModel):
     min_score: float = Field(default=0.5, ge=0.0, le=1.0)
     """Findings scoring below this are ignored."""
 
+    near_misses: bool | None = None
+    """Also protect look-alikes that fail their checksum (an 18-character ID with a wrong
+    check digit, a card failing Luhn, a mobile on an unallocated prefix or one digit
+    short or long) when a context word names them (身份证, 卡号, 手机…). ``None``: on in
+    ``residency`` (text bound off the premises, where a mistyped ID still identifies a
+    person), off in other policies (strict checksums, as analytics wants)."""
+
     mask_keep_start: int = Field(default=3, ge=0, le=32)
     """Characters the ``mask`` operator keeps at the start (``138****5678``)."""
 
@@ -194,7 +201,8 @@ class PrivacySettings(BaseModel):
 
     residency: PolicySettings = Field(default_factory=lambda: PolicySettings(direction="input"))
     """Applied on top of a key's policy when text leaves the premises (``force=True``):
-    every entity it lists is replaced by a reversible pseudonym."""
+    every entity it lists is replaced by a reversible pseudonym, and near-misses are
+    protected unless it sets ``near_misses: false``."""
 
     custom_rules: list[CustomRuleSettings] = Field(default_factory=list)
     """Extra regex recognizers; reloadable without a restart."""

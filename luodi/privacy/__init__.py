@@ -14,7 +14,7 @@ from luodi.privacy.errors import PIIBlockedError, PIIUnavailableError, PIIVaultF
 from luodi.privacy.finding import Finding
 from luodi.privacy.operators import OPERATORS, OperatorContext
 from luodi.privacy.policy import Policy
-from luodi.privacy.recognizer import Pattern, PatternRecognizer, Recognizer
+from luodi.privacy.recognizer import NearMissRecognizer, Pattern, PatternRecognizer, Recognizer
 from luodi.privacy.registry import RecognizerRegistry
 from luodi.privacy.restorer import StreamRestorer
 from luodi.privacy.stage import PIIStage, ProtectedInput
@@ -26,6 +26,7 @@ __all__ = [
     "AnonymizedText",
     "Anonymizer",
     "Finding",
+    "NearMissRecognizer",
     "OperatorContext",
     "PIIBlockedError",
     "PIIStage",

@@ -30,6 +30,7 @@ class Analyzer:
         *,
         entities: Collection[str] | None = None,
         min_score: float | None = None,
+        near_misses: bool = False,
     ) -> list[Finding]:
         """Non-overlapping findings in ``text`` ordered by position.
 
@@ -38,6 +39,8 @@ class Analyzer:
             entities: keep only these entity types (all when None); recognizers that
                 cannot emit any of them are not run.
             min_score: drop findings below this score (the analyzer's default when None).
+            near_misses: also report look-alikes that fail their checksum where a
+                context word names them (flagged ``near_miss``); off: strict checksums.
         """
         if not text:
             return []
@@ -45,7 +48,11 @@ class Analyzer:
         wanted = set(entities) if entities is not None else None
         candidates: list[Finding] = []
         for recognizer in self.registry.for_entities(wanted):
-            for f in recognizer.find(text):
+            # A NearMissRecognizer, duck-typed: isinstance() against a runtime Protocol
+            # costs more than most recognizers take to scan a message.
+            lenient = getattr(recognizer, "find_with_near_misses", None) if near_misses else None
+            found: list[Finding] = lenient(text) if lenient is not None else recognizer.find(text)
+            for f in found:
                 if f.score >= floor and (wanted is None or f.entity_type in wanted):
                     candidates.append(f)
         return resolve_overlaps(candidates)

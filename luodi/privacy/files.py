@@ -82,7 +82,12 @@ class FileScanner:
         return self
 
     def _findings(self, text: str) -> list[Finding]:
-        return self.analyzer.analyze(text, entities=self._entities, min_score=self.policy.min_score)
+        return self.analyzer.analyze(
+            text,
+            entities=self._entities,
+            min_score=self.policy.min_score,
+            near_misses=self.policy.near_misses,
+        )
 
     def scan(
         self, src: TextIO, fmt: FileFormat, progress: Progress | None = None

@@ -17,6 +17,9 @@ class Finding:
         end: offset one past the last character.
         score: confidence in [0, 1], after context words were counted.
         recognizer: name of the recognizer and rule that fired (``cn_mobile:intl``).
+        near_miss: the span has the entity's shape and a context word names it, but it
+            fails the checksum (a mistyped ID); reported only when a policy asks for
+            near-misses.
     """
 
     entity_type: str
@@ -24,6 +27,7 @@ class Finding:
     end: int
     score: float
     recognizer: str
+    near_miss: bool = False
 
     @property
     def length(self) -> int:
@@ -43,6 +47,8 @@ class Finding:
             "score": round(self.score, 4),
             "recognizer": self.recognizer,
         }
+        if self.near_miss:
+            out["near_miss"] = True
         if text is not None:
             out["text"] = text[self.start : self.end]
         return out

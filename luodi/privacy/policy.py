@@ -24,10 +24,15 @@ class Policy:
     mask_keep_start: int = 3
     mask_keep_end: int = 4
     mask_char: str = "*"
+    near_misses: bool = False
+    """Also protect checksum-failing look-alikes named by a context word."""
 
     @classmethod
-    def from_settings(cls, name: str, s: PolicySettings) -> Policy:
-        """Resolve defaults: every listed entity gets its operator."""
+    def from_settings(
+        cls, name: str, s: PolicySettings, *, near_misses_default: bool = False
+    ) -> Policy:
+        """Resolve defaults: every listed entity gets its operator, and ``near_misses``
+        left unset takes ``near_misses_default`` (true for the residency policy)."""
         return cls(
             name=name,
             operators={e: s.operators.get(e, s.default_operator) for e in s.entities},
@@ -39,6 +44,7 @@ class Policy:
             mask_keep_start=s.mask_keep_start,
             mask_keep_end=s.mask_keep_end,
             mask_char=s.mask_char,
+            near_misses=near_misses_default if s.near_misses is None else s.near_misses,
         )
 
     @property
@@ -52,6 +58,7 @@ class Policy:
 
         Entities this policy already replaces keep its operator (the stricter choice is
         the key owner's to make); ``block`` and the output direction are kept.
+        Near-misses are protected if either policy asks for them.
         """
         operators = dict(self.operators)
         for entity in residency.operators:
@@ -67,4 +74,5 @@ class Policy:
             mask_keep_start=self.mask_keep_start,
             mask_keep_end=self.mask_keep_end,
             mask_char=self.mask_char,
+            near_misses=self.near_misses or residency.near_misses,
         )

@@ -2,6 +2,11 @@
 
 Like Presidio's pattern recognizers, detection is data (``patterns``, ``context``) and
 validation is a method; every built-in recognizer and every custom rule is one.
+
+A match that fails validation may still be a *near-miss*: the entity's shape with a
+mistyped check digit (``near_miss``), or a look-alike shape (``near_miss_patterns``).
+Near-misses are reported only by ``find_with_near_misses``, only when a context word
+names the entity, and flagged on the finding, so a policy decides whether they count.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from luodi.privacy.finding import Finding
 __all__ = [
     "CONTEXT_BOOST",
     "CONTEXT_WINDOW",
+    "NEAR_MISS_SCORE",
+    "NearMissRecognizer",
     "Pattern",
     "PatternRecognizer",
     "Recognizer",
@@ -27,6 +34,10 @@ CONTEXT_WINDOW = 24
 
 CONTEXT_BOOST = 0.3
 """Score added when a context word is near a match (capped at 1.0)."""
+
+NEAR_MISS_SCORE = 0.6
+"""Score of a near-miss (it always has a context word): above the default threshold of
+0.5, below every validated match with context, so a valid finding it overlaps wins."""
 
 
 @runtime_checkable
@@ -45,6 +56,15 @@ class Recognizer(Protocol):
 
     def find(self, text: str) -> list[Finding]:
         """All findings in ``text`` with context already counted in their scores."""
+        ...
+
+
+@runtime_checkable
+class NearMissRecognizer(Recognizer, Protocol):
+    """A recognizer that can also report near-misses (see the module docstring)."""
+
+    def find_with_near_misses(self, text: str) -> list[Finding]:
+        """What ``find`` returns, plus near-misses flagged ``near_miss=True``."""
         ...
 
 
@@ -74,6 +94,9 @@ class PatternRecognizer:
     context: Sequence[str] = ()
     negative_context: Sequence[str] = ()
     """Words that, right before a match, mark it as something else (订单号, 流水号)."""
+    near_miss_patterns: Sequence[Pattern] = ()
+    """Look-alike shapes (a mobile number one digit short), matched only when near-misses
+    are asked for; a match counts only if ``near_miss`` accepts it."""
 
     def __init__(
         self,
@@ -91,27 +114,71 @@ class PatternRecognizer:
         self.context = tuple(w.lower() for w in (context if context is not None else self.context))
         self._negative = tuple(w.lower() for w in self.negative_context)
         self._validator = validator
-        self._compiled = [(p, re.compile(p.regex, p.flags)) for p in self.patterns]
+        self._compiled = [
+            (p, re.compile(p.regex, p.flags), lookalike)
+            for lookalike, group in ((False, self.patterns), (True, self.near_miss_patterns))
+            for p in group
+        ]
 
     def validate(self, value: str) -> bool:
         """Whether a regex match really is the entity (checksums, dates); default: yes."""
         return self._validator(value) if self._validator is not None else True
 
+    def near_miss(self, value: str) -> bool:
+        """Whether ``value`` is a look-alike worth protecting when a context word names it.
+
+        Called for a match of ``patterns`` that ``validate`` rejected (true when only the
+        checksum failed, not when the value belongs to another rule) and for every match
+        of ``near_miss_patterns`` (false for a valid value). Default: never.
+        """
+        return False
+
     def find(self, text: str) -> list[Finding]:
+        return self._scan(text, near_misses=False)
+
+    def find_with_near_misses(self, text: str) -> list[Finding]:
+        """What ``find`` returns, plus near-misses flagged ``near_miss=True``."""
+        return self._scan(text, near_misses=True)
+
+    def _scan(self, text: str, *, near_misses: bool) -> list[Finding]:
         found: list[Finding] = []
-        for pattern, regex in self._compiled:
+        for pattern, regex, lookalike in self._compiled:
+            if lookalike and not near_misses:
+                continue
             group = "pii" if "pii" in regex.groupindex else 0
             for m in regex.finditer(text):
                 start, end = m.span(group)
-                if start == end or not self.validate(m.group(group)):
+                if start == end:
                     continue
-                score = pattern.score
+                value = m.group(group)
+                if lookalike:
+                    near = self.near_miss(value)
+                    if not near:
+                        continue
+                elif self.validate(value):
+                    near = False
+                elif near_misses and self.near_miss(value):
+                    near = True
+                else:
+                    continue
                 if self._negative and _preceded_by(text, start, self._negative):
                     continue
-                if self.context and has_context(text, start, end, self.context):
-                    score = min(1.0, score + CONTEXT_BOOST)
+                context = bool(self.context) and has_context(text, start, end, self.context)
+                if near:
+                    if not context:
+                        continue  # a look-alike counts only where a word names it
+                    score = NEAR_MISS_SCORE
+                else:
+                    score = min(1.0, pattern.score + CONTEXT_BOOST) if context else pattern.score
                 found.append(
-                    Finding(self.entity_type, start, end, score, f"{self.name}:{pattern.name}")
+                    Finding(
+                        self.entity_type,
+                        start,
+                        end,
+                        score,
+                        f"{self.name}:{pattern.name}",
+                        near_miss=near,
+                    )
                 )
         return found
 

@@ -116,7 +116,10 @@ class PIIStage:
             settings=settings,
             analyzer=Analyzer(registry),
             policies={n: Policy.from_settings(n, p) for n, p in settings.policies.items()},
-            residency=Policy.from_settings("residency", settings.residency),
+            # Text bound off the premises: a mistyped ID still identifies a person.
+            residency=Policy.from_settings(
+                "residency", settings.residency, near_misses_default=True
+            ),
         )
 
     def reload(self, settings: PrivacySettings) -> None:
@@ -285,7 +288,12 @@ class PIIStage:
         self, analyzer: Analyzer, texts: list[str], entities: list[str], pol: Policy
     ) -> list[list[Finding]]:
         def run() -> list[list[Finding]]:
-            return [analyzer.analyze(t, entities=entities, min_score=pol.min_score) for t in texts]
+            return [
+                analyzer.analyze(
+                    t, entities=entities, min_score=pol.min_score, near_misses=pol.near_misses
+                )
+                for t in texts
+            ]
 
         if not any(texts):
             return [[] for _ in texts]
@@ -320,7 +328,12 @@ class PIIStage:
 
         def mask(segment: str) -> tuple[str, dict[str, int]]:
             try:
-                found = analyzer.analyze(segment, entities=entities, min_score=pol.min_score)
+                found = analyzer.analyze(
+                    segment,
+                    entities=entities,
+                    min_score=pol.min_score,
+                    near_misses=pol.near_misses,
+                )
                 done: AnonymizedText = Anonymizer(ctx).anonymize(segment, found, operators)
             except LuodiError:
                 raise

@@ -19,7 +19,10 @@ _EDGE_RG = r"(?![0-9A-Za-z])(?![ -][0-9])"
 
 
 class BankCardRecognizer(PatternRecognizer):
-    """Debit cards issued in China (UnionPay ``62``) and any other Luhn-valid 16-19 digits."""
+    """Debit cards issued in China (UnionPay ``62``) and any other Luhn-valid 16-19 digits.
+
+    Near-miss: the same digits failing Luhn, next to a context word (卡号, 账号…).
+    """
 
     name = "bank_card"
     entity_type = "BANK_CARD"
@@ -48,11 +51,18 @@ class BankCardRecognizer(PatternRecognizer):
 
     def validate(self, value: str) -> bool:
         digits = re.sub(r"\D", "", value)
-        # Branded numbers of credit-card length are the credit-card rule's.
-        if len(digits) <= 16 and _BRANDED.match(digits):
-            return False
-        # 18 digits with a birth date where an ID card has one, outside UnionPay's 62
-        # range: a (mistyped) resident ID, not a card.
-        if not digits.startswith("62") and cn_id_shaped(digits):
-            return False
-        return luhn_valid(digits)
+        return not _elsewhere(digits) and luhn_valid(digits)
+
+    def near_miss(self, value: str) -> bool:
+        # Failing Luhn, not failing for being another rule's number.
+        return not _elsewhere(re.sub(r"\D", "", value))
+
+
+def _elsewhere(digits: str) -> bool:
+    """Whether the number is another rule's to judge."""
+    # Branded numbers of credit-card length are the credit-card rule's.
+    if len(digits) <= 16 and _BRANDED.match(digits):
+        return True
+    # 18 digits with a birth date where an ID card has one, outside UnionPay's 62
+    # range: a (mistyped) resident ID, not a card.
+    return not digits.startswith("62") and cn_id_shaped(digits)

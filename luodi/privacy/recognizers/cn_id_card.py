@@ -17,7 +17,11 @@ _DATE15 = r"\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
 
 class CnIdCardRecognizer(PatternRecognizer):
     """Region code, birth date, sequence and check digit; the check digit and the date
-    must be valid, so an order number of the same length does not match."""
+    must be valid, so an order number of the same length does not match.
+
+    Near-miss: the 18-character shape with a wrong check digit or an impossible date
+    (30 February, a birth date in the future), next to a context word.
+    """
 
     name = "cn_id_card"
     entity_type = "ID_CARD"
@@ -31,3 +35,7 @@ class CnIdCardRecognizer(PatternRecognizer):
 
     def validate(self, value: str) -> bool:
         return cn_id_valid(value)
+
+    def near_miss(self, value: str) -> bool:
+        # The 15-digit form has no check digit to get wrong.
+        return len(value) == 18

@@ -14,7 +14,10 @@ BRANDS = r"(?:4\d{3}|5[1-5]\d{2}|2[2-7]\d{2}|35\d{2}|6011|65\d{2}|64[4-9]\d)"
 
 
 class CreditCardRecognizer(PatternRecognizer):
-    """Scores above the generic bank-card rule, so a branded card is typed CREDIT_CARD."""
+    """Scores above the generic bank-card rule, so a branded card is typed CREDIT_CARD.
+
+    Near-miss: a branded number failing Luhn, next to a context word (信用卡, card…).
+    """
 
     name = "credit_card"
     entity_type = "CREDIT_CARD"
@@ -38,3 +41,7 @@ class CreditCardRecognizer(PatternRecognizer):
     def validate(self, value: str) -> bool:
         digits = "".join(c for c in value if c.isdigit())
         return luhn_valid(digits) and not cn_id_shaped(digits)
+
+    def near_miss(self, value: str) -> bool:
+        # Failing Luhn; an ID-shaped number is the ID card rule's.
+        return not cn_id_shaped("".join(c for c in value if c.isdigit()))
