@@ -161,15 +161,6 @@ class LlamaCppEngine:
         self._prefix_cache = (
             PrefixCache(range(s.max_batch_size, n_seq_max)) if s.prefix_cache else None
         )
-        self._scheduler = Scheduler(
-            max_batch_size=s.max_batch_size,
-            prefill_chunk=s.prefill_chunk,
-            kv_capacity=model.n_ctx - _KV_MARGIN,
-            max_queue=s.max_queue,
-            seq_ids=SeqIdPool(range(s.max_batch_size)),
-            prefix_cache=self._prefix_cache,
-            share_min_tokens=s.prefix_share_min_tokens,
-        )
         file_type = model.meta("general.file_type")
         self._info = ModelInfo(
             name=s.model_name or source.name.removesuffix(".gguf").removesuffix(".enc"),
@@ -191,6 +182,16 @@ class LlamaCppEngine:
             texts = [*s.warm_prefixes, *_read_prefix_file(s.warm_prefix_file)]
             self._warm = WarmPrefixes(model, self._prefix_cache, s.cache_dir, identity=source)
             self._warm.load_or_compute(texts, batch_tokens=s.n_batch)
+        # After the warm prefixes: the scheduler counts the cells they hold.
+        self._scheduler = Scheduler(
+            max_batch_size=s.max_batch_size,
+            prefill_chunk=s.prefill_chunk,
+            kv_capacity=model.n_ctx - _KV_MARGIN,
+            max_queue=s.max_queue,
+            seq_ids=SeqIdPool(range(s.max_batch_size)),
+            prefix_cache=self._prefix_cache,
+            share_min_tokens=s.prefix_share_min_tokens,
+        )
 
     def _warm_decode(self) -> None:
         """One throwaway decode so the first real request pays no first-call costs."""
@@ -268,7 +269,8 @@ class LlamaCppEngine:
             "model": self._info.name if self._info else None,
             "running": len(sched.running) if sched else 0,
             "waiting": len(sched.waiting) if sched else 0,
-            "kv_reserved_cells": sched.reserved_cells if sched else 0,
+            "kv_reserved_cells": sched.cells_in_use if sched else 0,
+            "preemptions": sched.preemptions if sched else 0,
             "kv_cells": self._model.n_ctx if self._model else 0,
             "cached_prefixes": len(self._prefix_cache.entries) if self._prefix_cache else 0,
         }
@@ -384,6 +386,8 @@ class LlamaCppEngine:
         for seq in out.finished:
             self._finish_stream(seq)
         self._apply_kv(out.kv_ops)
+        for seq in out.preempted:
+            log.debug("preempted %s at %d tokens to free KV cells", seq.request_id, seq.num_tokens)
         for seq in out.admitted:
             try:
                 self._samplers[seq.request_id] = SequenceSampler(
@@ -413,8 +417,9 @@ class LlamaCppEngine:
         started = time.monotonic()
         rc = model.decode(items)
         if rc == 1 and self._prefix_cache is not None:
-            # No free KV slot: drop cached prefixes and try once more.
-            self._apply_kv(self._prefix_cache.clear_unpinned())
+            # No free KV slot (the scheduler's count says this cannot happen): drop
+            # cached prefixes and try once more.
+            self._apply_kv(sched.drop_cached_prefixes())
             rc = model.decode(items)
         if rc != 0:
             reason = "the KV cache is full" if rc == 1 else f"llama_decode returned {rc}"
@@ -520,9 +525,18 @@ class LlamaCppEngine:
         )
 
     def _finish_stream(self, seq: Sequence) -> None:
-        """A sequence that left without a token this step (cancelled)."""
+        """A sequence that left without a token this step (cancelled, or the cache was full)."""
         self._close_sampler(seq.request_id)
         reason = seq.finish_reason or FinishReason.CANCELLED
+        text = ""
+        if (
+            reason is FinishReason.LENGTH
+            and seq.detokenizer is not None
+            and seq.stop_matcher is not None
+        ):
+            # Stopped by a full KV cache: release the text held back for a stop string.
+            tail, _ = seq.stop_matcher.feed(seq.detokenizer.flush())
+            text = tail + seq.stop_matcher.flush()
         self.observer.on_finished(
             reason.value,
             seq.prompt_len,
@@ -531,7 +545,13 @@ class LlamaCppEngine:
         )
         self._emit(
             seq.request_id,
-            GenerationEvent(seq.request_id, finish_reason=reason, usage=self._usage(seq)),
+            GenerationEvent(
+                seq.request_id,
+                text=text,
+                finish_reason=reason,
+                usage=self._usage(seq),
+                error=seq.error,
+            ),
             last=True,
         )
 

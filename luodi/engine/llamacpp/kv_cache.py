@@ -1,10 +1,11 @@
-"""KV bookkeeping: sequence-id slots and the prefix cache, without touching llama.cpp.
+"""KV bookkeeping: sequence-id slots, cells in use and the prefix cache, without llama.cpp.
 
 The engine uses one unified llama.cpp KV cache. Each running sequence and each
 cached prefix owns a llama sequence id; ``llama_memory_seq_cp`` shares cells
 between ids instead of copying them, so reusing a 1,000-token system prompt costs
-almost nothing. This module decides *what* to copy and free; the runner executes
-the resulting ``CopyKV``/``FreeKV`` operations before the next decode.
+almost nothing. This module decides *what* to copy and free, and counts the cells
+that are in use as a result; the runner executes the resulting ``CopyKV``/``FreeKV``
+operations before the next decode.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["CacheEntry", "CopyKV", "FreeKV", "KVOp", "PrefixCache", "SeqIdPool", "common_prefix"]
+__all__ = [
+    "CacheEntry",
+    "CellLedger",
+    "CopyKV",
+    "FreeKV",
+    "KVOp",
+    "PrefixCache",
+    "SeqIdPool",
+    "common_prefix",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +56,86 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+class CellLedger:
+    """The KV cells in use, counted exactly through every growth, copy and free.
+
+    llama.cpp frees a cell once no sequence id holds it, and ``seq_cp`` adds ids to
+    cells instead of copying them, so the cells in use are not a sum over holders.
+    The ledger records, per sequence id, the runs of cells ("spans") it holds, in
+    position order: a holder's own span is the cells it computed itself; a copy holds
+    a prefix of its source's spans. A span's cells in use are the longest prefix of it
+    that any holder still references, and ``used`` is their sum.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[int, list[tuple[int, int]]] = {}  # seq id -> [(span, length)]
+        self._own: dict[int, int] = {}  # seq id -> the span its new cells extend
+        self._spans = 0
+        self.used = 0
+        """Cells in use; a plain int, so another thread may read it at any time."""
+
+    def grow(self, seq_id: int, n_cells: int) -> None:
+        """``seq_id`` computes ``n_cells`` more positions into cells of its own."""
+        if n_cells <= 0:
+            return
+        spans = self._held.setdefault(seq_id, [])
+        own = self._own.get(seq_id)
+        if own is None:
+            own = self._own[seq_id] = self._spans
+            self._spans += 1
+            spans.append((own, n_cells))
+        else:
+            span, length = spans[-1]
+            assert span == own, "a holder's own span is its last"
+            spans[-1] = (own, length + n_cells)
+        self.used += n_cells  # only the owner references a span's newest cells
+
+    def apply(self, op: KVOp) -> None:
+        """Follow one KV operation the runner is about to execute."""
+        if isinstance(op, CopyKV):
+            self._copy(op.src, op.dst, op.n_tokens)
+        else:
+            self.free(op.seq_id)
+
+    def free(self, seq_id: int) -> None:
+        """``seq_id`` lets go of its cells; those other holders share stay in use."""
+        if self._held.pop(seq_id, None) is not None:
+            self._own.pop(seq_id, None)
+            self.used = self._count()
+
+    def held(self, seq_id: int) -> int:
+        """Positions ``seq_id`` holds (shared or its own)."""
+        return sum(length for _, length in self._held.get(seq_id, ()))
+
+    def _copy(self, src: int, dst: int, n_tokens: int) -> None:
+        shared: list[tuple[int, int]] = []
+        for span, length in self._held.get(src, ()):
+            if n_tokens <= 0:
+                break
+            take = min(length, n_tokens)
+            shared.append((span, take))
+            n_tokens -= take
+        replaced = self._held.get(dst)
+        self._held[dst] = shared  # the scheduler copies only into ids that hold nothing
+        self._own.pop(dst, None)
+        if replaced:
+            self.used = self._count()
+
+    def used_without(self, seq_ids: Iterable[int]) -> int:
+        """Cells that would stay in use if ``seq_ids`` let go of theirs."""
+        return self._count(set(seq_ids))
+
+    def _count(self, without: set[int] | frozenset[int] = frozenset()) -> int:
+        longest: dict[int, int] = {}
+        for seq_id, spans in self._held.items():
+            if seq_id in without:
+                continue
+            for span, length in spans:
+                if length > longest.get(span, 0):
+                    longest[span] = length
+        return sum(longest.values())
 
 
 class SeqIdPool:
@@ -98,11 +188,6 @@ class PrefixCache:
     @property
     def entries(self) -> list[CacheEntry]:
         return list(self._entries.values())
-
-    @property
-    def cells(self) -> int:
-        """Cells held by cache entries (an upper bound: shared cells count once per entry)."""
-        return sum(len(e.tokens) for e in self._entries.values())
 
     def lookup(
         self, prompt: Sequence[int], running: Iterable[tuple[int, Sequence[int]]] = ()
@@ -186,17 +271,10 @@ class PrefixCache:
         entry = self._entries.get(seq_id)
         return self._evict(entry) if entry else []
 
-    def evict_for(self, cells_needed: int, protect: int | None = None) -> tuple[list[KVOp], int]:
-        """Evict LRU unpinned entries until ``cells_needed`` cells are freed, or none are left."""
-        ops: list[KVOp] = []
-        freed = 0
-        while freed < cells_needed:
-            victim = self._lru_unpinned(exclude=protect)
-            if victim is None:
-                break
-            freed += len(victim.tokens)
-            ops.extend(self._evict(victim))
-        return ops, freed
+    def evict_lru(self, protect: int | None = None) -> list[KVOp]:
+        """Evict the least recently used unpinned entry other than ``protect``; [] if none."""
+        victim = self._lru_unpinned(exclude=protect)
+        return self._evict(victim) if victim is not None else []
 
     def clear_unpinned(self) -> list[KVOp]:
         ops: list[KVOp] = []

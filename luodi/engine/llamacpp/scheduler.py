@@ -1,18 +1,38 @@
-"""Who runs in the next step: continuous batching with chunked prefill.
+"""Who runs in the next step: continuous batching, chunked prefill, KV cells taken as needed.
 
 Synchronous and deterministic: ``add()`` requests, ``schedule()`` a step,
 ``update()`` it with what was sampled, ``finish()`` sequences. It knows nothing of
 llama.cpp; the KV operations it emits are executed by the runner, so the whole
 policy can be tested with hand-made sequences.
+
+KV cells are never reserved for tokens a request might generate (a chat request
+without ``max_tokens`` may generate up to the end of the context). A request is
+admitted when the cells of its prompt that the prefix cache cannot lend fit beside
+the cells in use and the prompt tokens running sequences have still to compute,
+with ``headroom`` cells to spare; each step then takes one cell per decoded token and
+one per prefilled token. When a step does not fit, cached prefixes go first (least
+recently used first), then running sequences are preempted: lowest priority first,
+the newest first within a priority. A preempted sequence's cells are freed and it
+waits again, ahead of later arrivals; once readmitted it computes its prompt and its
+output so far once more (the prefix cache may lend part of it), without sampling or
+streaming those tokens again, then continues where it stopped.
+
+A sequence is preempted at most ``max_preemptions`` times, so no request pays for
+recomputation without end. Past that it is readmitted only when the cells to finish
+(its remaining ``max_tokens``) are free beside everyone else's, and they stay
+reserved for it. The one case a request is cut short is when it alone outgrows the
+cache (``max_tokens`` and the context allow more tokens than the cache has cells):
+it then ends with ``length``, as a request reaching the end of the context does.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from luodi.engine.llamacpp.kv_cache import (
+    CellLedger,
     CopyKV,
     FreeKV,
     KVOp,
@@ -45,8 +65,11 @@ class SchedulerOutput:
     kv_ops: list[KVOp] = field(default_factory=list)
     chunks: list[ScheduledChunk] = field(default_factory=list)
     admitted: list[Sequence] = field(default_factory=list)
+    """Sequences admitted for the first time (a preempted one coming back is not)."""
+    preempted: list[Sequence] = field(default_factory=list)
+    """Sequences whose cells were taken back; they wait to be computed again."""
     finished: list[Sequence] = field(default_factory=list)
-    """Sequences that left without running this step (cancelled while waiting or running)."""
+    """Sequences that left without a token this step: cancelled, or stopped by a full cache."""
 
     @property
     def num_tokens(self) -> int:
@@ -61,14 +84,15 @@ class SchedulerOutput:
 
 
 class Scheduler:
-    """Admits waiting requests by priority, batches decodes and budgets prefill.
+    """Admits waiting requests by priority, batches decodes, budgets prefill, preempts.
 
     Each step decodes one token for every running sequence, plus up to
     ``prefill_chunk`` prompt tokens of sequences still prefilling. Higher priority
     classes are admitted first; waiting time ages a request's priority by one class
     every ``aging_s`` seconds, so no class starves. A request sharing at least
     ``share_min_tokens`` leading tokens with one still prefilling them waits for it,
-    then copies them (SGLang calls this in-batch prefix caching).
+    then copies them (SGLang calls this in-batch prefix caching). KV cells are taken
+    as sequences grow and given back by preemption (see the module docstring).
     """
 
     def __init__(
@@ -82,17 +106,27 @@ class Scheduler:
         prefix_cache: PrefixCache | None = None,
         share_min_tokens: int = 0,
         aging_s: float = 10.0,
+        headroom: int = 16,
+        max_preemptions: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``prefix_cache`` may already hold entries (warm prefixes): their cells count."""
         self.max_batch_size = max_batch_size
         self.prefill_chunk = prefill_chunk
         self.kv_capacity = kv_capacity
         self.max_queue = max_queue
         self.aging_s = aging_s
+        self.headroom = headroom
+        self.max_preemptions = max_preemptions
+        self.preemptions = 0
+        """Preemptions so far, all sequences together."""
         self._seq_ids = seq_ids
         self._cache = prefix_cache
         self._share_min = share_min_tokens
         self._clock = clock
+        self._cells = CellLedger()
+        for entry in prefix_cache.entries if prefix_cache is not None else ():
+            self._cells.grow(entry.seq_id, len(entry.tokens))
         self.waiting: list[Sequence] = []
         self.running: list[Sequence] = []
         self._pending_ops: list[KVOp] = []
@@ -123,37 +157,26 @@ class Scheduler:
         return bool(self.waiting or self.running or self._pending_ops or self._pending_finished)
 
     @property
-    def reserved_cells(self) -> int:
-        used = sum(s.reserved_cells for s in self.running)
-        return used + (self._cache.cells if self._cache else 0)
+    def cells_in_use(self) -> int:
+        """KV cells held by running sequences and cached prefixes, this step's included.
+
+        Never more than ``kv_capacity``; safe to read from another thread.
+        """
+        return self._cells.used
 
     # -- one step -----------------------------------------------------------------
 
     def schedule(self) -> SchedulerOutput:
-        out = SchedulerOutput(kv_ops=self._pending_ops, finished=self._pending_finished)
-        self._pending_ops, self._pending_finished = [], []
+        out = SchedulerOutput(finished=self._pending_finished)
+        self._pending_finished = []
         self._drop_cancelled(out)
         self._admit(out)
-        for seq in self.running:  # decodes first: one token each, never starved by prefill
-            if not seq.is_prefilling:
-                out.chunks.append(
-                    ScheduledChunk(seq, [seq.output_tokens[-1]], seq.n_computed, sample=True)
-                )
-        budget = self.prefill_chunk
-        prefilling = sorted(
-            (s for s in self.running if s.is_prefilling),
-            key=lambda s: (-s.request.priority, s.admitted_at or 0.0),
-        )
-        for seq in prefilling:
-            if budget <= 0:
-                break
-            take = min(budget, seq.prompt_len - seq.n_computed)
-            start = seq.n_computed
-            tokens = seq.prompt[start : start + take]
-            out.chunks.append(
-                ScheduledChunk(seq, tokens, start, sample=start + take == seq.prompt_len)
-            )
-            budget -= take
+        out.chunks = self._plan()
+        self._make_room(out)
+        for chunk in out.chunks:
+            assert chunk.seq.seq_id is not None
+            self._cells.grow(chunk.seq.seq_id, len(chunk.tokens))
+        out.kv_ops, self._pending_ops = self._pending_ops, []
         return out
 
     def update(self, out: SchedulerOutput, sampled: dict[str, int]) -> list[Sequence]:
@@ -174,6 +197,28 @@ class Scheduler:
 
     def finish(self, seq: Sequence, reason: FinishReason, error: str | None = None) -> None:
         """Retire a running sequence: free its id, keep its KV as a cached prefix if allowed."""
+        self._retire(seq, reason, error, keep_prefix=reason is not FinishReason.ERROR)
+
+    def drop_cached_prefixes(self) -> list[KVOp]:
+        """Drop every unpinned cached prefix now; the caller runs the returned ops at once."""
+        if self._cache is None:
+            return []
+        ops = self._cache.clear_unpinned()
+        for op in ops:
+            self._cells.apply(op)
+        return ops
+
+    # -- internals ----------------------------------------------------------------
+
+    def _emit(self, ops: Iterable[KVOp]) -> None:
+        """Queue KV operations for the runner; the ledger follows them in order."""
+        for op in ops:
+            self._cells.apply(op)
+            self._pending_ops.append(op)
+
+    def _retire(
+        self, seq: Sequence, reason: FinishReason, error: str | None, *, keep_prefix: bool
+    ) -> None:
         seq.finish_reason = reason
         seq.error = error
         seq.status = SequenceStatus.FINISHED
@@ -181,18 +226,11 @@ class Scheduler:
             self.running.remove(seq)
         if seq.seq_id is None:
             return
-        if self._cache is not None and reason is not FinishReason.ERROR and seq.n_computed > 0:
-            self._pending_ops.extend(self._cache.insert(seq.kv_tokens, seq.seq_id))
-        self._pending_ops.append(FreeKV(seq.seq_id))
+        if keep_prefix and self._cache is not None and seq.n_computed > 0:
+            self._emit(self._cache.insert(seq.kv_tokens, seq.seq_id))
+        self._emit([FreeKV(seq.seq_id)])
         self._seq_ids.give(seq.seq_id)
         seq.seq_id = None
-
-    def evict_cache(self) -> None:
-        """Drop every unpinned cached prefix (the KV cache ran out of cells)."""
-        if self._cache is not None:
-            self._pending_ops.extend(self._cache.clear_unpinned())
-
-    # -- internals ----------------------------------------------------------------
 
     def _drop_cancelled(self, out: SchedulerOutput) -> None:
         for seq in [s for s in self.waiting if s.cancelled]:
@@ -203,49 +241,185 @@ class Scheduler:
         for seq in [s for s in self.running if s.cancelled]:
             self.finish(seq, FinishReason.CANCELLED)
             out.finished.append(seq)
-        out.kv_ops.extend(self._pending_ops)
-        self._pending_ops = []
 
     def _effective_priority(self, seq: Sequence, now: float) -> float:
         return float(seq.request.priority) + (now - seq.request.arrival_time) / self.aging_s
 
     def _admit(self, out: SchedulerOutput) -> None:
+        if not self.waiting:
+            return
         now = self._clock()
         order = sorted(
             self.waiting,
             key=lambda s: (-self._effective_priority(s, now), s.request.arrival_time),
         )
         for seq in order:
-            if len(self.running) >= self.max_batch_size:
+            if len(self.running) >= self.max_batch_size or not self._seq_ids.available:
                 return
             if self._leader_for(seq) is not None:
                 continue  # its shared prefix is being computed: copy it next step
-            seq_id = self._seq_ids.take()
-            if seq_id is None:
-                return
             match = self._lookup(seq)
-            cached = match[1] if match else 0
-            need = seq.prompt_len - cached + seq.request.params.max_tokens
-            free = self.kv_capacity - self.reserved_cells
-            if need > free and self._cache is not None:
-                ops, _ = self._cache.evict_for(need - free, protect=match[0] if match else None)
-                out.kv_ops.extend(ops)
-                free = self.kv_capacity - self.reserved_cells
-                match = self._lookup(seq)
-                cached = match[1] if match else 0
-                need = seq.prompt_len - cached + seq.request.params.max_tokens
-            if need > free and self.running:
-                self._seq_ids.give(seq_id)
-                return  # wait for running sequences to finish and free cells
-            self.waiting.remove(seq)
-            seq.seq_id = seq_id
-            seq.status = SequenceStatus.RUNNING
+            if not self._fits(seq, match, grow=True) and self._fits_without_cache(seq, match):
+                while not self._fits(seq, match, grow=True) and self._evict_one(match):
+                    match = self._lookup(seq)
+            if not self._fits(seq, match, grow=True):
+                if self.running:
+                    return  # wait for running sequences to free cells, in priority order
+                if not self._fits(seq, match, grow=False):
+                    self._refuse(seq, out)
+                    continue
+            self._start(seq, match, now, out)
+
+    def _fits(
+        self, seq: Sequence, match: tuple[int, int] | None, *, grow: bool, used: int | None = None
+    ) -> bool:
+        """Whether ``seq``'s uncomputed tokens fit in free cells, and room to grow if asked.
+
+        Room to grow is ``headroom`` cells, or for a sequence that may not be preempted
+        again its remaining ``max_tokens``. Cells in use (``used``, if given), prompt
+        tokens that running sequences have still to compute and such reservations are
+        taken already.
+        """
+        to_compute = seq.num_tokens - (match[1] if match else 0)
+        if grow:
+            left = seq.request.params.max_tokens - len(seq.output_tokens)
+            to_compute += left if self._protected(seq) else min(self.headroom, left)
+        taken = self._cells.used if used is None else used
+        for other in self.running:
+            taken += other.num_tokens - other.n_computed
+            if self._protected(other):
+                taken += other.request.params.max_tokens - len(other.output_tokens)
+        return taken + to_compute <= self.kv_capacity
+
+    def _fits_without_cache(self, seq: Sequence, match: tuple[int, int] | None) -> bool:
+        """Whether dropping every unpinned cached prefix (but ``match``'s) would let it in."""
+        if self._cache is None:
+            return False
+        keep = match[0] if match else None
+        spare = [e.seq_id for e in self._cache.entries if not e.pinned and e.seq_id != keep]
+        return self._fits(seq, match, grow=True, used=self._cells.used_without(spare))
+
+    def _start(
+        self, seq: Sequence, match: tuple[int, int] | None, now: float, out: SchedulerOutput
+    ) -> None:
+        seq_id = self._seq_ids.take()
+        assert seq_id is not None
+        self.waiting.remove(seq)
+        seq.seq_id = seq_id
+        seq.status = SequenceStatus.RUNNING
+        seq.n_computed = 0
+        if match is not None:
+            self._emit([CopyKV(match[0], seq_id, match[1])])
+            seq.n_computed = match[1]
+        if seq.admitted_at is None:
             seq.admitted_at = now
-            if match is not None:
-                out.kv_ops.append(CopyKV(match[0], seq_id, cached))
-                seq.n_computed = seq.cached_tokens = cached
-            self.running.append(seq)
+            seq.cached_tokens = seq.n_computed
             out.admitted.append(seq)
+        self.running.append(seq)
+
+    def _refuse(self, seq: Sequence, out: SchedulerOutput) -> None:
+        """``seq`` cannot fit even with nothing else running: end it, saying why."""
+        self.waiting.remove(seq)
+        seq.status = SequenceStatus.FINISHED
+        if seq.output_tokens:  # preempted, and its output has grown past what fits alone
+            seq.finish_reason = FinishReason.LENGTH
+        else:
+            seq.finish_reason = FinishReason.ERROR
+            seq.error = (
+                f"the prompt needs {seq.num_tokens} KV cells, but only"
+                f" {self.kv_capacity - self._cells.used} of the cache's {self.kv_capacity}"
+                " are not pinned by warm prefixes"
+            )
+        out.finished.append(seq)
+
+    def _plan(self, paused: set[Sequence] | None = None) -> list[ScheduledChunk]:
+        """This step's chunks: every decode, then prefill up to the budget."""
+        running = [s for s in self.running if s not in paused] if paused else self.running
+        chunks = [
+            ScheduledChunk(seq, [seq.output_tokens[-1]], seq.n_computed, sample=True)
+            for seq in running
+            if not seq.is_prefilling
+        ]
+        budget = self.prefill_chunk
+        prefilling = sorted(
+            (s for s in running if s.is_prefilling),
+            key=lambda s: (-s.request.priority, s.admitted_at or 0.0),
+        )
+        for seq in prefilling:
+            if budget <= 0:
+                break
+            start = seq.n_computed
+            end = min(seq.num_tokens, start + budget)
+            chunks.append(
+                ScheduledChunk(
+                    seq, seq.tokens_between(start, end), start, sample=end == seq.num_tokens
+                )
+            )
+            budget -= end - start
+        return chunks
+
+    def _make_room(self, out: SchedulerOutput) -> None:
+        """Free cells until this step's chunks fit: cached prefixes first, then sequences."""
+        while sum(len(c.tokens) for c in out.chunks) > self.kv_capacity - self._cells.used:
+            if self._evict_one(None):
+                continue
+            victim = self._victim()
+            if victim is None:
+                break
+            if not self._protected(victim) and len(self.running) > 1:
+                self._preempt(victim, out)
+            else:  # alone, or beside sequences that had room to finish reserved
+                self._truncate(victim, out)
+            out.chunks = self._plan()
+
+    def _victim(self) -> Sequence | None:
+        """Preemptable ones first; lowest priority first, then the newest."""
+        order = sorted(
+            enumerate(self.running),
+            key=lambda item: (
+                self._protected(item[1]),
+                item[1].request.priority,
+                -item[1].request.arrival_time,
+                -item[0],
+            ),
+        )
+        return order[0][1] if order else None
+
+    def _protected(self, seq: Sequence) -> bool:
+        """Preempted as often as allowed: it runs only with room to finish reserved."""
+        return seq.preemptions >= self.max_preemptions
+
+    def _preempt(self, seq: Sequence, out: SchedulerOutput) -> None:
+        self.running.remove(seq)
+        if seq.seq_id is not None:
+            self._emit([FreeKV(seq.seq_id)])
+            self._seq_ids.give(seq.seq_id)
+            seq.seq_id = None
+        seq.n_computed = 0
+        seq.status = SequenceStatus.WAITING
+        seq.preemptions += 1
+        self.preemptions += 1
+        self.waiting.append(seq)  # its early arrival puts it ahead of later requests
+        out.preempted.append(seq)
+
+    def _truncate(self, seq: Sequence, out: SchedulerOutput) -> None:
+        """End ``seq`` because the cache is full and nobody else can give cells back."""
+        if seq in out.admitted:  # admitted this step: it never starts
+            out.admitted.remove(seq)
+        if seq.output_tokens:
+            self._retire(seq, FinishReason.LENGTH, None, keep_prefix=False)
+        else:
+            message = f"the KV cache ({self.kv_capacity} cells) is full; retry shortly"
+            self._retire(seq, FinishReason.ERROR, message, keep_prefix=False)
+        out.finished.append(seq)
+
+    def _evict_one(self, protect: tuple[int, int] | None) -> bool:
+        """Drop the least recently used unpinned cached prefix; False if none is left."""
+        if self._cache is None:
+            return False
+        ops = self._cache.evict_lru(protect[0] if protect else None)
+        self._emit(ops)
+        return bool(ops)
 
     def _leader_for(self, seq: Sequence) -> Sequence | None:
         """A running sequence still computing a long prefix that ``seq`` shares."""
@@ -270,9 +444,9 @@ class Scheduler:
     def _lookup(self, seq: Sequence) -> tuple[int, int] | None:
         if self._cache is None:
             return None
-        match = self._cache.lookup(seq.prompt, self._running_kv())
+        match = self._cache.lookup(seq.all_tokens, self._running_kv())
         if match is None:
             return None
-        # The last prompt token is always recomputed: its logits give the first output.
-        n = min(match[1], seq.prompt_len - 1)
+        # The last token is always recomputed: its logits give the next output token.
+        n = min(match[1], seq.num_tokens - 1)
         return (match[0], n) if n > 0 else None

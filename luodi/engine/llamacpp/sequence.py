@@ -25,9 +25,11 @@ class SequenceStatus(enum.Enum):
 class Sequence:
     """A request being served: its tokens, its KV position and its output state.
 
-    Invariant: positions ``[0, n_computed)`` of ``all_tokens`` are in the KV cache
-    under ``seq_id``. While prefilling, ``n_computed < len(prompt)``; once decoding,
-    the last sampled token is the only one not yet in the cache.
+    Invariant: positions ``[0, n_computed)`` of the prompt followed by the output are
+    in the KV cache under ``seq_id``. While prefilling, more than the last sampled
+    token is missing: the prompt, or after a preemption (which drops every cell) the
+    prompt and the output so far, which are computed again without being sampled or
+    streamed again. Once decoding, the last sampled token is the only one missing.
     """
 
     request: GenerationRequest
@@ -35,6 +37,9 @@ class Sequence:
     seq_id: int | None = None
     n_computed: int = 0
     cached_tokens: int = 0
+    """Prompt tokens copied from a cached prefix at first admission (reported in usage)."""
+    preemptions: int = 0
+    """How often the scheduler took this sequence's cells back to let others continue."""
     output_tokens: list[int] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     error: str | None = None
@@ -59,19 +64,29 @@ class Sequence:
         return len(self.request.prompt_tokens)
 
     @property
+    def num_tokens(self) -> int:
+        """Prompt plus output tokens: the positions this sequence has so far."""
+        return len(self.request.prompt_tokens) + len(self.output_tokens)
+
+    @property
     def is_prefilling(self) -> bool:
-        return self.n_computed < self.prompt_len
+        return self.n_computed < max(self.prompt_len, self.num_tokens - 1)
+
+    @property
+    def all_tokens(self) -> list[int]:
+        """Prompt then output, in position order."""
+        return self.prompt + self.output_tokens if self.output_tokens else self.prompt
+
+    def tokens_between(self, start: int, end: int) -> list[int]:
+        """Positions ``[start, end)`` of the prompt followed by the output."""
+        if end <= self.prompt_len:
+            return self.prompt[start:end]
+        return self.all_tokens[start:end]
 
     @property
     def kv_tokens(self) -> list[int]:
         """The tokens whose KV is in the cache, in position order."""
-        all_tokens = self.prompt + self.output_tokens
-        return all_tokens[: self.n_computed]
-
-    @property
-    def reserved_cells(self) -> int:
-        """KV cells this sequence may still need, beyond what it shares with a cached prefix."""
-        return self.prompt_len - self.cached_tokens + self.request.params.max_tokens
+        return self.tokens_between(0, self.n_computed)
 
     def queued_seconds(self) -> float:
         start = self.admitted_at if self.admitted_at is not None else time.monotonic()

@@ -1,8 +1,8 @@
-"""Prefix-cache bookkeeping: LRU eviction, pinning, superseding."""
+"""KV bookkeeping: cells in use, LRU eviction, pinning, superseding."""
 
 from __future__ import annotations
 
-from luodi.engine.llamacpp.kv_cache import CopyKV, FreeKV, PrefixCache, common_prefix
+from luodi.engine.llamacpp.kv_cache import CellLedger, CopyKV, FreeKV, PrefixCache, common_prefix
 
 
 class Tick:
@@ -54,3 +54,46 @@ def test_prompt_already_covered_adds_nothing() -> None:
     cache = PrefixCache([10, 11], clock=Tick())
     cache.insert([1, 2, 3, 4], src_seq_id=0)
     assert cache.insert([1, 2, 3], src_seq_id=1) == []
+
+
+def test_ledger_counts_cells_shared_by_a_copy_once() -> None:
+    ledger = CellLedger()
+    ledger.grow(0, 100)
+    ledger.apply(CopyKV(0, 1, 60))
+    assert ledger.used == 100
+    ledger.grow(1, 5)  # the copy's new tokens take cells of their own
+    ledger.grow(0, 3)
+    assert ledger.used == 108
+    assert ledger.held(1) == 65
+
+
+def test_ledger_keeps_shared_cells_until_their_last_holder_frees_them() -> None:
+    ledger = CellLedger()
+    ledger.grow(0, 100)
+    ledger.apply(CopyKV(0, 1, 60))
+    ledger.apply(CopyKV(1, 2, 30))  # a copy of a copy shares the original's cells
+    ledger.apply(FreeKV(0))
+    assert ledger.used == 60
+    ledger.apply(FreeKV(1))
+    assert ledger.used == 30
+    ledger.apply(FreeKV(2))
+    assert ledger.used == 0
+
+
+def test_ledger_copy_spans_the_sources_own_and_shared_cells() -> None:
+    ledger = CellLedger()
+    ledger.grow(0, 10)
+    ledger.apply(CopyKV(0, 1, 10))
+    ledger.grow(1, 10)
+    ledger.apply(CopyKV(1, 2, 15))  # 10 of 0's cells, then 5 of 1's own
+    ledger.apply(FreeKV(0))
+    ledger.apply(FreeKV(1))
+    assert ledger.used == 15
+
+
+def test_evicting_the_lru_entry_spares_the_protected_one() -> None:
+    cache = PrefixCache([10, 11], clock=Tick())
+    cache.insert([1, 2, 3], src_seq_id=0)
+    cache.insert([4, 5, 6], src_seq_id=1)
+    assert cache.evict_lru(protect=10) == [FreeKV(11)]
+    assert cache.evict_lru(protect=10) == []

@@ -48,6 +48,8 @@ def make_scheduler(
     queue: int = 16,
     cache_slots: int = 0,
     share_min: int = 0,
+    headroom: int = 16,
+    max_preemptions: int = 3,
     clock: FakeClock | None = None,
 ) -> Scheduler:
     clock = clock or FakeClock()
@@ -60,6 +62,8 @@ def make_scheduler(
         seq_ids=SeqIdPool(range(batch)),
         prefix_cache=cache,
         share_min_tokens=share_min,
+        headroom=headroom,
+        max_preemptions=max_preemptions,
         clock=clock,
     )
 
@@ -259,14 +263,222 @@ def test_whole_prompt_match_still_recomputes_last_token() -> None:
     assert b.cached_tokens == 19 and chunk.tokens == [20] and chunk.sample
 
 
-def test_admission_waits_when_kv_cells_are_reserved() -> None:
+# -- KV cells: taken as sequences grow, given back by preemption ------------------
+
+
+def drive(sched: Scheduler, steps: int) -> list[Sequence]:
+    """Run ``steps`` steps, sampling token 7 and finishing at max_tokens; the preempted."""
+    preempted: list[Sequence] = []
+    for _ in range(steps):
+        out = sched.schedule()
+        assert sched.cells_in_use <= sched.kv_capacity
+        preempted += out.preempted
+        sampled = {c.seq.request_id: 7 for c in out.chunks if c.sample}
+        for seq in sched.update(out, sampled):
+            if len(seq.output_tokens) >= seq.request.params.max_tokens:
+                sched.finish(seq, FinishReason.LENGTH)
+    return preempted
+
+
+def test_request_without_max_tokens_takes_only_its_prompt_and_headroom() -> None:
+    # A chat request without max_tokens may run to the end of the context; eight of
+    # them fit together as long as their prompts do.
+    sched = make_scheduler(batch=8, prefill=256, capacity=1000, headroom=16)
+    for i in range(8):
+        sched.add(make_seq(20, rid=f"s{i}", max_tokens=1000 - 20))
+    out = sched.schedule()
+    assert len(out.admitted) == 8
+    assert sched.cells_in_use == 8 * 20
+
+
+def test_admission_needs_the_prompt_cells_plus_headroom() -> None:
+    sched = make_scheduler(capacity=100, headroom=16)
+    for rid in "abc":
+        sched.add(make_seq(40, rid=rid, max_tokens=1000))
+    out = sched.schedule()
+    # a: 40 + 16 fits; b: 40 pending + 40 + 16 = 96 fits; c would need 136.
+    assert [s.request_id for s in out.admitted] == ["a", "b"]
+    assert [s.request_id for s in sched.waiting] == ["c"]
+
+
+def test_cells_grow_by_one_per_decoded_token() -> None:
     sched = make_scheduler(capacity=100)
-    a = make_seq(40, rid="a", max_tokens=40)
-    b = make_seq(40, rid="b", max_tokens=40)
+    a, b = make_seq(10, rid="a"), make_seq(6, rid="b")
+    sched.add(a)
+    sched.add(b)
+    drive(sched, 1)
+    assert sched.cells_in_use == 16  # both prompts computed, first tokens sampled
+    drive(sched, 3)
+    assert sched.cells_in_use == 16 + 2 * 3
+    assert a.n_computed == 13 and b.n_computed == 9
+
+
+def test_waiting_request_is_admitted_when_cells_free_up() -> None:
+    sched = make_scheduler(capacity=60, headroom=4)
+    a = make_seq(40, rid="a", max_tokens=2)
+    b = make_seq(20, rid="b")
     sched.add(a)
     sched.add(b)
     out = sched.schedule()
-    assert [s.request_id for s in out.admitted] == ["a"]
-    sched.finish(a, FinishReason.STOP)
+    assert out.admitted == [a]  # b: 40 + 20 + 4 > 60
+    sched.update(out, {"a": 7})
     out = sched.schedule()
-    assert [s.request_id for s in out.admitted] == ["b"]
+    assert out.admitted == []  # 40 in use and 1 for a's next token: still no room
+    sched.update(out, {"a": 7})
+    sched.finish(a, FinishReason.STOP)
+    assert sched.schedule().admitted == [b]
+
+
+def test_full_cache_preempts_lowest_priority_first_then_the_newest() -> None:
+    sched = make_scheduler(capacity=60, headroom=4)
+    a = make_seq(10, rid="a", arrival=0.0, max_tokens=1000)
+    b = make_seq(10, rid="b", priority=Priority.LOW, arrival=1.0, max_tokens=1000)
+    c = make_seq(10, rid="c", arrival=2.0, max_tokens=1000)
+    for seq in (a, b, c):
+        sched.add(seq)
+    preempted = drive(sched, 40)
+    assert [s.request_id for s in preempted[:2]] == ["b", "c"]
+
+
+def test_cached_prefixes_are_dropped_before_any_sequence_is_preempted() -> None:
+    sched = make_scheduler(capacity=60, headroom=4, cache_slots=2)
+    done = make_seq(prompt=list(range(500, 520)), rid="done", max_tokens=1)
+    sched.add(done)
+    drive(sched, 2)
+    assert sched.cells_in_use == 20  # its prompt, kept as a cached prefix
+    a = make_seq(prompt=list(range(300, 310)), rid="a", max_tokens=1000)
+    b = make_seq(prompt=list(range(400, 410)), rid="b", max_tokens=1000)
+    sched.add(a)
+    sched.add(b)
+    freed_cache_at = preempted_at = None
+    for step in range(40):
+        out = sched.schedule()
+        if freed_cache_at is None and any(isinstance(op, FreeKV) for op in out.kv_ops):
+            freed_cache_at = step
+        if preempted_at is None and out.preempted:
+            preempted_at = step
+        sched.update(out, {c.seq.request_id: 7 for c in out.chunks if c.sample})
+    assert freed_cache_at is not None and preempted_at is not None
+    assert freed_cache_at < preempted_at
+
+
+def test_prefix_cache_is_kept_when_dropping_it_would_not_admit_anyone() -> None:
+    sched = make_scheduler(capacity=60, headroom=4, cache_slots=2)
+    sched.add(make_seq(prompt=list(range(500, 510)), rid="done", max_tokens=1))
+    drive(sched, 2)  # its 10 cells stay as a cached prefix
+    sched.add(make_seq(prompt=list(range(300, 330)), rid="a", max_tokens=1000))
+    drive(sched, 1)
+    sched.add(make_seq(prompt=list(range(400, 430)), rid="b", max_tokens=1000))
+    out = sched.schedule()
+    # b needs 30 + 4 beside a's 31: more than 60 even with the cached 10 dropped.
+    assert out.admitted == [] and not any(isinstance(op, FreeKV) for op in out.kv_ops)
+
+
+def test_preempted_sequence_recomputes_prompt_and_output_without_sampling_them() -> None:
+    sched = make_scheduler(capacity=40, headroom=2)
+    a = make_seq(10, rid="a", arrival=0.0, max_tokens=14)
+    b = make_seq(10, rid="b", arrival=1.0, max_tokens=1000)
+    sched.add(a)
+    sched.add(b)
+    preempted: list[Sequence] = []
+    while not preempted:
+        preempted = drive(sched, 1)
+    assert preempted == [b] and b.status is SequenceStatus.WAITING
+    assert b.seq_id is None and b.n_computed == 0 and b.preemptions == 1
+    output_so_far = list(b.output_tokens)
+    while a.finish_reason is None:
+        drive(sched, 1)  # a ends at its max_tokens and frees its cells
+    out = sched.schedule()
+    assert b in sched.running and b not in out.admitted  # a return, not a new admission
+    chunk = next(c for c in out.chunks if c.seq is b)
+    assert chunk.tokens == b.prompt + output_so_far and chunk.start_pos == 0 and chunk.sample
+    advanced = sched.update(out, {"b": 9})
+    assert advanced == [b] and b.output_tokens == [*output_so_far, 9]
+    out = sched.schedule()
+    chunk = next(c for c in out.chunks if c.seq is b)
+    assert chunk.tokens == [9] and chunk.start_pos == b.num_tokens - 1
+
+
+def test_readmitted_sequence_copies_what_the_prefix_cache_still_holds() -> None:
+    sched = make_scheduler(capacity=40, headroom=2, cache_slots=1)
+    prompt = list(range(200, 210))
+    b = make_seq(prompt=prompt, rid="b", arrival=1.0, max_tokens=1000)
+    b.output_tokens = [7, 7, 7]  # hand-made: preempted after three tokens
+    b.admitted_at = 0.0
+    cached = make_seq(prompt=[*prompt, 7, 7], rid="cached", max_tokens=1)
+    sched.add(cached)
+    drive(sched, 2)  # its prompt (and b's first 12 tokens) stay as a cached prefix
+    sched.add(b)
+    out = sched.schedule()
+    chunk = next(c for c in out.chunks if c.seq is b)
+    assert chunk.start_pos == 12 and chunk.tokens == [7] and chunk.sample
+
+
+def test_a_sequence_preempted_max_times_is_not_preempted_again() -> None:
+    sched = make_scheduler(capacity=40, headroom=2, max_preemptions=1)
+    a = make_seq(10, rid="a", arrival=0.0, max_tokens=1000)
+    b = make_seq(10, rid="b", arrival=1.0, max_tokens=20)
+    b.preemptions = 1  # hand-made: it has been preempted as often as allowed
+    sched.add(a)
+    sched.add(b)
+    preempted: list[Sequence] = []
+    while not preempted:
+        preempted = drive(sched, 1)
+    assert preempted == [a]  # b is newer, but it has had its share
+
+
+def test_sequence_at_its_preemption_bound_waits_for_room_to_finish() -> None:
+    sched = make_scheduler(capacity=45, headroom=2, max_preemptions=1)
+    a = make_seq(10, rid="a", arrival=0.0, max_tokens=5)
+    b = make_seq(10, rid="b", arrival=1.0, max_tokens=30)
+    b.preemptions = 1
+    sched.add(a)
+    sched.add(b)
+    out = sched.schedule()
+    assert out.admitted == [a]  # b needs 10 + 30 cells beside a's 10 + 2: more than 45
+    sched.update(out, {"a": 7})
+    drive(sched, 5)  # a reaches its 5 tokens and leaves; b comes in at the step after
+    assert a.status is SequenceStatus.FINISHED and b.status is SequenceStatus.RUNNING
+    c = make_seq(10, rid="c", arrival=2.0, max_tokens=1000)
+    sched.add(c)
+    drive(sched, 40)
+    assert len(b.output_tokens) == 30 and b.preemptions == 1
+
+
+def test_lone_sequence_that_fills_the_cache_ends_with_length() -> None:
+    sched = make_scheduler(capacity=30, headroom=2)
+    a = make_seq(10, rid="a", max_tokens=1000)
+    sched.add(a)
+    for _ in range(40):
+        out = sched.schedule()
+        assert not out.preempted
+        if a in out.finished:
+            break
+        sched.update(out, {c.seq.request_id: 7 for c in out.chunks if c.sample})
+    assert a.finish_reason is FinishReason.LENGTH
+    assert a.num_tokens == 31  # 30 cells computed, and the last token it sampled
+    assert sched.cells_in_use == 0 and not sched.running
+
+
+def test_prompt_that_cannot_fit_even_alone_is_refused_naming_the_cache_size() -> None:
+    sched = make_scheduler(capacity=30)
+    a = make_seq(40, rid="a")
+    sched.add(a)
+    out = sched.schedule()
+    assert out.finished == [a] and a.finish_reason is FinishReason.ERROR
+    assert a.error is not None and "30" in a.error and "40" in a.error
+
+
+def test_crowded_cache_finishes_every_request_within_the_preemption_bound() -> None:
+    sched = make_scheduler(batch=8, capacity=120, headroom=4, max_preemptions=2, cache_slots=2)
+    seqs = [make_seq(8 + i, rid=f"s{i}", arrival=float(i), max_tokens=40) for i in range(8)]
+    for seq in seqs:
+        sched.add(seq)
+    for _ in range(2000):
+        if not sched.has_work:
+            break
+        drive(sched, 1)
+    assert not sched.has_work
+    assert all(s.status is SequenceStatus.FINISHED for s in seqs)
+    assert max(s.preemptions for s in seqs) <= 2 and sched.preemptions > 0
+    assert [len(s.output_tokens) for s in seqs] == [40] * 8  # none was cut short
