@@ -36,6 +36,16 @@ class EngineSettings(BaseModel):
     max_batch_size: int = Field(default=32, ge=1, le=256)
     """Most sequences decoded together in one step."""
 
+    default_max_tokens: int | None = Field(default=None, ge=1)
+    """Completion tokens for a chat request that sets neither ``max_tokens`` nor
+    ``max_completion_tokens``. None, as in OpenAI's API: up to the end of the context.
+    Nothing is reserved for them either way: a request takes KV cells as its answer
+    grows, and when the cache is full the newest request of the lowest priority gives
+    its cells back and is computed again later, without repeating what it streamed.
+    A request preempted 3 times comes back only once the cells to finish are free. A
+    request that alone needs more cells than the cache has ends with
+    ``finish_reason`` ``length``, as at the end of the context."""
+
     max_wait_ms: float = Field(default=2.0, ge=0)
     """How long an idle engine waits to gather arrivals into its first batch."""
 

@@ -72,7 +72,7 @@ def plan_chat(
         prepared = prepare_chat(engine.template, messages, **options)
         tokens = engine.tokenize_chat(prepared.prompt)
         room = engine.max_model_len - len(tokens)
-        max_tokens = body.completion_limit or room
+        max_tokens = body.completion_limit or engine.default_max_tokens(len(tokens))
         if room < 1:
             raise ContextLengthError(
                 f"this model's maximum context length is {engine.max_model_len} tokens, but the"

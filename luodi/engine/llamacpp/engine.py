@@ -275,6 +275,16 @@ class LlamaCppEngine:
             "cached_prefixes": len(self._prefix_cache.entries) if self._prefix_cache else 0,
         }
 
+    def default_max_tokens(self, n_prompt: int) -> int:
+        """Completion tokens for a request of ``n_prompt`` tokens that names no limit.
+
+        ``engine.default_max_tokens`` when set, else up to the end of the context (as
+        OpenAI does). Either way it is only a limit: cells are taken as tokens come.
+        """
+        room = self._max_model_len - n_prompt
+        cap = self.settings.default_max_tokens
+        return min(room, cap) if cap is not None else room
+
     def validate(self, request: GenerationRequest) -> None:
         """Reject a request that cannot fit, stating the numbers (never silent truncation)."""
         n_prompt = len(request.prompt_tokens)

@@ -129,3 +129,21 @@ async def test_answer_that_outgrows_the_kv_cache_ends_with_length(model_cache: P
     assert last.usage is not None
     assert 60 < last.usage.total_tokens <= 82 + 1  # the cells left, and the token sampled last
     assert "".join(e.text for e in events).strip()
+
+
+async def test_default_max_tokens_caps_only_requests_that_name_no_limit(
+    model_cache: Path,
+) -> None:
+    uncapped = LlamaCppEngine(engine_settings(model_cache, n_ctx=1024, max_batch_size=2))
+    capped = LlamaCppEngine(
+        engine_settings(model_cache, n_ctx=1024, max_batch_size=2, default_max_tokens=100)
+    )
+    for eng in (uncapped, capped):
+        await eng.start()
+    try:
+        assert uncapped.default_max_tokens(24) == uncapped.max_model_len - 24
+        assert capped.default_max_tokens(24) == 100
+        assert capped.default_max_tokens(capped.max_model_len - 10) == 10
+    finally:
+        for eng in (uncapped, capped):
+            await eng.stop()
