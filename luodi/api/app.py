@@ -187,6 +187,10 @@ def create_app(
         try:
             yield
         finally:
+            # uvicorn has drained or cancelled the requests; let them unwind (close
+            # their engine streams, write their audit records) before the parts stop.
+            state.drain.abort_all()
+            await state.drain.wait_idle(5.0)
             if router is not None:
                 await router.stop()
             if embedded is not None:

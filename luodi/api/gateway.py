@@ -18,10 +18,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from fastapi import Depends, Request
 
 from luodi.api.deps import StateDep
+from luodi.api.drain import SHUTTING_DOWN, Drain
 from luodi.api.openai.generation import prime_all
 from luodi.engine.base import Engine
-from luodi.engine.types import GenerationEvent, GenerationRequest, Priority, Usage
-from luodi.errors import LuodiError
+from luodi.engine.types import (
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    Priority,
+    Usage,
+)
+from luodi.errors import LuodiError, ServiceUnavailableError
 from luodi.privacy import PIIStage, ProtectedInput
 from luodi.security import AuditEvent, Decision, Gateway, Principal
 
@@ -111,6 +118,12 @@ class Trail:
     protected: list[ProtectedInput] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     """What the audit record's reason says of an allowed request: failovers, a cut stream."""
+    drain: Drain | None = None
+    """The server's requests in flight; this trail is one until its record is written."""
+    aborted: str | None = None
+    """Why the server ended this request early (shutting down), if it did."""
+    _engine: Engine | None = None
+    _launched: list[GenerationRequest] = field(default_factory=list)
     _closed: bool = False
 
     @classmethod
@@ -126,7 +139,12 @@ class Trail:
             force_pii=state.leaves_premises(model),
             # The tenant is part of the id, so tenants never share a pseudonym map.
             conversation_id=f"{principal.tenant}:{conversation}",
+            drain=state.drain,
         )
+
+    def __post_init__(self) -> None:
+        if self.drain is not None:
+            self.drain.enter(self)
 
     @property
     def priority(self) -> Priority:
@@ -144,12 +162,37 @@ class Trail:
             # The client hung up (or the server is shutting down): still one record.
             await self._write(Decision.ALLOWED, "; ".join([*self.notes, "cancelled"]))
             raise
+        except Exception as exc:  # a 500: the handler maps it, the record is owed here
+            await self._write(Decision.DENIED, f"internal error: {type(exc).__name__}")
+            raise
 
     def authorize(self) -> None:
         self.gateway.authorize(self.principal, f"model:{self.model}:invoke")
 
     async def admit(self, tokens: int) -> None:
+        """Admit against quotas; nothing is admitted once the server is draining."""
+        if self.drain is not None and self.drain.draining:
+            raise ServiceUnavailableError(SHUTTING_DOWN, retry_after=1.0)
         await self.gateway.admit(self.principal, tokens=tokens)
+
+    def abort(self, reason: str) -> None:
+        """End this request's generations early; ``checked`` and ``raise_if_aborted`` say why."""
+        self.aborted = reason
+        if self._engine is not None:
+            for req in self._launched:
+                self._engine.abort(req.request_id)
+
+    def checked(self, event: GenerationEvent) -> GenerationEvent:
+        """``event``, with a cancellation this trail's ``abort`` caused made an error."""
+        if self.aborted and event.finish_reason is FinishReason.CANCELLED:
+            event.finish_reason = FinishReason.ERROR
+            event.error = self.aborted
+        return event
+
+    def raise_if_aborted(self) -> None:
+        """503 with Retry-After for a non-streaming request the server ended early."""
+        if self.aborted:
+            raise ServiceUnavailableError(self.aborted, retry_after=1.0)
 
     async def protect_messages(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Masked copies of chat messages (the PII stage); unchanged when it is off."""
@@ -198,6 +241,7 @@ class Trail:
     ) -> list[tuple[GenerationEvent, AsyncIterator[GenerationEvent]]]:
         """Admit against quotas, then start every choice on ``engine``."""
         await self.admit(prompt_tokens)
+        self._engine, self._launched = engine, requests
         if self.force_pii and self.pii is not None:
             for req in requests:  # the router refuses unmasked prompts bound off-premises
                 req.metadata["pii_protected"] = True
@@ -221,6 +265,8 @@ class Trail:
         if self._closed:
             return
         self._closed = True
+        if self.drain is not None:
+            self.drain.leave(self)
         await self.gateway.audit(
             AuditEvent.for_request(
                 self.principal,

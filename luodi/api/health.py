@@ -17,12 +17,13 @@ router = APIRouter()
 
 @router.get("/health")
 async def health(state: StateDep) -> JSONResponse:
-    """200 when every backend is healthy, 503 otherwise; each backend's state in the body."""
+    """200 when every backend is healthy, 503 otherwise (or while draining at shutdown)."""
     backends: dict[str, Any] = {name: engine.health() for name, engine in state.engines.items()}
     ok = all(b.get("status") == "ok" for b in backends.values())
+    status = "draining" if state.drain.draining else "ok" if ok else "degraded"
     return JSONResponse(
-        {"status": "ok" if ok else "degraded", "models": backends},
-        status_code=200 if ok else 503,
+        {"status": status, "models": backends},
+        status_code=200 if status == "ok" else 503,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from luodi.api.drain import Drain
 from luodi.config import Settings
 from luodi.engine.base import Engine
 from luodi.engine.embeddings import Embedder
@@ -38,6 +39,8 @@ class AppState:
     """Knowledge bases (RAG), when an embedding model is served."""
     cloud_models: set[str] = field(default_factory=set)
     """Models with a backend off the premises: their requests are always masked."""
+    drain: Drain = field(default_factory=Drain)
+    """Requests in flight, and whether the server is shutting down."""
 
     def leaves_premises(self, model: str) -> bool:
         return model in self.cloud_models

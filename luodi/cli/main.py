@@ -72,6 +72,7 @@ def serve(
     import uvicorn
 
     from luodi.api.app import create_app, load_embedded
+    from luodi.api.server import DrainingServer
     from luodi.security import check_bind_allowed
 
     settings = settings_from(
@@ -94,13 +95,17 @@ def serve(
     check_bind_allowed(settings.security, settings.server.host)
     embedded = load_embedded(settings)
     application = create_app(settings, embedded=embedded, config_path=config)
-    uvicorn.run(
-        application,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_level=settings.server.log_level,
-        timeout_graceful_shutdown=5,
+    server = DrainingServer(
+        uvicorn.Config(
+            application,
+            host=settings.server.host,
+            port=settings.server.port,
+            log_level=settings.server.log_level,
+        ),
+        drain=application.state.luodi.drain,
+        drain_timeout_s=settings.server.drain_timeout_s,
     )
+    server.run()
 
 
 def _register_subcommands() -> None:

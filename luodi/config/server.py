@@ -19,3 +19,9 @@ class ServerSettings(BaseModel):
 
     log_level: str = "info"
     """Log level for luodi and uvicorn (debug, info, warning, error)."""
+
+    drain_timeout_s: float = Field(default=20.0, ge=0, le=3600)
+    """On SIGTERM or Ctrl-C: stop accepting, let requests in flight finish for up to
+    this long, then end the rest (streams with a last ``finish_reason: "error"``
+    chunk, others with 503 + Retry-After) and exit 0. Keep it below the
+    orchestrator's grace period (Kubernetes: 30 s)."""

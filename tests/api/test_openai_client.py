@@ -203,7 +203,10 @@ async def test_client_disconnect_mid_stream_cancels_generation(
 
 
 async def test_health_and_prometheus_metrics(live_server: LiveServer) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers) as http:
+    # A first request on a fresh engine can outlast httpx's 5 s default on a busy box.
+    async with httpx.AsyncClient(
+        base_url=live_server.url, headers=live_server.headers, timeout=60
+    ) as http:
         await http.post(
             "/v1/completions",
             json={"model": live_server.model, "prompt": "Hi", "max_tokens": 3},

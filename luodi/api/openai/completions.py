@@ -146,6 +146,7 @@ async def create_completion(
     choices, usage = [], Usage()
     async with trail.guarding():
         results = await collect_all(primed)
+        trail.raise_if_aborted()
     for index, result in enumerate(results):
         trail.response.append(result.text)
         restorer = trail.restorer()
@@ -208,7 +209,8 @@ async def _stream(
                 for i, t in enumerate(echo_texts)
             ]
         )
-    async for index, event in merge_streams(primed):
+    async for index, raw in merge_streams(primed):
+        event = trail.checked(raw)
         trail.response.append(event.text)
         text = restorers[index].feed(event.text)
         if event.finished:
