@@ -68,6 +68,7 @@ class SequenceSampler:
             add(
                 chain,
                 llama_cpp.llama_sampler_init_penalties(
+                    model.n_vocab,  # this llama.cpp still takes it first (include/llama.h)
                     params.penalty_last_n,
                     params.repetition_penalty,
                     params.frequency_penalty,
