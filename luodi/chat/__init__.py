@@ -11,12 +11,13 @@ from luodi.chat.reasoning import ReasoningKind, ReasoningParser
 from luodi.chat.request import PreparedChat, prepare_chat
 from luodi.chat.structured import (
     JSON_OBJECT_SCHEMA,
-    SchemaGrammar,
     check_schema,
     json_object_grammar,
+    json_schema_lark,
     json_schema_to_grammar,
     response_format_grammar,
     response_format_schema,
+    response_format_strict,
     validate_json_output,
 )
 from luodi.chat.templates import (
@@ -49,7 +50,6 @@ __all__ = [
     "PreparedChat",
     "ReasoningKind",
     "ReasoningParser",
-    "SchemaGrammar",
     "TemplateFamily",
     "ToolCall",
     "ToolCallParser",
@@ -59,6 +59,7 @@ __all__ = [
     "detect_family",
     "enable_thinking_kwarg",
     "json_object_grammar",
+    "json_schema_lark",
     "json_schema_to_grammar",
     "new_call_id",
     "normalize_messages",
@@ -67,6 +68,7 @@ __all__ = [
     "resolve_tool_choice",
     "response_format_grammar",
     "response_format_schema",
+    "response_format_strict",
     "soft_switch",
     "thinking_enabled",
     "tool_choice_grammar",

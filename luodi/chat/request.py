@@ -13,7 +13,7 @@ from typing import Any
 
 from luodi.chat.output import ChatOutputParser
 from luodi.chat.structured import (
-    json_schema_to_grammar,
+    response_format_grammar,
     response_format_schema,
     validate_json_output,
 )
@@ -33,7 +33,7 @@ class PreparedChat:
     prompt: str
     """The rendered prompt text (special tokens as text: tokenize with ``special=True``)."""
     grammar: str | None
-    """A GBNF grammar (entry rule ``root``) to sample with, or ``None``."""
+    """The llguidance grammar to sample with (JSON form, or Lark for tool calls), or ``None``."""
     thinking: bool
     """Whether the answer is expected to open with reasoning."""
     started_thinking: bool
@@ -90,7 +90,7 @@ def prepare_chat(
         )
     grammar = tool_choice_grammar(tools, tool_choice) if policy.forced else None
     if schema is not None:
-        grammar = json_schema_to_grammar(schema)
+        grammar = response_format_grammar(response_format)
     kwargs = dict(chat_template_kwargs or {})
     thinking = thinking_enabled(messages, kwargs, template.family)
     if grammar is not None and template.family == "qwen3":

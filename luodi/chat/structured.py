@@ -1,30 +1,41 @@
-"""Structured output: JSON schemas compiled to GBNF for llama.cpp's grammar sampler.
+"""Structured output: ``response_format`` JSON schemas, enforced while sampling, then checked.
 
-``response_format`` ``json_object`` and ``json_schema`` are enforced while
-sampling, so the output is valid by construction; :func:`validate_json_output`
-checks it afterwards (and checks upstream engines, which enforce it their own
-way). The conversion is llama.cpp's own converter, as shipped in llama-cpp-python.
+``json_object`` and ``json_schema`` are compiled by :func:`json_schema_to_grammar` into an
+llguidance grammar, whose token masks let the model write only text that can still
+become JSON valid for the schema: numeric bounds, string lengths and patterns, array
+sizes, ``enum``/``const``, ``additionalProperties``, ``$ref``/``$defs``,
+``anyOf``/``oneOf``/``allOf`` and more (docs/structured-output.md lists them). A keyword
+llguidance cannot enforce is refused with a 400 naming it when the request sets
+``strict: true``; without ``strict`` it is left to :func:`validate_json_output`, which
+checks every finished output against the whole schema (an output cut by ``max_tokens``
+fails it too).
+
+:func:`json_schema_lark` embeds a schema in a larger llguidance (Lark) grammar, with the
+same options and checks: the tool-call grammars of ``luodi.chat.tool_choice``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
-from llama_cpp.llama_grammar import SchemaConverter
+from llguidance import LLMatcher
 
 from luodi.errors import InvalidRequestError
 
 __all__ = [
     "JSON_OBJECT_SCHEMA",
-    "SchemaGrammar",
     "check_schema",
+    "closed_objects",
     "json_object_grammar",
+    "json_schema_lark",
     "json_schema_to_grammar",
     "response_format_grammar",
     "response_format_schema",
+    "response_format_strict",
     "validate_json_output",
 ]
 
@@ -46,70 +57,143 @@ def check_schema(schema: Any, *, param: str = "response_format.json_schema.schem
         raise InvalidRequestError(f"invalid JSON schema: {exc.message}", param=param) from exc
 
 
-class SchemaGrammar:
-    """Builds one GBNF grammar from one or more JSON schemas, as named rules.
+_WHITESPACE = r"(?: |\n{1,2}[ \t]{0,20})"
+"""JSON whitespace the model may write between tokens: a space, or a new line and an
+indent, as llama.cpp's converter allows. Bounded, so that a model cannot fill its
+``max_tokens`` with blank lines (llguidance's default allows any run of whitespace)."""
 
-    Wraps llama.cpp's ``SchemaConverter``, whose rules share helper rules (``space``,
-    ``string``...). Add schemas with :meth:`add`, then give the root rule to
-    :meth:`grammar`; a schema added under the empty name is the entry rule ``root`` itself.
-
-    Args:
-        prop_order: Properties to emit first, in this order (e.g. ``name`` before
-            ``arguments``); others follow in schema order.
-    """
-
-    def __init__(self, prop_order: tuple[str, ...] = ()) -> None:
-        self._converter = SchemaConverter(  # type: ignore[no-untyped-call]
-            prop_order={name: i for i, name in enumerate(prop_order)},
-            allow_fetch=False,  # never fetch a remote $ref
-            dotall=False,
-            raw_pattern=False,
-        )
-
-    def add(self, schema: Mapping[str, Any], name: str, *, param: str) -> str:
-        """Convert ``schema`` into a rule named ``name``; return the rule name to use.
-
-        Raises:
-            InvalidRequestError: the schema uses something the converter cannot express.
-        """
-        check_schema(schema, param=param)
-        try:
-            # resolve_refs mutates its argument: give it a private copy.
-            resolved = self._converter.resolve_refs(json.loads(json.dumps(schema)), "request")
-            return str(self._converter.visit(resolved, name))  # type: ignore[no-untyped-call]
-        except (ValueError, KeyError, TypeError, AssertionError, NotImplementedError) as exc:
-            raise InvalidRequestError(
-                f"this JSON schema cannot be enforced: {exc}", param=param
-            ) from exc
-
-    def grammar(self, root: str | None = None) -> str:
-        """The whole grammar.
-
-        Args:
-            root: The GBNF expression of the entry rule ``root``; ``None`` when a
-                schema was added under the empty name (it became ``root``).
-        """
-        rules = str(self._converter.format_grammar())  # type: ignore[no-untyped-call]
-        if root is None:
-            return rules
-        return f"root ::= {root}\n{rules}"
+# What llguidance says when it cannot enforce part of a schema -> the keyword to name.
+_REFUSALS: tuple[tuple[re.Pattern[str], str | None], ...] = (
+    (re.compile(r"Unimplemented keys: (\[.*?\])"), None),  # the keys, as a JSON list
+    (re.compile(r"Unknown format"), "format"),
+    (re.compile(r"oneOf"), "oneOf"),
+    (re.compile(r"allOf|intersection"), "allOf"),
+    (re.compile(r"regex|look-?around|look-ahead|look-behind"), "pattern"),
+    (re.compile(r"Pointer|Resource|\$ref|retriev"), "$ref"),
+)
 
 
 def json_schema_to_grammar(
-    schema: Mapping[str, Any], *, param: str = "response_format.json_schema.schema"
+    schema: Mapping[str, Any],
+    *,
+    strict: bool = False,
+    param: str = "response_format.json_schema.schema",
 ) -> str:
-    """A GBNF grammar (entry rule ``root``) accepting exactly the JSON the schema allows.
+    """An llguidance grammar accepting exactly the JSON text the schema allows.
+
+    Properties are written in the schema's order, an object schema that lists
+    ``properties`` admits no others unless it says so (:func:`closed_objects`),
+    whitespace between tokens is bounded (a space, or a new line and an indent), and no
+    text may precede or follow the value.
 
     Args:
-        schema: A JSON Schema (objects, arrays, enums, ``required``, ``$defs``...).
+        schema: A JSON Schema (Draft 2020-12; local ``$ref`` only).
+        strict: Refuse a schema using a keyword llguidance cannot enforce (and a
+            ``oneOf`` whose branches may overlap), instead of enforcing the rest.
         param: The request field to name in errors.
 
     Raises:
-        InvalidRequestError: the schema is invalid or cannot be expressed as a grammar.
+        InvalidRequestError: the schema is invalid, or cannot be enforced; with
+            ``strict``, uses a keyword that cannot be; the message names the keyword.
     """
-    builder = SchemaGrammar()
-    builder.add(schema, "", param=param)  # the converter names the unnamed rule "root"
-    return builder.grammar()
+    check_schema(schema, param=param)
+    schema = closed_objects(schema)
+    grammar, problem = _compile(schema, lenient=not strict)
+    if problem is None:
+        return grammar
+    message = _refusal(problem)
+    if strict and _compile(schema, lenient=True)[1] is None:
+        message += "; without strict it is enforced in part and checked after generation"
+    raise InvalidRequestError(message, param=param)
+
+
+def json_schema_lark(
+    schema: Mapping[str, Any], *, strict: bool = False, param: str = "tools"
+) -> str:
+    """``%json {...}``: the schema as a rule of a larger llguidance Lark grammar.
+
+    The same whitespace and ``strict`` rules as :func:`json_schema_to_grammar` apply,
+    carried in the schema's ``x-guidance`` options.
+
+    Raises:
+        InvalidRequestError: as :func:`json_schema_to_grammar`.
+    """
+    json_schema_to_grammar(schema, strict=strict, param=param)  # refuse it here, by keyword
+    own = schema.get("x-guidance")
+    options = {
+        "whitespace_pattern": _WHITESPACE,
+        **(own if isinstance(own, Mapping) else {}),
+        "lenient": not strict,
+    }
+    closed = closed_objects(schema)
+    return "%json " + json.dumps({**closed, "x-guidance": options}, ensure_ascii=False)
+
+
+# Keywords whose value is one schema, a list of schemas, or a map of names to schemas.
+_ONE = ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then",
+        "else", "unevaluatedItems", "unevaluatedProperties", "additionalItems")  # fmt: skip
+_LIST = ("anyOf", "oneOf", "allOf", "prefixItems", "items")
+_MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_OPEN = ("additionalProperties", "patternProperties", "unevaluatedProperties", "allOf", "$ref")
+
+
+def closed_objects(schema: Any, *, in_all_of: bool = False) -> Any:
+    """The schema as sampled: objects listing ``properties`` get no others unless they say so.
+
+    JSON Schema admits any other property where ``additionalProperties`` is absent, and a
+    small model given that room fills it with invented keys until ``max_tokens`` runs
+    out. llama.cpp's converter and XGrammar's strict mode (vLLM's default) close such
+    objects while sampling; luodi does the same, and validates the answer against the
+    schema as given. Left open: objects that say ``additionalProperties``,
+    ``patternProperties`` or ``unevaluatedProperties``, and those combined with others
+    (``allOf``, ``$ref``, or a branch of an ``allOf``), whose properties come from several
+    places.
+    """
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _MAP and isinstance(value, Mapping):
+            out[key] = {name: closed_objects(sub) for name, sub in value.items()}
+        elif key in _LIST and isinstance(value, list):
+            out[key] = [closed_objects(sub, in_all_of=key == "allOf") for sub in value]
+        elif key in _ONE:
+            out[key] = closed_objects(value)
+        else:
+            out[key] = value
+    if "properties" in out and not in_all_of and not any(k in out for k in _OPEN):
+        out["additionalProperties"] = False
+    return out
+
+
+def _compile(schema: Mapping[str, Any], *, lenient: bool) -> tuple[str, str | None]:
+    """llguidance's grammar for ``schema`` and, when it refuses it, why."""
+    try:
+        grammar = LLMatcher.grammar_from_json_schema(
+            json.dumps(schema),
+            defaults={"whitespace_pattern": _WHITESPACE},
+            # After the schema's own "x-guidance" options, so that strict means strict.
+            overrides={"lenient": lenient},
+        )
+    except ValueError as exc:
+        return "", str(exc) or "invalid JSON schema"
+    failed, messages = LLMatcher.validate_grammar_with_warnings(grammar)
+    if failed:
+        return grammar, (messages[0] if messages else "") or "unknown reason"
+    return grammar, None
+
+
+def _refusal(problem: str) -> str:
+    """The 400 message for a schema llguidance refused, naming the keyword when known."""
+    detail = problem.strip().splitlines()[0]
+    for pattern, keyword in _REFUSALS:
+        found = pattern.search(problem)
+        if found is not None:
+            named = ", ".join(json.loads(found.group(1))) if keyword is None else keyword
+            return (
+                f"this JSON schema uses {named}, which cannot be enforced while sampling ({detail})"
+            )
+    return f"this JSON schema cannot be enforced while sampling: {detail}"
 
 
 def json_object_grammar() -> str:
@@ -146,12 +230,25 @@ def response_format_schema(response_format: Mapping[str, Any] | None) -> dict[st
     )
 
 
+def response_format_strict(response_format: Mapping[str, Any] | None) -> bool:
+    """Whether ``response_format`` asks for ``json_schema`` with ``strict: true``."""
+    spec = (response_format or {}).get("json_schema")
+    return isinstance(spec, Mapping) and spec.get("strict") is True
+
+
 def response_format_grammar(response_format: Mapping[str, Any] | None) -> str | None:
-    """The grammar enforcing an OpenAI ``response_format``, or ``None`` for plain text."""
+    """The llguidance grammar enforcing an OpenAI ``response_format``; ``None`` for text.
+
+    Raises:
+        InvalidRequestError: as :func:`response_format_schema` and
+            :func:`json_schema_to_grammar`.
+    """
     schema = response_format_schema(response_format)
     if schema is None:
         return None
-    return json_schema_to_grammar(schema)
+    if response_format and response_format.get("type") == "json_object":
+        return json_object_grammar()
+    return json_schema_to_grammar(schema, strict=response_format_strict(response_format))
 
 
 def validate_json_output(text: str, schema: Mapping[str, Any]) -> list[str]:
@@ -164,6 +261,9 @@ def validate_json_output(text: str, schema: Mapping[str, Any]) -> list[str]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         return [f"not valid JSON: {exc}"]
-    validator = jsonschema.validators.validator_for(schema)(schema)
+    cls = jsonschema.validators.validator_for(schema)
+    # Formats too: sampling enforces date, time, email, uuid... (jsonschema skips a format
+    # it has no checker for, e.g. date-time without rfc3339-validator installed).
+    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors]

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from luodi.chat.structured import JSON_OBJECT_SCHEMA, SchemaGrammar
+from luodi.chat.structured import JSON_OBJECT_SCHEMA, json_schema_lark
 from luodi.chat.tool_calls import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, tool_names
 from luodi.errors import InvalidRequestError
 
@@ -125,18 +125,20 @@ def _call_schema(tool: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _literal(text: str) -> str:
+    """A Lark string literal."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def tool_choice_grammar(
     tools: Sequence[Mapping[str, Any]] | None, tool_choice: str | Mapping[str, Any] | None
 ) -> str | None:
-    """A GBNF grammar forcing ``<tool_call>`` output for ``required`` or a named function.
+    """An llguidance (Lark) grammar forcing ``<tool_call>`` output for ``required`` or a name.
 
     Each call is ``<tool_call>\\n{"name": ..., "arguments": ...}\\n</tool_call>`` with
     the name from ``tools`` and the arguments valid for that function's
-    ``parameters`` schema. ``required`` allows one or more calls; a named function
-    exactly one.
+    ``parameters`` schema, enforced as ``response_format`` schemas are (strictly when
+    every chosen function says ``strict: true``). ``required`` allows one or more
+    calls; a named function exactly one.
 
     Returns:
         ``None`` for ``none`` and ``auto`` (nothing to enforce).
@@ -149,11 +151,14 @@ def tool_choice_grammar(
     if not policy.forced:
         return None
     chosen = [t for t in policy.tools if policy.function in (None, t["function"]["name"])]
-    builder = SchemaGrammar(prop_order=("name", "arguments"))
     schemas = [_call_schema(t) for t in chosen]
-    schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
-    call = builder.add(schema, "tool-call", param="tools")
-    block = f"{_literal(TOOL_CALL_OPEN + chr(10))} {call} {_literal(chr(10) + TOOL_CALL_CLOSE)}"
-    if policy.mode == "function":
-        return builder.grammar(block)
-    return builder.grammar(f"{block} ({_literal(chr(10))} {block})*")
+    strict = all(t["function"].get("strict") is True for t in chosen)
+    call = json_schema_lark(
+        schemas[0] if len(schemas) == 1 else {"anyOf": schemas}, strict=strict, param="tools"
+    )
+    start = "block" if policy.mode == "function" else f"block ({_literal(chr(10))} block)*"
+    return (
+        f"start: {start}\n"
+        f"block: {_literal(TOOL_CALL_OPEN + chr(10))} call {_literal(chr(10) + TOOL_CALL_CLOSE)}\n"
+        f"call: {call}\n"
+    )

@@ -1,4 +1,4 @@
-"""response_format: JSON schemas become grammars, and outputs are validated."""
+"""response_format: JSON schemas become llguidance grammars, and outputs are validated."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from luodi.chat import (
     validate_json_output,
 )
 from luodi.errors import InvalidRequestError
+from tests.chat.byte_grammar import accepts
 from tests.chat.conftest import CLOCK_TOOL, WEATHER_TOOL
-from tests.chat.gbnf import Grammar
+from tests.chat.schema_cases import CASES, KeywordCase
 
 NESTED = {
     "type": "object",
@@ -93,8 +94,127 @@ SCHEMA_IDS = [
 def test_grammar_accepts_exactly_the_valid_json(
     schema: dict[str, Any], value: Any, valid: bool
 ) -> None:
-    grammar = Grammar.parse(json_schema_to_grammar(schema))
-    assert grammar.accepts(json.dumps(value, ensure_ascii=False)) is valid
+    assert accepts(json_schema_to_grammar(schema), json.dumps(value, ensure_ascii=False)) is valid
+
+
+def _examples(valid: bool) -> list[tuple[KeywordCase, Any]]:
+    return [(c, v) for c in CASES for v in (c.valid if valid else c.invalid)]
+
+
+def _ids(examples: list[tuple[KeywordCase, Any]]) -> list[str]:
+    return [f"{c.keyword}:{json.dumps(v, ensure_ascii=False)}" for c, v in examples]
+
+
+@pytest.mark.parametrize(("case", "value"), _examples(True), ids=_ids(_examples(True)))
+@pytest.mark.parametrize("strict", [True, False], ids=["strict", "lenient"])
+def test_each_keyword_admits_its_valid_values(case: KeywordCase, value: Any, strict: bool) -> None:
+    text = json.dumps(value, ensure_ascii=False)
+    assert validate_json_output(text, case.schema) == []
+    assert accepts(json_schema_to_grammar(case.schema, strict=strict), text)
+
+
+@pytest.mark.parametrize(("case", "value"), _examples(False), ids=_ids(_examples(False)))
+def test_each_keyword_is_enforced_while_sampling(case: KeywordCase, value: Any) -> None:
+    text = json.dumps(value, ensure_ascii=False)
+    assert validate_json_output(text, case.schema)  # the validator refuses it
+    assert not accepts(json_schema_to_grammar(case.schema, strict=True), text)
+
+
+def test_integer_bounds_are_enforced_where_they_used_to_be_ignored() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"risk": {"type": "integer", "minimum": 0, "maximum": 100}},
+    }
+    grammar = json_schema_to_grammar(schema)
+    assert accepts(grammar, '{"risk": 100}')
+    assert not accepts(grammar, '{"risk": 1000000000000000}')
+
+
+def test_objects_listing_properties_get_no_others_while_sampling() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    extra = '{"city": "上海", "country": "CN"}'
+    assert not accepts(json_schema_to_grammar(schema), extra)
+    assert validate_json_output(extra, schema) == []  # what was asked still admits it
+
+
+@pytest.mark.parametrize(
+    ("schema", "text"),
+    [
+        ({"type": "object"}, '{"any": 1}'),
+        (
+            {"properties": {"a": {}}, "additionalProperties": {"type": "integer"}},
+            '{"a": 1, "b": 2}',
+        ),
+        ({"properties": {"a": {}}, "patternProperties": {"^x": {}}}, '{"a": 1, "x1": 2}'),
+        ({"allOf": [{"properties": {"a": {}}}, {"properties": {"b": {}}}]}, '{"a": 1, "b": 2}'),
+    ],
+    ids=["no-properties", "additionalProperties-schema", "patternProperties", "allOf-branches"],
+)
+def test_objects_that_say_how_to_take_more_properties_stay_open(
+    schema: dict[str, Any], text: str
+) -> None:
+    assert accepts(json_schema_to_grammar(schema), text)
+
+
+def test_whitespace_between_tokens_is_bounded() -> None:
+    grammar = json_object_grammar()
+    assert accepts(grammar, '{\n  "a": 1,\n  "b": [1, 2]\n}')
+    assert not accepts(grammar, "{" + "\n" * 3 + '"a": 1}')
+    assert not accepts(grammar, ' {"a": 1}')
+
+
+@pytest.mark.parametrize(
+    ("schema", "keyword"),
+    [
+        ({"type": "array", "items": {"type": "integer"}, "uniqueItems": True}, "uniqueItems"),
+        ({"type": "array", "contains": {"type": "integer"}}, "contains"),
+        ({"not": {"type": "string"}}, "not"),
+        ({"type": "object", "propertyNames": {"pattern": "^a"}}, "propertyNames"),
+        ({"if": {"type": "string"}, "then": {"minLength": 2}}, "if"),
+        ({"type": "object", "dependentRequired": {"a": ["b"]}}, "dependentRequired"),
+        ({"type": "string", "format": "iban"}, "format"),
+        ({"oneOf": [{"type": "string"}, {"type": "string", "minLength": 2}]}, "oneOf"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_strict_schema_with_an_unenforceable_keyword_is_refused_naming_it(
+    schema: dict[str, Any], keyword: str
+) -> None:
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "r", "schema": schema, "strict": True},
+    }
+    with pytest.raises(InvalidRequestError, match=keyword) as info:
+        response_format_grammar(response_format)
+    assert info.value.param == "response_format.json_schema.schema"
+    assert info.value.status_code == 400
+
+
+@pytest.mark.parametrize("strict", [False, None])
+def test_without_strict_an_unenforceable_keyword_is_left_to_validation(strict: Any) -> None:
+    schema = {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}
+    spec: dict[str, Any] = {"name": "r", "schema": schema}
+    if strict is not None:
+        spec["strict"] = strict
+    grammar = response_format_grammar({"type": "json_schema", "json_schema": spec})
+    assert grammar is not None and accepts(grammar, "[1, 1]")  # the rest is enforced
+    assert not accepts(grammar, '["a"]')
+    assert validate_json_output("[1, 1]", schema)  # and the validator says so
+
+
+@pytest.mark.parametrize(
+    ("schema", "keyword"),
+    [
+        ({"type": "string", "pattern": "(?=a)b"}, "pattern"),
+        ({"$ref": "#/$defs/missing"}, "$ref"),
+        ({"$ref": "https://example.com/schema.json"}, "$ref"),
+    ],
+)
+def test_a_schema_that_cannot_be_enforced_at_all_is_refused_even_without_strict(
+    schema: dict[str, Any], keyword: str
+) -> None:
+    with pytest.raises(InvalidRequestError, match=keyword.replace("$", r"\$")):
+        json_schema_to_grammar(schema)
 
 
 @pytest.mark.parametrize(("schema", "value", "valid"), SCHEMA_CASES, ids=SCHEMA_IDS)
@@ -113,7 +233,7 @@ def test_validate_json_output_agrees(schema: dict[str, Any], value: Any, valid: 
     ],
 )
 def test_json_object_grammar_accepts_any_object_only(text: str, accepted: bool) -> None:
-    assert Grammar.parse(json_object_grammar()).accepts(text) is accepted
+    assert accepts(json_object_grammar(), text) is accepted
 
 
 @pytest.mark.parametrize(
@@ -171,26 +291,30 @@ def _default_model() -> Path | None:
 
 
 @pytest.mark.skipif(_default_model() is None, reason="the default GGUF is not assembled")
-def test_llama_cpp_parses_every_grammar_luodi_builds() -> None:
-    """llama.cpp's own GBNF parser (vocabulary only, no weights run) takes each grammar."""
+@pytest.mark.filterwarnings("ignore:llama_token_get_attr is deprecated")  # llguidance's helper
+def test_llguidance_takes_every_grammar_luodi_builds_on_the_model_vocabulary() -> None:
+    """Each grammar compiles against the real 262k-token vocabulary (no weights run)."""
     import llama_cpp
+    from llguidance import LLMatcher
+    from llguidance.llamacpp import lltokenizer_from_vocab
+
+    from luodi.engine.llamacpp.grammar import llguidance_grammar
 
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
     model = llama_cpp.llama_model_load_from_file(str(_default_model()).encode(), params)
     assert model
     try:
-        vocab = llama_cpp.llama_model_get_vocab(model)
+        tokenizer = lltokenizer_from_vocab(llama_cpp.llama_model_get_vocab(model))
         grammars = [json_schema_to_grammar(s) for s in (NESTED, ENUM, ARRAY, REFS)]
+        grammars += [json_schema_to_grammar(c.schema, strict=True) for c in CASES]
         grammars += [json_object_grammar()]
         grammars += [
-            tool_choice_grammar([WEATHER_TOOL, CLOCK_TOOL], choice)
+            llguidance_grammar(tool_choice_grammar([WEATHER_TOOL, CLOCK_TOOL], choice) or "")
             for choice in ("required", {"type": "function", "function": {"name": "now"}})
         ]
         for grammar in grammars:
-            assert grammar is not None
-            sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
-            assert sampler, grammar
-            llama_cpp.llama_sampler_free(sampler)
+            matcher = LLMatcher(tokenizer, grammar, log_level=0)
+            assert not matcher.is_error(), (matcher.get_error(), grammar)
     finally:
         llama_cpp.llama_model_free(model)

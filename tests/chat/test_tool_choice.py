@@ -8,8 +8,8 @@ import pytest
 
 from luodi.chat import ChatTemplate, prepare_chat, resolve_tool_choice, tool_choice_grammar
 from luodi.errors import InvalidRequestError
+from tests.chat.byte_grammar import accepts
 from tests.chat.conftest import CLOCK_TOOL, WEATHER_TOOL
-from tests.chat.gbnf import Grammar
 
 TOOLS = [WEATHER_TOOL, CLOCK_TOOL]
 NAMED_CLOCK = {"type": "function", "function": {"name": "now"}}
@@ -100,8 +100,7 @@ CALL_C = '<tool_call>\n{"name": "now", "arguments": {}}\n</tool_call>'
 def test_forced_call_grammar_accepts_only_valid_calls(
     choice: Any, text: str, accepted: bool
 ) -> None:
-    grammar = Grammar.parse(tool_choice_grammar(TOOLS, choice) or "")
-    assert grammar.accepts(text) is accepted
+    assert accepts(tool_choice_grammar(TOOLS, choice) or "", text) is accepted
 
 
 def test_forced_call_turns_qwen3_thinking_off(qwen3: ChatTemplate) -> None:

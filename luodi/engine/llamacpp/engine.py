@@ -22,6 +22,7 @@ from luodi.chat import ChatTemplate
 from luodi.config.engine import EngineSettings
 from luodi.engine.llamacpp.default_model import resolve_model_path
 from luodi.engine.llamacpp.detokenizer import IncrementalDetokenizer
+from luodi.engine.llamacpp.grammar import GrammarVocab
 from luodi.engine.llamacpp.kv_cache import CopyKV, FreeKV, KVOp, PrefixCache, SeqIdPool
 from luodi.engine.llamacpp.model import ContextParams, LlamaModel
 from luodi.engine.llamacpp.outbox import Outbox, Stream
@@ -89,6 +90,7 @@ class LlamaCppEngine:
         self._streams: dict[str, Stream] = {}
         self._outbox = Outbox()
         self._samplers: dict[str, SequenceSampler] = {}
+        self._grammar_vocab: GrammarVocab | None = None
         self._info: ModelInfo | None = None
         self._max_model_len = 0
         self._warm: WarmPrefixes | None = None
@@ -157,6 +159,7 @@ class LlamaCppEngine:
             ),
         )
         self._model = model
+        self._grammar_vocab = GrammarVocab(model)  # built at the first grammar request
         self._max_model_len = min(s.max_model_len or model.n_ctx_train, model.n_ctx)
         self._prefix_cache = (
             PrefixCache(range(s.max_batch_size, n_seq_max)) if s.prefix_cache else None
@@ -213,6 +216,7 @@ class LlamaCppEngine:
         for sampler in self._samplers.values():
             sampler.close()
         self._samplers.clear()
+        self._grammar_vocab = None
         if self._model is not None:
             self._model.close()
             self._model = None
@@ -401,7 +405,7 @@ class LlamaCppEngine:
         for seq in out.admitted:
             try:
                 self._samplers[seq.request_id] = SequenceSampler(
-                    model, seq.request.params, self.settings.seed
+                    model, seq.request.params, self.settings.seed, self._grammar_vocab
                 )
             except LuodiError as exc:
                 sched.finish(seq, FinishReason.ERROR, exc.message)

@@ -8,25 +8,45 @@ import math
 import llama_cpp
 import numpy as np
 
+from luodi.engine.llamacpp.grammar import GrammarVocab, TokenMask
 from luodi.engine.llamacpp.model import LlamaModel
 from luodi.engine.types import SamplingParams, TokenLogprob
-from luodi.errors import InvalidRequestError
+from luodi.errors import EngineError, InvalidRequestError
 
 __all__ = ["SequenceSampler", "top_logprobs"]
+
+# llama.cpp's llama_token_data: {int32 id; float logit; float p}, as a numpy record.
+_TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 
 
 class SequenceSampler:
     """One request's sampler chain: bias, penalties, grammar, truncation, temperature, draw.
 
-    Order follows llama.cpp's common sampler. Greedy requests without penalties or a
-    grammar skip the chain and take the argmax of the (biased) logits row: the same
-    token, without the chain's per-token pass over a candidates array as large as the
-    vocabulary (262k entries for Gemma 3), which costs more than a small model's decode.
+    Order follows llama.cpp's common sampler. Greedy requests without penalties skip the
+    chain and take the argmax of the (biased) logits row: the same token, without the
+    chain's per-token pass over a candidates array as large as the vocabulary (262k
+    entries for Gemma 3), which costs more than a small model's decode.
+
+    A grammar is an llguidance :class:`TokenMask`, not a llama.cpp grammar sampler: the
+    mask gives the allowed tokens, and the chain then runs on those candidates only,
+    which draws from the same distribution as masking the whole row. Greedy requests
+    take the row's argmax when the grammar allows it, and look at the allowed set only
+    when it does not.
+
+    Args:
+        grammar_vocab: The model's vocabulary for llguidance; required with a grammar.
     """
 
-    def __init__(self, model: LlamaModel, params: SamplingParams, default_seed: int) -> None:
+    def __init__(
+        self,
+        model: LlamaModel,
+        params: SamplingParams,
+        default_seed: int,
+        grammar_vocab: GrammarVocab | None = None,
+    ) -> None:
         self._model = model
         self._chain: llama_cpp.llama_sampler_p | None = None
+        self._mask: TokenMask | None = None
         bias = dict(params.logit_bias)
         if params.ignore_eos:
             for tok in model.eog_tokens:
@@ -46,7 +66,17 @@ class SequenceSampler:
                     f"logit_bias token id {tok} is outside the vocabulary (0..{model.n_vocab - 1})",
                     param="logit_bias",
                 )
-        if params.greedy and not penalties and not params.grammar:
+        if params.grammar:
+            if params.ignore_eos:
+                raise InvalidRequestError(
+                    "ignore_eos cannot be combined with structured output: the grammar"
+                    " ends the output",
+                    param="ignore_eos",
+                )
+            if grammar_vocab is None:
+                raise InvalidRequestError("this engine cannot enforce a grammar", param="grammar")
+            self._mask = TokenMask(grammar_vocab, params.grammar)
+        if params.greedy and not penalties:
             if bias:
                 self._bias_ids = np.fromiter(bias.keys(), dtype=np.intp, count=len(bias))
                 self._bias_values = np.fromiter(bias.values(), dtype=np.float32, count=len(bias))
@@ -75,14 +105,6 @@ class SequenceSampler:
                     params.presence_penalty,
                 ),
             )
-        if params.grammar:
-            grammar = llama_cpp.llama_sampler_init_grammar(
-                model.vocab, params.grammar.encode(), b"root"
-            )
-            if not grammar:
-                self.close()
-                raise InvalidRequestError("the output grammar could not be parsed", param="grammar")
-            add(chain, grammar)
         if params.greedy:
             add(chain, llama_cpp.llama_sampler_init_greedy())
             return
@@ -98,9 +120,57 @@ class SequenceSampler:
 
     def sample(self, batch_index: int) -> int:
         """Pick (and accept) the next token from the logits of one batch position."""
+        mask = self._mask
+        if mask is None:
+            if self._chain is None:
+                return self._biased_argmax(self._model.logits(batch_index))
+            return int(llama_cpp.llama_sampler_sample(self._chain, self._model.ctx, batch_index))
+        row = self._model.logits(batch_index)
         if self._chain is None:
-            return self._biased_argmax(self._model.logits(batch_index))
-        return int(llama_cpp.llama_sampler_sample(self._chain, self._model.ctx, batch_index))
+            # The model mostly wants what the grammar allows: check its choice first.
+            token = self._biased_argmax(row)
+            if mask.try_accept(token):
+                return token
+            mask.compute()
+            token = self._biased_argmax_among(row, mask.allowed())
+        else:
+            mask.compute()
+            token = self._draw_among(self._chain, row, mask.allowed())
+        mask.accept(token)
+        return token
+
+    def _biased_argmax_among(self, row: np.ndarray, ids: np.ndarray) -> int:
+        """argmax(row + bias) over the token ids ``ids`` only."""
+        values = row[ids]
+        if self._bias_ids is not None and self._bias_values is not None:
+            # Biased tokens that are among ``ids`` (both ascending after the sort).
+            order = np.argsort(self._bias_ids)
+            bias_ids, bias_values = self._bias_ids[order], self._bias_values[order]
+            at = np.searchsorted(ids, bias_ids)
+            hit = (at < ids.size) & (ids[np.minimum(at, ids.size - 1)] == bias_ids)
+            values = values.copy()
+            values[at[hit]] += bias_values[hit]
+        return int(ids[int(np.argmax(values))])
+
+    @staticmethod
+    def _draw_among(chain: llama_cpp.llama_sampler_p, row: np.ndarray, ids: np.ndarray) -> int:
+        """Run the chain on the candidates ``ids`` only, then accept the token it drew."""
+        data = np.empty(ids.size, dtype=_TOKEN_DATA)
+        data["id"] = ids
+        data["logit"] = row[ids]
+        data["p"] = 0.0
+        candidates = llama_cpp.llama_token_data_array(
+            data=data.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data)),
+            size=ids.size,
+            selected=-1,
+            sorted=False,
+        )
+        llama_cpp.llama_sampler_apply(chain, ctypes.byref(candidates))
+        if not 0 <= candidates.selected < candidates.size:
+            raise EngineError("the sampler chain selected no token")
+        token = int(candidates.data[candidates.selected].id)
+        llama_cpp.llama_sampler_accept(chain, token)
+        return token
 
     def _biased_argmax(self, row: np.ndarray) -> int:
         """argmax(row + bias) without copying the row when the bias cannot change it."""
