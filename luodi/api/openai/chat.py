@@ -23,7 +23,13 @@ from luodi.api.openai.generation import (
 from luodi.api.openai.schemas import ChatCompletionRequest, make_id, now
 from luodi.api.openai.streaming import sse_response
 from luodi.api.state import AppState
-from luodi.chat import ChatOutputParser, PreparedChat, prepare_chat
+from luodi.chat import (
+    ChatOutputParser,
+    PreparedChat,
+    prepare_chat,
+    response_format_schema,
+    validate_json_output,
+)
 from luodi.engine.base import Engine
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.types import (
@@ -160,9 +166,15 @@ async def create_chat_completion(
         primed = await trail.launch(engine, plan.requests, prompt_tokens=estimate)
     chat_id, created = make_id("chatcmpl"), now()
     parsers = [plan.prepared.output_parser() if plan.prepared else None for _ in primed]
+    # The JSON the answer must be: checked once it is complete (docs/structured-output.md).
+    schema = (
+        plan.prepared.schema
+        if plan.prepared
+        else response_format_schema(_chat_options(body)["response_format"])
+    )
     if body.stream:
         return sse_response(
-            _stream(body, primed, parsers, chat_id, created, trail, citations),
+            _stream(body, primed, parsers, chat_id, created, trail, citations, schema),
             on_close=trail.finish,
         )
     choices, usage = [], Usage()
@@ -172,14 +184,15 @@ async def create_chat_completion(
         trail.response.append(result.text)
         message, reason = _message_from(result, parsers[index])
         message = _Restorers(trail).restore_message(message)
-        choices.append(
-            {
-                "index": index,
-                "message": message,
-                "logprobs": _logprobs_body(result.logprobs) if body.logprobs else None,
-                "finish_reason": reason,
-            }
-        )
+        choice = {
+            "index": index,
+            "message": message,
+            "logprobs": _logprobs_body(result.logprobs) if body.logprobs else None,
+            "finish_reason": reason,
+        }
+        if schema is not None and not message.get("tool_calls"):
+            choice["schema_errors"] = validate_json_output(message.get("content") or "", schema)
+        choices.append(choice)
         add_usage(usage, result.usage, new_prompt=index == 0)
     trail.usage = usage
     await trail.finish()
@@ -284,9 +297,11 @@ async def _stream(
     created: int,
     trail: Trail,
     citations: list[dict[str, Any]],
+    schema: dict[str, Any] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     usage = trail.usage
     saw_tool_calls = [False] * len(primed)
+    contents = [""] * len(primed)
     restorers = _Restorers(trail)
 
     def chunk(
@@ -329,6 +344,7 @@ async def _stream(
             deltas.extend(restorers.flush(index))
         for delta in deltas:
             saw_tool_calls[index] |= "tool_calls" in delta
+            contents[index] += delta.get("content") or ""
             yield chunk(
                 [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}]
             )
@@ -345,6 +361,8 @@ async def _stream(
             )
             if body.kb and index == 0:
                 final["citations"] = citations
+            if schema is not None and not saw_tool_calls[index]:
+                final["choices"][0]["schema_errors"] = validate_json_output(contents[index], schema)
             yield final
             if event.usage is not None:
                 add_usage(usage, event.usage, new_prompt=index == 0)
