@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, model_validator
 
+_LLAMA_MAX_SEQ = 256  # llama.cpp refuses a context with more sequence ids
+
 
 def _default_threads() -> int:
     return max(1, os.cpu_count() or 1)
@@ -102,6 +104,13 @@ class EngineSettings(BaseModel):
         if self.max_model_len is not None and self.max_model_len > self.n_ctx:
             raise ValueError(
                 f"engine.max_model_len ({self.max_model_len}) exceeds engine.n_ctx ({self.n_ctx})"
+            )
+        cached = self.prefix_cache_slots + len(self.warm_prefixes) if self.prefix_cache else 0
+        if self.max_batch_size + cached > _LLAMA_MAX_SEQ:
+            raise ValueError(
+                f"engine.max_batch_size ({self.max_batch_size}) + prefix_cache_slots"
+                f" ({self.prefix_cache_slots}) + warm_prefixes ({len(self.warm_prefixes)}) need"
+                f" {self.max_batch_size + cached} llama.cpp sequence ids; it has {_LLAMA_MAX_SEQ}"
             )
         if self.n_batch < self.prefill_chunk + self.max_batch_size:
             raise ValueError(
