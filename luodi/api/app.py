@@ -27,8 +27,8 @@ from luodi.api.privacy_admin import build_privacy_admin_router
 from luodi.api.state import AppState
 from luodi.config import Settings
 from luodi.config.routing import BackendKind, DeploymentMode
+from luodi.embeddings import Embedder, build_embedder
 from luodi.engine.base import Engine
-from luodi.engine.embeddings import Embedder, build_embedder
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.metrics import EngineMetrics
 from luodi.engine.router import Router

@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 
 from luodi.api.drain import Drain
 from luodi.config import Settings
+from luodi.embeddings import Embedder
 from luodi.engine.base import Engine
-from luodi.engine.embeddings import Embedder
 from luodi.errors import NotFoundError, ServiceUnavailableError
 from luodi.knowledge import KnowledgeService
 from luodi.privacy import PIIStage

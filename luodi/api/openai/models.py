@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from luodi.api.deps import StateDep
-from luodi.engine.embeddings import Embedder
+from luodi.embeddings import Embedder
 
 __all__ = ["router"]
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from luodi.config.embeddings import EmbeddingSettings
-from luodi.engine.embeddings import Embedder, MiniLMEmbedder, build_embedder
+from luodi.embeddings import Embedder, MiniLMEmbedder, build_embedder
 from luodi.errors import ModelLoadError
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from luodi.engine.embeddings import MiniLMEmbedder
+from luodi.embeddings import MiniLMEmbedder
 
 
 @pytest.fixture(scope="session")
