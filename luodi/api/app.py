@@ -25,6 +25,7 @@ from luodi.api.openai.models import router as models_router
 from luodi.api.pii import build_pii_router
 from luodi.api.privacy_admin import build_privacy_admin_router
 from luodi.api.state import AppState
+from luodi.chat import ChatTemplate
 from luodi.config import Settings
 from luodi.config.routing import BackendKind, DeploymentMode
 from luodi.embeddings import Embedder, build_embedder
@@ -112,6 +113,21 @@ def _require(engine: LlamaCppEngine | None) -> LlamaCppEngine:
     return engine
 
 
+async def _start_embedded(engine: LlamaCppEngine) -> None:
+    """Start the engine and build its chat template now: a bad template fails start-up.
+
+    The engine only reads the template's metadata; the chat package compiles it (and
+    caches it for the requests), so a missing template file is found here, not at the
+    first chat request.
+    """
+    await engine.start()
+    try:
+        ChatTemplate.for_model(engine.template_metadata)
+    except BaseException:
+        await engine.stop()
+        raise
+
+
 def load_embedded(settings: Settings) -> LlamaCppEngine | None:
     """Load and start the embedded engine now (None in api mode).
 
@@ -124,7 +140,7 @@ def load_embedded(settings: Settings) -> LlamaCppEngine | None:
     engine = LlamaCppEngine(
         settings.engine, opener=lambda path: open_model_for_loading(path, key_source)
     )
-    asyncio.run(engine.start())
+    asyncio.run(_start_embedded(engine))
     return engine
 
 
@@ -168,7 +184,7 @@ def create_app(
                     engine.observer = metrics.observer("llamacpp", name)
         elif settings.routing.mode is not DeploymentMode.API:
             embedded = embedded or LlamaCppEngine(settings.engine)
-            await embedded.start()
+            await _start_embedded(embedded)
             embedded.observer = metrics.observer("llamacpp", embedded.info.name)
             state.engines[embedded.info.name] = embedded
         if owned and settings.routing.models:

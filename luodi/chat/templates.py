@@ -8,12 +8,13 @@ control, and its template must not reach the host.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from jinja2 import Template, TemplateError, TemplateSyntaxError
 
@@ -25,6 +26,7 @@ __all__ = [
     "ChatTemplate",
     "Message",
     "TemplateFamily",
+    "TemplateSource",
     "detect_family",
     "normalize_messages",
     "prompt_opens_thinking",
@@ -44,10 +46,51 @@ TemplateFamily = Literal["qwen3", "hermes", "generic"]
 BUILTIN_TEMPLATES: tuple[str, ...] = ("chatml", "gemma3", "qwen3")
 """Names accepted by :meth:`ChatTemplate.builtin`."""
 
+# The built-in template for a GGUF architecture (general.architecture) that carries none.
+_ARCHITECTURE_TEMPLATES: Mapping[str, str] = {
+    "gemma3": "gemma3",
+    "qwen3": "qwen3",
+    "qwen3moe": "qwen3",
+}
+
 # Keys a request's chat_template_kwargs may not override: luodi sets them itself.
 _RESERVED_KWARGS = frozenset(
     {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"}
 )
+
+
+class TemplateSource(Protocol):
+    """What a loaded model says about its prompt format; the engine's ``TemplateMetadata``.
+
+    The engine reads these from the model and its settings but never renders a prompt:
+    :meth:`ChatTemplate.for_model` turns them into a template, so the engine core does not
+    import ``luodi.chat``.
+    """
+
+    @property
+    def configured(self) -> str | None:
+        """``engine.chat_template``: a built-in name or a template file, or ``None``."""
+        ...
+
+    @property
+    def gguf_template(self) -> str | None:
+        """The model's own ``tokenizer.chat_template``, if it carries one."""
+        ...
+
+    @property
+    def architecture(self) -> str | None:
+        """The GGUF's ``general.architecture`` (``gemma3``, ``qwen3``, ...)."""
+        ...
+
+    @property
+    def bos_token(self) -> str:
+        """The model's BOS token text (templates may print it)."""
+        ...
+
+    @property
+    def eos_token(self) -> str:
+        """The model's EOS token text."""
+        ...
 
 
 def detect_family(template: str) -> TemplateFamily:
@@ -219,6 +262,7 @@ class ChatTemplate:
         configured: str | None,
         gguf_template: str | None,
         *,
+        architecture: str | None = None,
         bos_token: str = "",
         eos_token: str = "",
     ) -> ChatTemplate:
@@ -227,12 +271,18 @@ class ChatTemplate:
         Args:
             configured: A built-in name or a file path from config, or ``None``.
             gguf_template: The model's own ``tokenizer.chat_template``, if any.
+            architecture: The model's architecture, for a built-in template when the
+                GGUF carries none (``gemma3``, ``qwen3``, ``qwen3moe``).
             bos_token: The model's BOS token text (templates may print it).
             eos_token: The model's EOS token text.
 
         Returns:
-            The configured template when one is set, else the model's own, else
-            ``chatml``.
+            The configured template when one is set, else the model's own, else the
+            built-in one for its architecture, else ``chatml``.
+
+        Raises:
+            ConfigError: the configured template is unknown, unreadable or does not
+                compile.
         """
         tokens = {"bos_token": bos_token, "eos_token": eos_token}
         if configured:
@@ -241,7 +291,26 @@ class ChatTemplate:
             return cls.from_file(Path(configured), **tokens)
         if gguf_template:
             return cls.from_gguf(gguf_template, **tokens)
-        return cls.builtin("chatml", **tokens)
+        return cls.builtin(_ARCHITECTURE_TEMPLATES.get(architecture or "", "chatml"), **tokens)
+
+    @classmethod
+    def for_model(cls, source: TemplateSource) -> ChatTemplate:
+        """The template a loaded model is served with (see :meth:`resolve`), compiled once.
+
+        Every chat request asks for it, so the compiled template is cached by the
+        metadata's values; an engine's metadata does not change while it runs.
+
+        Raises:
+            ConfigError: the configured template is unknown, unreadable or does not
+                compile.
+        """
+        return _resolve_cached(
+            source.configured,
+            source.gguf_template,
+            source.architecture,
+            source.bos_token,
+            source.eos_token,
+        )
 
     def render(
         self,
@@ -296,6 +365,23 @@ class ChatTemplate:
                 f"the chat template {self.name!r} could not render these messages: {detail}",
                 param="messages",
             ) from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _resolve_cached(
+    configured: str | None,
+    gguf_template: str | None,
+    architecture: str | None,
+    bos_token: str,
+    eos_token: str,
+) -> ChatTemplate:
+    return ChatTemplate.resolve(
+        configured,
+        gguf_template,
+        architecture=architecture,
+        bos_token=bos_token,
+        eos_token=eos_token,
+    )
 
 
 _OPEN_THINK_AT_END = re.compile(r"<think>\s*$")

@@ -18,6 +18,7 @@ __all__ = [
     "ModelInfo",
     "Priority",
     "SamplingParams",
+    "TemplateMetadata",
     "TokenLogprob",
     "Usage",
 ]
@@ -169,3 +170,25 @@ class ModelInfo:
     capabilities: tuple[str, ...] = ("chat", "completion")
     backend: str = "llamacpp"
     owned_by: str = "luodi"
+
+
+@dataclass(slots=True, frozen=True)
+class TemplateMetadata:
+    """What a loaded model says about its prompt format, for ``luodi.chat`` to build from.
+
+    The engine core renders no prompts: it reads these values from the model and its
+    settings, and ``ChatTemplate.for_model`` (in ``luodi.chat``) turns them into the
+    template the API renders chat requests with. That keeps ``engine`` from importing
+    ``chat``.
+    """
+
+    configured: str | None
+    """``engine.chat_template``: a built-in template name or a template file."""
+    gguf_template: str | None
+    """The GGUF's ``tokenizer.chat_template``, when it carries one."""
+    architecture: str | None
+    """The GGUF's ``general.architecture``, for a built-in template when it carries none."""
+    bos_token: str = ""
+    """The BOS token's text; templates may print it."""
+    eos_token: str = ""
+    """The EOS token's text."""

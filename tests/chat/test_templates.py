@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,43 @@ def test_resolve_reads_a_template_file(tmp_path: Path) -> None:
 def test_resolve_rejects_unknown_templates(configured: str) -> None:
     with pytest.raises(ConfigError):
         ChatTemplate.resolve(configured, None)
+
+
+@pytest.mark.parametrize(
+    ("architecture", "gguf", "expected"),
+    [
+        ("gemma3", None, "gemma3"),
+        ("qwen3moe", None, "qwen3"),
+        ("llama", None, "chatml"),
+        ("qwen3", "{{ 'gguf' }}", "gguf"),
+    ],
+)
+def test_resolve_falls_back_to_the_architectures_builtin_when_the_gguf_has_none(
+    architecture: str, gguf: str | None, expected: str
+) -> None:
+    assert ChatTemplate.resolve(None, gguf, architecture=architecture).name == expected
+
+
+@dataclass(frozen=True)
+class _Metadata:
+    """Stands in for the engine's TemplateMetadata: chat only needs its shape."""
+
+    configured: str | None = None
+    gguf_template: str | None = None
+    architecture: str | None = None
+    bos_token: str = "<bos>"
+    eos_token: str = "<eos>"
+
+
+def test_for_model_builds_the_template_once_per_model_metadata() -> None:
+    first = ChatTemplate.for_model(_Metadata(architecture="qwen3"))
+    again = ChatTemplate.for_model(_Metadata(architecture="qwen3"))
+    assert first is again
+    assert first.name == "qwen3"
+    assert first.bos_token == "<bos>"
+    assert ChatTemplate.for_model(_Metadata(architecture="gemma3")).name == "gemma3"
+
+
+def test_for_model_reports_a_missing_configured_template_file() -> None:
+    with pytest.raises(ConfigError, match="no/such/file"):
+        ChatTemplate.for_model(_Metadata(configured="/no/such/file.jinja"))

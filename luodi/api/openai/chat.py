@@ -25,6 +25,7 @@ from luodi.api.openai.streaming import sse_response
 from luodi.api.state import AppState
 from luodi.chat import (
     ChatOutputParser,
+    ChatTemplate,
     PreparedChat,
     prepare_chat,
     response_format_schema,
@@ -75,7 +76,8 @@ def plan_chat(
     options = _chat_options(body)
     top = (body.top_logprobs or 0) if body.logprobs else None
     if isinstance(engine, LlamaCppEngine):
-        prepared = prepare_chat(engine.template, messages, **options)
+        template = ChatTemplate.for_model(engine.template_metadata)
+        prepared = prepare_chat(template, messages, **options)
         tokens = engine.tokenize_chat(prepared.prompt)
         room = engine.max_model_len - len(tokens)
         max_tokens = body.completion_limit or engine.default_max_tokens(len(tokens))

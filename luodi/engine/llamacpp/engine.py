@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from luodi.chat import ChatTemplate
 from luodi.config.engine import EngineSettings
 from luodi.engine.llamacpp.default_model import resolve_model_path
 from luodi.engine.llamacpp.detokenizer import IncrementalDetokenizer
@@ -37,6 +36,7 @@ from luodi.engine.types import (
     GenerationEvent,
     GenerationRequest,
     ModelInfo,
+    TemplateMetadata,
     Usage,
 )
 from luodi.errors import ContextLengthError, EngineError, InvalidRequestError, LuodiError
@@ -96,7 +96,7 @@ class LlamaCppEngine:
         self._warm: WarmPrefixes | None = None
         self._started = False
         self._failed_steps = 0
-        self._template: ChatTemplate | None = None
+        self._template: TemplateMetadata | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -173,9 +173,10 @@ class LlamaCppEngine:
             capabilities=("chat", "completion", "tools", "json_schema"),
             backend="llamacpp",
         )
-        self._template = ChatTemplate.resolve(
-            s.chat_template or _family_template(model, model.chat_template),
-            model.chat_template,
+        self._template = TemplateMetadata(
+            configured=s.chat_template,
+            gguf_template=model.chat_template,
+            architecture=model.meta("general.architecture"),
             bos_token=model.piece(model.bos_token).decode("utf-8", errors="replace"),
             eos_token=model.piece(model.eos_token).decode("utf-8", errors="replace"),
         )
@@ -241,8 +242,8 @@ class LlamaCppEngine:
         return self._max_model_len
 
     @property
-    def template(self) -> ChatTemplate:
-        """The chat template this model is served with (config, GGUF, or a built-in)."""
+    def template_metadata(self) -> TemplateMetadata:
+        """What the model and settings say about its chat template; ``luodi.chat`` builds it."""
         if self._template is None:
             raise EngineError("the engine has not been started")
         return self._template
@@ -605,14 +606,6 @@ def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(exc)
-
-
-def _family_template(model: LlamaModel, gguf_template: str | None) -> str | None:
-    """A built-in template for a known architecture whose GGUF carries none."""
-    if gguf_template:
-        return None
-    arch = model.meta("general.architecture") or ""
-    return {"gemma3": "gemma3", "qwen3": "qwen3", "qwen3moe": "qwen3"}.get(arch)
 
 
 def _read_prefix_file(path: Path | None) -> list[str]:

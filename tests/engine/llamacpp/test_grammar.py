@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from luodi.chat import prepare_chat, response_format_grammar, validate_json_output
+from luodi.chat import ChatTemplate, prepare_chat, response_format_grammar, validate_json_output
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.types import FinishReason, GenerationRequest, SamplingParams
 from luodi.errors import InvalidRequestError
@@ -31,7 +31,7 @@ async def _sample(
     params: SamplingParams,
 ) -> tuple[str, FinishReason | None]:
     prepared = prepare_chat(
-        engine.template,
+        ChatTemplate.for_model(engine.template_metadata),
         [{"role": "user", "content": question}],
         response_format=response_format,
     )
@@ -137,7 +137,7 @@ async def test_forced_tool_call_grammar_is_enforced_by_the_same_masks(
     engine: LlamaCppEngine,
 ) -> None:
     prepared = prepare_chat(
-        engine.template,
+        ChatTemplate.for_model(engine.template_metadata),
         [{"role": "user", "content": "What is the weather in Hangzhou?"}],
         tools=[WEATHER_TOOL],
         tool_choice="required",
