@@ -38,7 +38,7 @@ from luodi.knowledge.chunking import Chunker
 from luodi.knowledge.erasure import Erasure
 from luodi.knowledge.grounding import citations_of, inject_context, last_user_text
 from luodi.knowledge.index.bm25 import BM25Index, Segmenter
-from luodi.knowledge.index.vector_store import VectorStore, open_vector_store
+from luodi.knowledge.index.vector_store import VectorStore, build_vector_store
 from luodi.knowledge.ingestion import Ingestion
 from luodi.knowledge.retrieval import HybridRetriever, Reranker, rerank
 from luodi.knowledge.source_sync import SourceSync
@@ -82,7 +82,7 @@ class KnowledgeService:
     Args:
         settings: the ``knowledge`` section.
         embedder: the model behind ``/v1/embeddings``; it also sizes chunks.
-        store: vector store; None: a ``FlatVectorStore`` in ``settings.data_dir``.
+        store: vector store; None: the one ``knowledge.vector_store`` names.
         reranker: optional second stage over the fused candidates.
         audit: records syncs and erasures; None: not recorded beyond sync reports.
         clock: current time (tests pass a fixed one).
@@ -104,7 +104,7 @@ class KnowledgeService:
         self.embedder = embedder
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self._engine = open_catalog(settings.catalog_url())
-        self._store = store or open_vector_store(settings, embedder.dim)
+        self._store = store or build_vector_store(settings, embedder.dim)
         self._reranker = reranker
         self._clock = clock
         self._chunker = Chunker(

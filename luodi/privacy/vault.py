@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from luodi.config.privacy import VaultSettings
 from luodi.errors import ConfigError
 from luodi.privacy.errors import PIIUnavailableError
+from luodi.privacy.vault_stores import build_vault_store
 
 __all__ = ["PseudonymVault", "VaultCipher", "VaultStore", "build_vault"]
 
@@ -155,21 +156,10 @@ class PseudonymVault:
 
 
 def build_vault(settings: VaultSettings) -> PseudonymVault:
-    """The vault the settings describe (store, bounds, key and TTL)."""
-    from luodi.privacy import vault_stores
+    """The vault the settings describe (store, bounds, key and TTL).
 
+    Raises:
+        ConfigError: no key where the store needs one, or an unknown store.
+    """
     cipher = VaultCipher.from_settings(settings)
-    bounds = {
-        "max_conversations": settings.max_conversations,
-        "max_entries": settings.max_entries_per_conversation,
-    }
-    store: VaultStore
-    if settings.store == "memory":
-        store = vault_stores.MemoryVaultStore(**bounds)
-    elif settings.store == "sqlite":
-        store = vault_stores.SqliteVaultStore(settings.sqlite_path, **bounds)
-    else:
-        store = vault_stores.RedisVaultStore(
-            settings.redis_url, prefix=settings.redis_prefix, **bounds
-        )
-    return PseudonymVault(store, cipher, settings.ttl_seconds)
+    return PseudonymVault(build_vault_store(settings), cipher, settings.ttl_seconds)

@@ -4,6 +4,8 @@ Every store keeps only digests, tags and AES-GCM-sealed values (see ``vault.py``
 every store is bounded: at most ``max_conversations`` live conversations and
 ``max_entries`` pseudonyms in each. A request that would pass a bound is refused with
 ``PIIVaultFullError`` (503); it is never given a tag another value already holds.
+``VAULT_STORES`` names each store (``privacy.vault.store``) and ``build_vault_store``
+builds the configured one.
 """
 
 from __future__ import annotations
@@ -14,19 +16,31 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from luodi.config.privacy import (
     DEFAULT_MAX_CONVERSATIONS,
     DEFAULT_MAX_ENTRIES_PER_CONVERSATION,
+    VaultSettings,
 )
+from luodi.errors import ConfigError
 from luodi.privacy.errors import PIIUnavailableError, PIIVaultFullError
 from luodi.privacy.operators import tag_for
 
-__all__ = ["MemoryVaultStore", "RedisVaultStore", "SqliteVaultStore"]
+if TYPE_CHECKING:  # vault.py builds its store with build_vault_store below
+    from luodi.privacy.vault import VaultStore
+
+__all__ = [
+    "VAULT_STORES",
+    "MemoryVaultStore",
+    "RedisVaultStore",
+    "SqliteVaultStore",
+    "build_vault_store",
+]
 
 
 @dataclass
@@ -418,3 +432,54 @@ class RedisVaultStore:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _memory(settings: VaultSettings) -> VaultStore:
+    return MemoryVaultStore(
+        max_conversations=settings.max_conversations,
+        max_entries=settings.max_entries_per_conversation,
+    )
+
+
+def _sqlite(settings: VaultSettings) -> VaultStore:
+    return SqliteVaultStore(
+        settings.sqlite_path,
+        max_conversations=settings.max_conversations,
+        max_entries=settings.max_entries_per_conversation,
+    )
+
+
+def _redis(settings: VaultSettings) -> VaultStore:
+    return RedisVaultStore(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        max_conversations=settings.max_conversations,
+        max_entries=settings.max_entries_per_conversation,
+    )
+
+
+VAULT_STORES: Mapping[str, Callable[[VaultSettings], VaultStore]] = MappingProxyType(
+    {"memory": _memory, "sqlite": _sqlite, "redis": _redis}
+)
+"""Store name (``privacy.vault.store``) → constructor."""
+
+
+def build_vault_store(
+    settings: VaultSettings,
+    registry: Mapping[str, Callable[[VaultSettings], VaultStore]] = VAULT_STORES,
+) -> VaultStore:
+    """The vault store ``settings.store`` names, with the configured bounds.
+
+    Args:
+        settings: the ``privacy.vault`` section.
+        registry: store name → constructor; a test or plugin can pass its own.
+
+    Raises:
+        ConfigError: no store has that name.
+    """
+    factory = registry.get(settings.store)
+    if factory is None:
+        raise ConfigError(
+            f"unknown vault store {settings.store!r}; known: {', '.join(sorted(registry))}"
+        )
+    return factory(settings)

@@ -6,7 +6,7 @@ from luodi.security.directory import Directory
 from luodi.security.gateway import Gateway, check_bind_allowed
 from luodi.security.keys import KEY_PREFIX, ApiKeyInfo, CreatedKey, KeyStore
 from luodi.security.principal import Limits, Principal
-from luodi.security.quotas import QuotaStore, register_quota_store
+from luodi.security.quotas import QuotaStore
 from luodi.security.rbac import BUILTIN_ROLES
 
 __all__ = [
@@ -30,5 +30,4 @@ __all__ = [
     "decrypt_file",
     "encrypt_file",
     "open_model_for_loading",
-    "register_quota_store",
 ]

@@ -20,7 +20,8 @@ from luodi.security.audit import AuditEvent, AuditLog, AuditWriter, Decision
 from luodi.security.directory import DEFAULT_TENANT, Directory
 from luodi.security.keys import KeyStore, parse_bearer
 from luodi.security.principal import ANONYMOUS_KEY_ID, Limits, Principal
-from luodi.security.quotas import Limiter, QuotaStore, build_quota_store
+from luodi.security.quota_stores import build_quota_store
+from luodi.security.quotas import Limiter, QuotaStore
 from luodi.security.rbac import authorize
 from luodi.storage import Database
 

@@ -5,7 +5,7 @@ UTC day. ``admit`` checks every window of the key and of its tenant at once and
 counts the request; token usage is charged afterwards by ``record_usage`` with the
 real count, so concurrent requests can overshoot a token limit by at most their own
 sizes, while request limits hold exactly. Counters live in a ``QuotaStore``:
-in-process by default, Redis when several replicas must share them.
+in-process by default, Redis when several replicas must share them (``quota_stores.py``).
 """
 
 from __future__ import annotations
@@ -15,18 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from luodi.config.security import SecuritySettings
-from luodi.errors import ConfigError, RateLimitError
+from luodi.errors import RateLimitError
 from luodi.security.principal import Limits, Principal
 
-__all__ = [
-    "QUOTA_STORES",
-    "Limiter",
-    "QuotaStore",
-    "WindowCheck",
-    "build_quota_store",
-    "register_quota_store",
-]
+__all__ = ["Limiter", "QuotaStore", "WindowCheck"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,32 +58,6 @@ class QuotaStore(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
-
-
-QUOTA_STORES: dict[str, Callable[[SecuritySettings], QuotaStore]] = {}
-"""Store name (``security.quotas.store``) → factory."""
-
-
-def register_quota_store(name: str, factory: Callable[[SecuritySettings], QuotaStore]) -> None:
-    """Make a quota store available under ``security.quotas.store = name``."""
-    QUOTA_STORES[name] = factory
-
-
-def build_quota_store(settings: SecuritySettings) -> QuotaStore:
-    """Build the store the settings name.
-
-    Raises:
-        ConfigError: No store is registered under that name.
-    """
-    # Imported here so the built-in stores register themselves without a cycle.
-    from luodi.security import quota_memory, quota_redis  # noqa: F401
-
-    factory = QUOTA_STORES.get(settings.quotas.store)
-    if factory is None:
-        raise ConfigError(
-            f"unknown quota store {settings.quotas.store!r}; known: {sorted(QUOTA_STORES)}"
-        )
-    return factory(settings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from luodi.knowledge.index.vector_store import FlatVectorStore, VectorStore
+from luodi.config.knowledge import KnowledgeSettings
+from luodi.errors import ConfigError
+from luodi.knowledge.index.vector_store import FlatVectorStore, VectorStore, build_vector_store
 from luodi.knowledge.types import Filter, Payload
 
 qdrant_client = pytest.importorskip("qdrant_client", reason="qdrant-client is not installed")
@@ -65,3 +67,14 @@ def test_metadata_filter_and_deletion(store: VectorStore) -> None:
     assert "c1" not in {h[0] for h in store.search("kb", unit(1), 3)}
     store.drop("kb")
     assert store.count("kb") == 0 and store.search("kb", unit(1), 3) == []
+
+
+def test_the_configured_vector_store_is_built_by_name(tmp_path: Path) -> None:
+    store = build_vector_store(KnowledgeSettings(data_dir=tmp_path), DIM)
+    assert isinstance(store, FlatVectorStore)
+
+
+def test_a_vector_store_missing_from_the_registry_is_a_config_error(tmp_path: Path) -> None:
+    registry = {"qdrant": lambda _s, dim: FlatVectorStore(None, dim)}
+    with pytest.raises(ConfigError, match="unknown vector store 'flat'; known: qdrant"):
+        build_vector_store(KnowledgeSettings(data_dir=tmp_path), DIM, registry)

@@ -13,10 +13,15 @@ from typing import Any
 import pytest
 
 from luodi.config.privacy import PolicySettings, PrivacySettings, VaultSettings
-from luodi.errors import ServiceUnavailableError
+from luodi.errors import ConfigError, ServiceUnavailableError
 from luodi.privacy import PIIStage, PIIVaultFullError, PseudonymVault, VaultCipher, VaultStore
 from luodi.privacy.vault import build_vault
-from luodi.privacy.vault_stores import MemoryVaultStore, RedisVaultStore, SqliteVaultStore
+from luodi.privacy.vault_stores import (
+    MemoryVaultStore,
+    RedisVaultStore,
+    SqliteVaultStore,
+    build_vault_store,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 MANY = 3000  # well past the 255 live conversations the old memory store could hold
@@ -235,6 +240,11 @@ async def test_build_vault_applies_the_configured_bounds(store: str, tmp_path: P
         await vault.close()
         if store == "redis":
             await _delete_prefix(prefix)
+
+
+def test_a_vault_store_missing_from_the_registry_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown vault store 'memory'; known: sqlite"):
+        build_vault_store(VaultSettings(), {"sqlite": lambda _s: MemoryVaultStore()})
 
 
 @pytest.mark.parametrize("field", ["max_conversations", "max_entries_per_conversation"])

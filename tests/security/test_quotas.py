@@ -11,9 +11,9 @@ import pytest
 
 from luodi.config.security import LimitSettings, QuotaSettings, SecuritySettings
 from luodi.config.storage import StorageSettings
-from luodi.errors import RateLimitError
+from luodi.errors import ConfigError, RateLimitError
 from luodi.security import Gateway, Limits, Principal
-from luodi.security.quota_memory import MemoryQuotaStore
+from luodi.security.quota_stores import MemoryQuotaStore, build_quota_store
 from luodi.security.quotas import Limiter
 
 from .conftest import REDIS_URL, bearer, make_user
@@ -114,6 +114,15 @@ async def test_quota_holds_under_concurrent_load() -> None:
     limiter, _ = make_limiter()
     principal = make_principal(key_requests_per_minute=50)
     assert await admitted(limiter, principal, 500) == 50
+
+
+def test_the_configured_quota_store_is_built_by_name() -> None:
+    assert isinstance(build_quota_store(SecuritySettings()), MemoryQuotaStore)
+
+
+def test_a_quota_store_missing_from_the_registry_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown quota store 'memory'; known: redis"):
+        build_quota_store(SecuritySettings(), {"redis": lambda _s: MemoryQuotaStore()})
 
 
 @pytest.fixture

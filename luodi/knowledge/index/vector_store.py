@@ -5,7 +5,9 @@
 with exact inner-product search: no recall loss and no index build, which is the
 right trade up to a few hundred thousand chunks per collection. Beyond that, or
 for several gateway replicas, ``QdrantVectorStore`` talks to a Qdrant server or
-cluster through the same protocol (see docs/knowledge.md).
+cluster through the same protocol (see docs/knowledge.md). ``VECTOR_STORES`` names
+each store (``knowledge.vector_store``) and ``build_vector_store`` builds the configured
+one.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from luodi.config.knowledge import KnowledgeSettings
+from luodi.errors import ConfigError
 from luodi.knowledge.types import Filter, Payload
 
-__all__ = ["FlatVectorStore", "VectorStore", "open_vector_store"]
+__all__ = ["VECTOR_STORES", "FlatVectorStore", "VectorStore", "build_vector_store"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -206,12 +210,43 @@ class FlatVectorStore:
             m.dirty = False
 
 
-def open_vector_store(settings: KnowledgeSettings, dim: int) -> VectorStore:
-    """The configured store: flat files under ``data_dir``, or a Qdrant server."""
-    if settings.vector_store == "qdrant":
-        from luodi.knowledge.index.qdrant_store import QdrantVectorStore
-
-        assert settings.qdrant_url is not None  # the settings validator guarantees it
-        key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-        return QdrantVectorStore.connect(settings.qdrant_url, dim, api_key=key)
+def _flat(settings: KnowledgeSettings, dim: int) -> VectorStore:
     return FlatVectorStore(settings.data_dir / "vectors", dim)
+
+
+def _qdrant(settings: KnowledgeSettings, dim: int) -> VectorStore:
+    # Imported here: qdrant-client is an optional extra (luodi[qdrant]).
+    from luodi.knowledge.index.qdrant_store import QdrantVectorStore
+
+    assert settings.qdrant_url is not None  # the settings validator guarantees it
+    key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+    return QdrantVectorStore.connect(settings.qdrant_url, dim, api_key=key)
+
+
+VECTOR_STORES: Mapping[str, Callable[[KnowledgeSettings, int], VectorStore]] = MappingProxyType(
+    {"flat": _flat, "qdrant": _qdrant}
+)
+"""Store name (``knowledge.vector_store``) → constructor, given the vectors' dimension."""
+
+
+def build_vector_store(
+    settings: KnowledgeSettings,
+    dim: int,
+    registry: Mapping[str, Callable[[KnowledgeSettings, int], VectorStore]] = VECTOR_STORES,
+) -> VectorStore:
+    """The vector store ``settings.vector_store`` names, for vectors of length ``dim``.
+
+    Args:
+        settings: the ``knowledge`` section.
+        dim: the embedder's vector length.
+        registry: store name → constructor; a test or plugin can pass its own.
+
+    Raises:
+        ConfigError: no store has that name.
+    """
+    factory = registry.get(settings.vector_store)
+    if factory is None:
+        raise ConfigError(
+            f"unknown vector store {settings.vector_store!r}; known: {', '.join(sorted(registry))}"
+        )
+    return factory(settings, dim)
