@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import os
+import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -13,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from luodi.config import EngineSettings, SecuritySettings, StorageSettings
+from luodi.engine.llamacpp.default_model import default_model_path
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.llamacpp.model import select_kernels
 from luodi.security import Gateway
@@ -26,6 +30,20 @@ select_kernels(batch_invariant=True)
 _SCRATCH = Path(tempfile.mkdtemp(prefix="luodi-tests-"))
 os.environ.setdefault("LUODI_KNOWLEDGE__DATA_DIR", str(_SCRATCH / "knowledge"))
 os.environ.setdefault("LUODI_STORAGE__DATABASE_URL", f"sqlite:///{_SCRATCH / 'luodi.db'}")
+# The default model is assembled into this cache once per session and every engine,
+# server and CLI run of the session loads it from there; a CI may point it at a kept dir.
+os.environ.setdefault("LUODI_ENGINE__CACHE_DIR", str(_SCRATCH / "engine"))
+MODEL_CACHE = Path(os.environ["LUODI_ENGINE__CACHE_DIR"])
+
+# It holds a copy of the model. (Tests import this file again as ``tests.conftest``,
+# which makes a second, empty scratch dir: each copy removes its own.)
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+
+
+@functools.cache
+def default_gguf() -> Path:
+    """The default model's GGUF in the session cache, assembled on first use."""
+    return default_model_path(MODEL_CACHE)
 
 
 def engine_settings(tmp: Path, **overrides: object) -> EngineSettings:
@@ -44,9 +62,14 @@ def engine_settings(tmp: Path, **overrides: object) -> EngineSettings:
 
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache dir for the session, so the default model is assembled once."""
-    return Path.home() / ".cache" / "luodi-tests"
+def model_cache() -> Path:
+    """The session's engine cache dir, the default model already assembled in it.
+
+    Assembling it here, in the test process, means no server a test starts races
+    another process to write it.
+    """
+    default_gguf()
+    return MODEL_CACHE
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,9 @@ from luodi.evaluation.server_process import LUODI, ServerProcess, create_key
 pytestmark = pytest.mark.model
 
 
-def test_sigkill_under_load_loses_no_answered_request(tmp_path: Path) -> None:
+def test_sigkill_under_load_loses_no_answered_request(tmp_path: Path, model_cache: Path) -> None:
     env = {
-        "LUODI_ENGINE__CACHE_DIR": str(Path.home() / ".cache" / "luodi-tests"),
+        "LUODI_ENGINE__CACHE_DIR": str(model_cache),
         "LUODI_ENGINE__N_CTX": "2048",
         "LUODI_ENGINE__MAX_BATCH_SIZE": "8",
         "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tmp_path / 'luodi.db'}",

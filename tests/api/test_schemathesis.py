@@ -16,11 +16,13 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def fuzz_server(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: Path
+) -> Iterator[tuple[str, str]]:
     """A real ``luodi serve`` with a tiny context, so valid random requests finish fast."""
     tmp = tmp_path_factory.mktemp("fuzz")
     env = {
-        "LUODI_ENGINE__CACHE_DIR": str(Path.home() / ".cache" / "luodi-tests"),
+        "LUODI_ENGINE__CACHE_DIR": str(model_cache),
         "LUODI_ENGINE__N_CTX": "1024",
         "LUODI_ENGINE__MAX_MODEL_LEN": "48",
         "LUODI_ENGINE__MAX_BATCH_SIZE": "4",

@@ -22,6 +22,7 @@ from luodi.errors import InvalidRequestError
 from tests.chat.byte_grammar import accepts
 from tests.chat.conftest import CLOCK_TOOL, WEATHER_TOOL
 from tests.chat.schema_cases import CASES, KeywordCase
+from tests.conftest import default_gguf
 
 NESTED = {
     "type": "object",
@@ -286,7 +287,7 @@ def test_json_output_turns_qwen3_thinking_off_and_validates(qwen3: ChatTemplate)
 
 
 def _default_model() -> Path | None:
-    path = Path.home() / ".cache" / "luodi-tests" / "models" / "gemma-3-270m-q4_k_m.gguf"
+    path = default_gguf()
     return path if path.exists() else None
 
 

@@ -12,10 +12,10 @@ import pytest
 pytestmark = pytest.mark.model
 
 
-def test_local_chat_answers_without_a_separate_server(tmp_path: Path) -> None:
+def test_local_chat_answers_without_a_separate_server(tmp_path: Path, model_cache: Path) -> None:
     env = {
         **os.environ,
-        "LUODI_ENGINE__CACHE_DIR": str(Path.home() / ".cache" / "luodi-tests"),
+        "LUODI_ENGINE__CACHE_DIR": str(model_cache),
         "LUODI_ENGINE__N_CTX": "2048",
         "LUODI_ENGINE__MAX_BATCH_SIZE": "4",
         "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tmp_path / 'luodi.db'}",

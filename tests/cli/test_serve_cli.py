@@ -12,17 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import MODEL_CACHE, default_gguf
+
 LUODI = [sys.executable, "-m", "luodi.cli"]
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*LUODI, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def default_gguf() -> Path:
-    from luodi.engine.llamacpp.default_model import default_model_path
-
-    return default_model_path(Path.home() / ".cache" / "luodi-tests")
 
 
 @pytest.mark.parametrize(
@@ -84,7 +80,7 @@ def test_invalid_option_is_refused_with_a_clear_message() -> None:
 def serve_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        "LUODI_ENGINE__CACHE_DIR": str(Path.home() / ".cache" / "luodi-tests"),
+        "LUODI_ENGINE__CACHE_DIR": str(MODEL_CACHE),
         "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tmp_path / 'luodi.db'}",
         "LUODI_SECURITY__AUTH_ENABLED": "false",
         **extra,
