@@ -11,11 +11,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from luodi.api.deps import StateDep
+from luodi.api.disconnect import cancel_on_disconnect
 from luodi.api.gateway import PrincipalDep, TextRestorer, Trail
 from luodi.api.openai.generation import (
     Collected,
     add_usage,
-    collect,
+    collect_all,
     merge_streams,
     sampling_params,
     usage_body,
@@ -107,6 +108,7 @@ def plan_chat(
             chat_options={k: v for k, v in options.items() if v is not None},
             model=body.model,
             priority=priority,
+            replayable=not body.stream,
         )
         for i in range(body.n)
     ]
@@ -148,6 +150,7 @@ def _message_from(result: Collected, parser: ChatOutputParser | None) -> tuple[d
 
 
 @router.post("/v1/chat/completions", response_model=None)
+@cancel_on_disconnect
 async def create_chat_completion(
     body: ChatCompletionRequest, state: StateDep, principal: PrincipalDep, request: Request
 ) -> Response:
@@ -180,9 +183,10 @@ async def create_chat_completion(
             on_close=trail.finish,
         )
     choices, usage = [], Usage()
-    for index, (first, stream) in enumerate(primed):
-        async with trail.guarding():
-            result = await collect(first, stream)
+    async with trail.guarding():
+        results = await collect_all(primed)
+        trail.raise_if_aborted()
+    for index, result in enumerate(results):
         trail.response.append(result.text)
         message, reason = _message_from(result, parsers[index])
         message = _Restorers(trail).restore_message(message)
@@ -331,9 +335,8 @@ async def _stream(
                 }
             ]
         )
-    async for index, event in merge_streams(primed):
-        if event.error:
-            raise EngineError(event.error)
+    async for index, raw in merge_streams(primed):
+        event = trail.checked(raw)
         trail.response.append(event.text)
         trail.backend = event.backend or trail.backend
         logprobs = _logprobs_body(event.logprobs) if body.logprobs and event.logprobs else None
@@ -354,7 +357,7 @@ async def _stream(
         if event.finished:
             reason = event.finish_reason.value if event.finish_reason else "stop"
             parser = parsers[index]
-            if parser is not None:
+            if parser is not None and not event.error:  # a cut stream stays "error"
                 reason = parser.finish_reason(reason)
             elif saw_tool_calls[index] and reason == "stop":
                 reason = "tool_calls"
@@ -368,5 +371,9 @@ async def _stream(
             yield final
             if event.usage is not None:
                 add_usage(usage, event.usage, new_prompt=index == 0)
+            if event.error:
+                # The choice's last chunk said finish_reason "error"; now say why.
+                trail.notes.append(event.error)
+                raise EngineError(event.error)
     if body.stream_options and body.stream_options.include_usage:
         yield chunk([], usage_body(usage))
