@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from luodi.config.knowledge import KnowledgeSettings  # noqa: E402
-from luodi.embeddings import MiniLMEmbedder  # noqa: E402
+from luodi.engine.embeddings import MiniLMEmbedder  # noqa: E402
 from luodi.knowledge import KnowledgeService  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "knowledge"

@@ -28,8 +28,9 @@ from luodi.api.state import AppState
 from luodi.chat import ChatTemplate
 from luodi.config import Settings
 from luodi.config.routing import BackendKind, DeploymentMode
-from luodi.embeddings import Embedder, build_embedder
+from luodi.embedding import Embedder
 from luodi.engine.base import Engine
+from luodi.engine.embeddings import build_embedder
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.metrics import EngineMetrics
 from luodi.engine.router import Router

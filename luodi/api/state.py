@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from luodi.api.drain import Drain
 from luodi.config import Settings
-from luodi.embeddings import Embedder
+from luodi.embedding import Embedder
 from luodi.engine.base import Engine
 from luodi.errors import NotFoundError, ServiceUnavailableError
 from luodi.knowledge import KnowledgeService

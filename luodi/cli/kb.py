@@ -32,7 +32,7 @@ def _fail(exc: LuodiError) -> typer.Exit:
 
 
 def _service(config: Path | None, data_dir: Path | None) -> KnowledgeService:
-    from luodi.embeddings import build_embedder
+    from luodi.engine.embeddings import build_embedder
 
     settings = load_settings(config)
     knowledge: KnowledgeSettings = getattr(settings, "knowledge", None) or KnowledgeSettings()

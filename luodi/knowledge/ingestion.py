@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from luodi.config.knowledge import KnowledgeSettings
-from luodi.embeddings import Embedder
+from luodi.embedding import Embedder
 from luodi.knowledge.catalog import ChunkRow, DocumentRow, require_collection
 from luodi.knowledge.chunking import Chunker
 from luodi.knowledge.erasure import Erasure

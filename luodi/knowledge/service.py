@@ -21,7 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from luodi.config.knowledge import KnowledgeSettings
-from luodi.embeddings import Embedder
+from luodi.embedding import Embedder
 from luodi.errors import InvalidRequestError, NotFoundError
 from luodi.knowledge.catalog import (
     ChunkRow,

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from luodi.api.errors import install_error_handlers
 from luodi.api.knowledge import build_knowledge_router
 from luodi.config.knowledge import KnowledgeSettings
-from luodi.embeddings import MiniLMEmbedder
+from luodi.engine.embeddings import MiniLMEmbedder
 from luodi.errors import AuthenticationError, PermissionDeniedError
 from luodi.knowledge import KnowledgeService
 

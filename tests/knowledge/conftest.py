@@ -10,7 +10,7 @@ import pytest
 from kb_factories import ListAudit
 
 from luodi.config.knowledge import KnowledgeSettings
-from luodi.embeddings import MiniLMEmbedder
+from luodi.engine.embeddings import MiniLMEmbedder
 from luodi.knowledge import KnowledgeService
 
 

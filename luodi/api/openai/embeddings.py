@@ -13,7 +13,7 @@ from luodi.api.deps import StateDep
 from luodi.api.gateway import PrincipalDep, Trail
 from luodi.api.openai.generation import usage_body
 from luodi.api.openai.schemas import EmbeddingRequest
-from luodi.embeddings import Embedder
+from luodi.embedding import Embedder
 from luodi.engine.types import Usage
 from luodi.errors import InvalidRequestError
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from luodi.api.deps import StateDep
-from luodi.embeddings import Embedder
+from luodi.embedding import Embedder
 
 __all__ = ["router"]
 

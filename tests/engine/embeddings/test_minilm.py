@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from luodi.embeddings import MINILM_INSTALL, Embedder, MiniLMEmbedder, minilm_model_dir
+from luodi.embedding import Embedder
+from luodi.engine.embeddings import MINILM_INSTALL, MiniLMEmbedder, minilm_model_dir
 from luodi.errors import ModelLoadError
 
 # sentence-transformers' README quick start, model all-MiniLM-L6-v2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from luodi.embeddings import MiniLMEmbedder
+from luodi.engine.embeddings import MiniLMEmbedder
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from luodi.config.embeddings import EmbeddingSettings
-from luodi.embeddings import LlamaCppEmbedder, build_embedder
+from luodi.engine.embeddings import LlamaCppEmbedder, build_embedder
 
 
 @pytest.mark.model

@@ -3,6 +3,11 @@
 Every embedding model luodi serves (``/v1/embeddings``) or uses to index a
 knowledge base implements this one interface, so a production GGUF (bge-m3,
 Qwen3-Embedding) replaces the bundled MiniLM without touching a caller.
+
+The protocol lives here, outside ``engine``, and imports nothing of luodi: the
+implementations and the factory are in ``luodi.engine.embeddings`` (the GGUF embedder
+shares the engine's llama.cpp set-up), while ``knowledge`` and the API's routes need
+only this contract.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 from luodi.config.embeddings import EmbeddingSettings
-from luodi.embeddings.base import Embedder
-from luodi.embeddings.llamacpp import LlamaCppEmbedder
-from luodi.embeddings.minilm import MINILM_NAME, MiniLMEmbedder
+from luodi.embedding import Embedder
+from luodi.engine.embeddings.llamacpp import LlamaCppEmbedder
+from luodi.engine.embeddings.minilm import MINILM_NAME, MiniLMEmbedder
 
 __all__ = ["BUILTIN_EMBEDDERS", "build_embedder"]
 

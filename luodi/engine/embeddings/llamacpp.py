@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from luodi.embeddings.base import EmbeddingMatrix
+from luodi.embedding import EmbeddingMatrix
 from luodi.errors import ModelLoadError
 
 __all__ = ["LlamaCppEmbedder", "Pooling"]

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from luodi.config.embeddings import EmbeddingSettings
-from luodi.embeddings import Embedder, MiniLMEmbedder, build_embedder
+from luodi.embedding import Embedder
+from luodi.engine.embeddings import MiniLMEmbedder, build_embedder
 from luodi.errors import ModelLoadError
 
 

@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits
 from tokenizers import Encoding
 
-from luodi.embeddings._bert import BertEncoder
-from luodi.embeddings.base import EmbeddingMatrix
+from luodi.embedding import EmbeddingMatrix
+from luodi.engine.embeddings._bert import BertEncoder
 from luodi.errors import ModelLoadError
 
 __all__ = ["MINILM_INSTALL", "MINILM_NAME", "MiniLMEmbedder", "minilm_model_dir"]
