@@ -18,6 +18,7 @@ from luodi.api.openai.generation import (
     add_usage,
     collect_all,
     merge_streams,
+    refuse_overlong,
     sampling_params,
     usage_body,
 )
@@ -115,6 +116,20 @@ def plan_chat(
     return _Plan(reqs, None)
 
 
+def _texts(messages: list[dict[str, Any]]) -> list[str]:
+    """Every text of the messages: contents, text parts, tool-call arguments."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if isinstance(content, str):
+            out.append(content)
+        else:
+            out.extend(p["text"] for p in content or [] if isinstance(p.get("text"), str))
+        calls = m.get("tool_calls") or []
+        out.extend(str(c.get("function", {}).get("arguments", "")) for c in calls)
+    return out
+
+
 def _flatten(messages: list[dict[str, Any]]) -> str:
     """The messages' text, for the audit digest when an upstream engine renders them."""
     parts = []
@@ -163,6 +178,7 @@ async def create_chat_completion(
         citations: list[dict[str, Any]] = []
         if body.kb:
             messages, citations = await _ground(state, trail, messages, body.kb, body.kb_top_k)
+        refuse_overlong(engine, _texts(messages), param="messages")
         # After grounding, so retrieved passages are masked too before anything leaves.
         messages = await trail.protect_messages(messages)
         plan = plan_chat(engine, body, messages, trail.priority)

@@ -15,6 +15,7 @@ from luodi.api.openai.generation import (
     add_usage,
     collect_all,
     merge_streams,
+    refuse_overlong,
     sampling_params,
     usage_body,
 )
@@ -123,6 +124,9 @@ async def create_completion(
         engine = state.engine_for(body.model)
         trail.authorize()
         originals = _prompts(body)
+        for prompt in originals:  # each prompt is its own sequence
+            if isinstance(prompt, str):
+                refuse_overlong(engine, [prompt], param="prompt")
         prompts = await _protected_prompts(trail, engine, originals)
         trail.prompt = "\n".join(p if isinstance(p, str) else _detok(engine, p) for p in prompts)
         # echo gives the caller back their own prompt, not the masked one the model saw.

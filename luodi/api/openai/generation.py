@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from luodi.api.openai.schemas import _Sampling
-from luodi.engine.base import Engine
+from luodi.engine.base import Engine, TextEngine
 from luodi.engine.types import (
     FinishReason,
     GenerationEvent,
@@ -18,7 +18,7 @@ from luodi.engine.types import (
     TokenLogprob,
     Usage,
 )
-from luodi.errors import EngineError, InvalidRequestError
+from luodi.errors import ContextLengthError, EngineError, InvalidRequestError
 
 __all__ = [
     "Collected",
@@ -28,6 +28,7 @@ __all__ = [
     "merge_streams",
     "prime",
     "prime_all",
+    "refuse_overlong",
     "sampling_params",
     "usage_body",
 ]
@@ -68,6 +69,27 @@ def sampling_params(
         logprobs=logprobs,
         grammar=grammar,
     )
+
+
+def refuse_overlong(engine: Engine, texts: list[str], *, param: str) -> None:
+    """A 400 naming both numbers for input that cannot fit, before PII detection scans it.
+
+    Detection of a very long input can run past the PII stage's time budget, which
+    would answer 503 for what is the client's error. Every token covers at least one
+    byte, so input no longer in bytes than the context fits and is not tokenized here.
+    """
+    if not isinstance(engine, TextEngine):
+        return  # an upstream counts its own tokens
+    limit = engine.info.context_length
+    if sum(len(text.encode()) for text in texts) <= limit:
+        return
+    n = sum(len(engine.tokenize(text, add_special=False)) for text in texts)
+    if n > limit:
+        raise ContextLengthError(
+            f"this model's maximum context length is {limit} tokens, but the {param}"
+            f" take {n} tokens; shorten them",
+            param=param,
+        )
 
 
 @dataclass
