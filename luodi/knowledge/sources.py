@@ -38,7 +38,7 @@ def _check_host(url: str, allow_public: bool) -> None:
     if allow_public:
         return
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
     except OSError as exc:
         raise SourceListingError(f"{url}: cannot resolve {host}: {exc}") from exc
     for address in addresses:

@@ -31,20 +31,21 @@ def _erf(x: F32) -> F32:
     t = np.float32(1.0) / (np.float32(1.0) + _AS_P * ax)
     a1, a2, a3, a4, a5 = _AS_A
     poly = ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t
-    return (sign * (np.float32(1.0) - poly * np.exp(-ax * ax))).astype(np.float32)
+    return np.asarray(sign * (np.float32(1.0) - poly * np.exp(-ax * ax)), dtype=np.float32)
 
 
 def _gelu(x: F32) -> F32:
     # BERT's "gelu" is the exact erf form, not the tanh approximation.
-    return (
-        np.float32(0.5) * x * (np.float32(1.0) + _erf(x * np.float32(0.7071067811865476)))
-    ).astype(np.float32)
+    return np.asarray(
+        np.float32(0.5) * x * (np.float32(1.0) + _erf(x * np.float32(0.7071067811865476))),
+        dtype=np.float32,
+    )
 
 
 def _layer_norm(x: F32, weight: F32, bias: F32, eps: float) -> F32:
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return ((x - mean) / np.sqrt(var + np.float32(eps)) * weight + bias).astype(np.float32)
+    return np.asarray((x - mean) / np.sqrt(var + np.float32(eps)) * weight + bias, dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)

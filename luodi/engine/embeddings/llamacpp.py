@@ -131,7 +131,7 @@ class LlamaCppEmbedder:
                 ).result()
             out[start : start + len(chunk)] = np.asarray(rows, dtype=np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return (out / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
+        return np.asarray(out / np.maximum(norms, np.float32(1e-12)), dtype=np.float32)
 
     def close(self) -> None:
         """Free the llama.cpp model and context."""

@@ -170,4 +170,4 @@ class MiniLMEmbedder:
             m = mask[:, :, None].astype(np.float32)
             pooled = (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), np.float32(1e-9))
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
+        return np.asarray(pooled / np.maximum(norms, np.float32(1e-12)), dtype=np.float32)

@@ -89,7 +89,7 @@ def high_level_model_params(*, use_extra_bufts: bool) -> Iterator[None]:
         original = low_level.llama_model_default_params
 
         def without_extra() -> llama_cpp.llama_model_params:
-            params = original()
+            params: llama_cpp.llama_model_params = original()
             params.use_extra_bufts = False
             return params
 

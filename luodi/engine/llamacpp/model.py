@@ -11,6 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import llama_cpp
 import numpy as np
@@ -139,7 +140,7 @@ class LlamaModel:
             )
         self._ctx = ctx
         self._mem = llama_cpp.llama_get_memory(ctx)
-        self._vocab = llama_cpp.llama_model_get_vocab(model)
+        self._vocab: llama_cpp.llama_vocab_p = llama_cpp.llama_model_get_vocab(model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self._logits_row = ctypes.c_float * self.n_vocab
         self.n_ctx = llama_cpp.llama_n_ctx(ctx)
@@ -196,7 +197,8 @@ class LlamaModel:
 
     @property
     def ctx(self) -> llama_cpp.llama_context_p:
-        return self._ctx
+        # ctypes hands the pointer back untyped; None only after close().
+        return cast(llama_cpp.llama_context_p, self._ctx)
 
     # -- tokenizer ----------------------------------------------------------------
 

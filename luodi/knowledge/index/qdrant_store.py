@@ -79,7 +79,7 @@ class QdrantVectorStore:
 
     def delete(self, collection: str, ids: Iterable[str]) -> None:
         name = self._name(collection)
-        points = [_point_id(i) for i in ids]
+        points: list[int | str | uuid.UUID] = [_point_id(i) for i in ids]
         if points and self._client.collection_exists(name):
             self._client.delete(name, points_selector=models.PointIdsList(points=points), wait=True)
 
