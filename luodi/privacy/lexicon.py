@@ -51,8 +51,8 @@ class Lexicon:
 @cache
 def load_lexicon() -> Lexicon:
     """Parse jieba's dictionary (about a second, once per process)."""
-    import jieba  # type: ignore[import-untyped]
-    from jieba.posseg.prob_emit import P as emit  # type: ignore[import-untyped]
+    import jieba
+    from jieba.posseg.prob_emit import P as emit
 
     words: dict[str, tuple[int, str]] = {}
     char_count: dict[str, int] = {}
