@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from luodi.engine.llamacpp.engine import LlamaCppEngine
+from luodi.engine.observer import EngineObserver
 from luodi.engine.types import FinishReason, GenerationEvent, GenerationRequest, SamplingParams
 from luodi.errors import ContextLengthError, InvalidRequestError, ModelLoadError, QueueFullError
-from tests.conftest import engine_settings
+from tests.conftest import default_gguf, engine_settings
 
 pytestmark = pytest.mark.model
 
@@ -50,12 +51,12 @@ async def wait_until(predicate: object, limit_s: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_greedy_output_is_identical_alone_and_in_a_batch_of_32(tmp_path: Path) -> None:
+async def test_greedy_output_is_identical_alone_and_in_a_batch_of_32(model_cache: Path) -> None:
     # A fresh engine: flash attention sums a sequence's KV cells in cache-index order,
     # and on a cache fragmented by earlier traffic a sequence's new cells can land before
     # its shared prefix's, a last-bits difference that can flip a near-tie
     # (docs/architecture.md, "Batch invariance"). This test is about batch composition.
-    engine = LlamaCppEngine(engine_settings(tmp_path))
+    engine = LlamaCppEngine(engine_settings(model_cache))
     await engine.start()
     try:
         target = "A recipe for pancakes: mix flour,"
@@ -97,10 +98,10 @@ async def test_stop_string_ends_generation_and_is_not_emitted(engine: LlamaCppEn
     assert " 6" not in text and free.startswith(text)
 
 
-async def test_same_seed_gives_same_sample_and_sampling_varies(tmp_path: Path) -> None:
+async def test_same_seed_gives_same_sample_and_sampling_varies(model_cache: Path) -> None:
     # A fresh engine, so both runs see the same KV-cell layout (see docs/architecture.md).
     eng = LlamaCppEngine(
-        engine_settings(tmp_path, n_ctx=2048, max_batch_size=4, prefix_cache=False)
+        engine_settings(model_cache, n_ctx=2048, max_batch_size=4, prefix_cache=False)
     )
     await eng.start()
     try:
@@ -181,8 +182,9 @@ async def test_prompt_beyond_context_is_refused_with_both_numbers(engine: LlamaC
     req = GenerationRequest(engine.tokenize("hi"), greedy(engine.max_model_len))
     with pytest.raises(ContextLengthError) as info:
         await anext(engine.generate(req))
-    assert str(engine.max_model_len) in info.value.message
-    assert f"{engine.max_model_len + 2} tokens" in info.value.message or "+" in info.value.message
+    asked = len(req.prompt_tokens) + engine.max_model_len
+    assert f"maximum context length is {engine.max_model_len} tokens" in info.value.message
+    assert f"asks for {asked} tokens" in info.value.message
 
 
 async def test_bad_request_fails_alone_while_others_finish(engine: LlamaCppEngine) -> None:
@@ -195,21 +197,49 @@ async def test_bad_request_fails_alone_while_others_finish(engine: LlamaCppEngin
     assert events[-1].finish_reason in {FinishReason.LENGTH, FinishReason.STOP} and text
 
 
-async def test_cancelled_request_stops_and_frees_its_kv_cells(engine: LlamaCppEngine) -> None:
-    req = GenerationRequest(engine.tokenize("Tell me a long story."), greedy(400, ignore_eos=True))
-    stream = engine.generate(req)
-    received = 0
-    async for _ in stream:
-        received += 1
-        if received == 3:
-            break
-    await stream.aclose()
-    # Leaving the batch and freeing its cells happen in one engine step: wait for both.
-    await wait_until(
-        lambda: (
-            engine.health()["running"] == 0 and all(p == -1 for p in engine.running_kv_positions())
-        )
-    )
+class Finishes:
+    """Forwards to the engine's observer, and queues how each request ended."""
+
+    def __init__(self, inner: EngineObserver) -> None:
+        self.inner = inner
+        self.ended: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def on_finished(
+        self, reason: str, prompt_tokens: int, completion_tokens: int, e2e_s: float
+    ) -> None:
+        self.inner.on_finished(reason, prompt_tokens, completion_tokens, e2e_s)
+        self._loop.call_soon_threadsafe(self.ended.put_nowait, (reason, completion_tokens))
+
+
+async def test_stream_left_early_is_cancelled_and_frees_its_kv_cells(
+    engine: LlamaCppEngine,
+) -> None:
+    # 4,000 tokens would hold the engine for a minute or more if the abort were lost;
+    # it ends within a few steps of the hang-up (counted in tokens, not seconds: on a
+    # loaded machine one step can take a second).
+    req = GenerationRequest(engine.tokenize("Tell me a long story."), greedy(4000, ignore_eos=True))
+    finishes = Finishes(engine.observer)
+    engine.observer = finishes
+    try:
+        stream = engine.generate(req)
+        received = 0
+        async for _ in stream:
+            received += 1
+            if received == 3:
+                break
+        await stream.aclose()
+        reason, completion_tokens = await asyncio.wait_for(finishes.ended.get(), timeout=120)
+    finally:
+        engine.observer = finishes.inner
+    assert reason == FinishReason.CANCELLED.value
+    assert completion_tokens <= received + 16, completion_tokens
+    # The step that ends it gives its cells back.
+    await wait_until(lambda: all(p == -1 for p in engine.running_kv_positions()))
+    assert engine.health()["running"] == 0
 
 
 async def test_shared_prefix_is_reused_and_gives_the_same_tokens(engine: LlamaCppEngine) -> None:
@@ -225,8 +255,8 @@ async def test_shared_prefix_is_reused_and_gives_the_same_tokens(engine: LlamaCp
     )
 
 
-async def test_full_waiting_queue_answers_429(tmp_path: Path) -> None:
-    eng = LlamaCppEngine(engine_settings(tmp_path, max_batch_size=1, max_queue=1, n_ctx=2048))
+async def test_full_waiting_queue_answers_429(model_cache: Path) -> None:
+    eng = LlamaCppEngine(engine_settings(model_cache, max_batch_size=1, max_queue=1, n_ctx=2048))
     await eng.start()
     try:
         params = greedy(200, ignore_eos=True)
@@ -246,7 +276,10 @@ async def test_full_waiting_queue_answers_429(tmp_path: Path) -> None:
 
 async def test_warm_prefix_is_pinned_and_reloaded_from_disk_on_restart(tmp_path: Path) -> None:
     prefix = "系统提示：你是一名银行客服助手，回答要简洁、准确、礼貌。" * 8
-    settings = engine_settings(tmp_path, n_ctx=2048, max_batch_size=4, warm_prefixes=[prefix])
+    # Its own cache dir, for the saved prefix; the session's copy of the model.
+    settings = engine_settings(
+        tmp_path, model=str(default_gguf()), n_ctx=2048, max_batch_size=4, warm_prefixes=[prefix]
+    )
     first = LlamaCppEngine(settings)
     await first.start()
     try:
@@ -278,7 +311,7 @@ async def start_answer_stop(eng: LlamaCppEngine) -> None:
         await eng.stop()
 
 
-async def test_model_loads_and_warms_on_the_engine_thread(tmp_path: Path) -> None:
+async def test_model_loads_and_warms_on_the_engine_thread(model_cache: Path) -> None:
     # ggml's OpenMP build keeps a worker team per thread that ever decoded; a second
     # live team throttles every barrier in the decode that serves requests.
     seen: list[str] = []
@@ -288,7 +321,7 @@ async def test_model_loads_and_warms_on_the_engine_thread(tmp_path: Path) -> Non
         seen.append(threading.current_thread().name)
         yield path
 
-    eng = LlamaCppEngine(engine_settings(tmp_path, n_ctx=2048, max_batch_size=2), opener=opener)
+    eng = LlamaCppEngine(engine_settings(model_cache, n_ctx=2048, max_batch_size=2), opener=opener)
     await start_answer_stop(eng)
     assert seen == ["luodi-engine"]
 
@@ -301,7 +334,7 @@ async def test_a_model_that_cannot_load_fails_start_with_its_path(tmp_path: Path
         await eng.start()
 
 
-async def test_a_cancelled_start_frees_the_model_and_can_start_again(tmp_path: Path) -> None:
+async def test_a_cancelled_start_frees_the_model_and_can_start_again(model_cache: Path) -> None:
     proceed, released = threading.Event(), threading.Event()
 
     @contextlib.contextmanager
@@ -312,7 +345,7 @@ async def test_a_cancelled_start_frees_the_model_and_can_start_again(tmp_path: P
         finally:
             released.set()
 
-    eng = LlamaCppEngine(engine_settings(tmp_path, n_ctx=2048, max_batch_size=2), opener=opener)
+    eng = LlamaCppEngine(engine_settings(model_cache, n_ctx=2048, max_batch_size=2), opener=opener)
     starting = asyncio.create_task(eng.start())
     await asyncio.sleep(0.1)
     starting.cancel()
