@@ -172,36 +172,6 @@ async def test_malformed_chat_bodies_are_rejected_not_crashed(
     assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
 
 
-async def test_client_disconnect_mid_stream_cancels_generation(
-    live_server: LiveServer, engine: object
-) -> None:
-    from tests.engine.llamacpp.test_engine import wait_until
-
-    body = {
-        "model": live_server.model,
-        "prompt": "Tell a long story",
-        "max_tokens": 500,
-        "ignore_eos": True,
-        "stream": True,
-    }
-    seen = 0
-    async with (
-        httpx.AsyncClient(base_url=live_server.url, headers=live_server.headers) as http,
-        http.stream("POST", "/v1/completions", json=body) as resp,
-    ):
-        async for line in resp.aiter_lines():
-            seen += line.startswith("data: ")
-            if seen >= 3:
-                break
-    # Leaving the batch and freeing its cells happen in one engine step: wait for both.
-    await wait_until(
-        lambda: (
-            engine.health()["running"] == 0  # type: ignore[attr-defined]
-            and all(p == -1 for p in engine.running_kv_positions())
-        )  # type: ignore[attr-defined]
-    )
-
-
 async def test_health_and_prometheus_metrics(live_server: LiveServer) -> None:
     # A first request on a fresh engine can outlast httpx's 5 s default on a busy box.
     async with httpx.AsyncClient(
