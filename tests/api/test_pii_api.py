@@ -1,39 +1,48 @@
-"""``POST /v1/pii/analyze`` and ``/v1/pii/anonymize`` on an app holding just that router."""
+"""``POST /v1/pii/analyze`` and ``/v1/pii/anonymize`` on the app ``create_app`` builds."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
-from luodi.api.pii import build_pii_router
-from luodi.config.privacy import PolicySettings, PrivacySettings
-from luodi.errors import LuodiError
-from luodi.privacy import PIIStage
-
-
-def make_app(stage: PIIStage) -> FastAPI:
-    app = FastAPI()
-
-    @app.exception_handler(LuodiError)
-    async def _luodi(_: Request, exc: LuodiError) -> JSONResponse:
-        return JSONResponse(exc.to_openai(), status_code=exc.status_code, headers=exc.headers())
-
-    app.include_router(build_pii_router(stage))
-    return app
+from luodi.api.app import create_app
+from luodi.config import PrivacySettings, SecuritySettings, Settings, StorageSettings
+from luodi.config.privacy import PolicySettings
+from luodi.security import Gateway
+from tests.conftest import make_key
 
 
 @pytest.fixture
-def client() -> httpx.AsyncClient:
-    settings = PrivacySettings(
-        policies={
-            "default": PolicySettings(),
-            "strict": PolicySettings(block=["ID_CARD"]),
-        }
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app with no engines, two PII policies and an authenticated caller."""
+    storage = StorageSettings(database_url=f"sqlite:///{tmp_path / 'luodi.db'}")
+    settings = Settings(
+        storage=storage,
+        privacy=PrivacySettings(
+            policies={
+                "default": PolicySettings(),
+                "strict": PolicySettings(block=["ID_CARD"]),
+            }
+        ),
     )
-    app = make_app(PIIStage.from_settings(settings))
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    gateway = await Gateway.create(SecuritySettings(), storage)
+    app = create_app(settings, engines={}, embedders={}, gateway=gateway)
+    key = make_key(gateway, "pii-caller", ["developer"])
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://test",
+                headers={"Authorization": f"Bearer {key}"},
+            ) as http,
+        ):
+            yield http
+    finally:
+        await gateway.close()
 
 
 async def test_analyze_returns_findings_without_values_by_default(
@@ -92,6 +101,10 @@ async def test_blocked_entity_is_an_openai_shaped_403(client: httpx.AsyncClient)
     assert r.json()["error"]["code"] == "pii_blocked"
 
 
-async def test_unknown_operator_is_a_422(client: httpx.AsyncClient) -> None:
+async def test_unknown_operator_is_an_openai_shaped_400_naming_it(
+    client: httpx.AsyncClient,
+) -> None:
     r = await client.post("/v1/pii/anonymize", json={"text": "x", "operators": {"PHONE": "shred"}})
-    assert r.status_code == 422
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert (error["type"], error["param"]) == ("invalid_request_error", "operators.PHONE")
