@@ -6,32 +6,27 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
-from luodi.api.admin import build_admin_router
-from luodi.errors import LuodiError
+from luodi.api.app import create_app
+from luodi.config import Settings, StorageSettings
 from luodi.security import Gateway
 
 from .conftest import make_user
 
 
-def make_app(gateway: Gateway) -> FastAPI:
-    """The admin router plus a stand-in for the app's one LuodiError handler."""
-    app = FastAPI()
-    app.include_router(build_admin_router(gateway), prefix="/admin")
-
-    @app.exception_handler(LuodiError)
-    async def handle(_request: Request, exc: LuodiError) -> JSONResponse:
-        return JSONResponse(exc.to_openai(), status_code=exc.status_code, headers=exc.headers())
-
-    return app
-
-
 @pytest.fixture
-async def client(sqlite_gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=make_app(sqlite_gateway))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+async def client(
+    sqlite_gateway: Gateway, sqlite_storage: StorageSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app ``create_app`` builds (no engines) over the test's gateway."""
+    app = create_app(
+        Settings(storage=sqlite_storage), engines={}, embedders={}, gateway=sqlite_gateway
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as c,
+    ):
         yield c
 
 
