@@ -44,9 +44,9 @@ class EngineSettings(BaseModel):
     Nothing is reserved for them either way: a request takes KV cells as its answer
     grows, and when the cache is full the newest request of the lowest priority gives
     its cells back and is computed again later, without repeating what it streamed.
-    A request preempted 3 times comes back only once the cells to finish are free. A
-    request that alone needs more cells than the cache has ends with
-    ``finish_reason`` ``length``, as at the end of the context."""
+    A request is preempted at most 3 times. Only a request that alone needs more cells
+    than the cache has ends early, with ``finish_reason`` ``length``, as at the end of
+    the context."""
 
     max_wait_ms: float = Field(default=2.0, ge=0)
     """How long an idle engine waits to gather arrivals into its first batch."""

@@ -18,11 +18,13 @@ output so far once more (the prefix cache may lend part of it), without sampling
 streaming those tokens again, then continues where it stopped.
 
 A sequence is preempted at most ``max_preemptions`` times, so no request pays for
-recomputation without end. Past that it is readmitted only when the cells to finish
-(its remaining ``max_tokens``) are free beside everyone else's, and they stay
-reserved for it. The one case a request is cut short is when it alone outgrows the
-cache (``max_tokens`` and the context allow more tokens than the cache has cells):
-it then ends with ``length``, as a request reaching the end of the context does.
+recomputation without end. Past that it is not preempted again: it comes back once it
+and the other sequences in the same case could all grow to their ``max_tokens``
+within the cache, and the others make way for it. Requests that can still be
+preempted are admitted beside them as usual, so none of this blocks the queue. The
+one case a request is cut short is when it alone outgrows the cache (``max_tokens``
+and the context allow more tokens than the cache has cells): it then ends with
+``length``, as a request reaching the end of the context does.
 """
 
 from __future__ import annotations
@@ -258,46 +260,73 @@ class Scheduler:
                 return
             if self._leader_for(seq) is not None:
                 continue  # its shared prefix is being computed: copy it next step
+            if self._protected(seq) and not self._room_to_finish(seq):
+                continue  # waits for sequences that may not be preempted either
             match = self._lookup(seq)
-            if not self._fits(seq, match, grow=True) and self._fits_without_cache(seq, match):
-                while not self._fits(seq, match, grow=True) and self._evict_one(match):
-                    match = self._lookup(seq)
-            if not self._fits(seq, match, grow=True):
+            # Headroom keeps room for others to grow; with nothing else running it may go.
+            grow = bool(self.running) or self._fits_without_cache(seq, match, grow=True)
+            match = self._make_way(seq, match, grow=grow)
+            if not self._fits(seq, match, grow=grow):
                 if self.running:
                     return  # wait for running sequences to free cells, in priority order
-                if not self._fits(seq, match, grow=False):
-                    self._refuse(seq, out)
-                    continue
+                self._refuse(seq, out)
+                continue
             self._start(seq, match, now, out)
 
     def _fits(
         self, seq: Sequence, match: tuple[int, int] | None, *, grow: bool, used: int | None = None
     ) -> bool:
-        """Whether ``seq``'s uncomputed tokens fit in free cells, and room to grow if asked.
+        """Whether ``seq``'s uncomputed tokens fit in free cells, with headroom if asked.
 
-        Room to grow is ``headroom`` cells, or for a sequence that may not be preempted
-        again its remaining ``max_tokens``. Cells in use (``used``, if given), prompt
-        tokens that running sequences have still to compute and such reservations are
-        taken already.
+        Cells in use (``used``, if given) and prompt tokens that running sequences have
+        still to compute are taken already.
         """
-        to_compute = seq.num_tokens - (match[1] if match else 0)
+        need = seq.num_tokens - (match[1] if match else 0)
         if grow:
-            left = seq.request.params.max_tokens - len(seq.output_tokens)
-            to_compute += left if self._protected(seq) else min(self.headroom, left)
+            need += min(self.headroom, seq.request.params.max_tokens - len(seq.output_tokens))
         taken = self._cells.used if used is None else used
-        for other in self.running:
-            taken += other.num_tokens - other.n_computed
-            if self._protected(other):
-                taken += other.request.params.max_tokens - len(other.output_tokens)
-        return taken + to_compute <= self.kv_capacity
+        taken += sum(s.num_tokens - s.n_computed for s in self.running)
+        return taken + need <= self.kv_capacity
 
-    def _fits_without_cache(self, seq: Sequence, match: tuple[int, int] | None) -> bool:
-        """Whether dropping every unpinned cached prefix (but ``match``'s) would let it in."""
-        if self._cache is None:
-            return False
+    def _room_to_finish(self, seq: Sequence) -> bool:
+        """Whether ``seq`` and the running sequences that may not be preempted again
+        could all grow to their ``max_tokens`` in the cells no pinned prefix holds."""
+        others = [s for s in self.running if self._protected(s)]
+        if not others:
+            return True  # alone, it may still outgrow the cache: it then ends with length
+        demand = sum(s.prompt_len + s.request.params.max_tokens for s in (*others, seq))
+        return demand <= self.kv_capacity - self._pinned_cells()
+
+    def _pinned_cells(self) -> int:
+        held = [s.seq_id for s in self.running if s.seq_id is not None]
+        if self._cache is not None:
+            held += [e.seq_id for e in self._cache.entries if not e.pinned]
+        return self._cells.used_without(held)
+
+    def _make_way(
+        self, seq: Sequence, match: tuple[int, int] | None, *, grow: bool
+    ) -> tuple[int, int] | None:
+        """Drop cached prefixes, least recently used first, if that lets ``seq`` in.
+
+        The prefix it would copy is kept when dropping the others is enough. Returns
+        what ``seq`` may copy afterwards.
+        """
+        for keep in (match, None):
+            if self._fits(seq, match, grow=grow):
+                break
+            if self._fits_without_cache(seq, keep, grow=grow):
+                while not self._fits(seq, match, grow=grow) and self._evict_one(keep):
+                    match = self._lookup(seq)
+        return match
+
+    def _fits_without_cache(
+        self, seq: Sequence, match: tuple[int, int] | None, *, grow: bool
+    ) -> bool:
+        """Whether it would fit with every unpinned cached prefix (but ``match``'s) dropped."""
         keep = match[0] if match else None
-        spare = [e.seq_id for e in self._cache.entries if not e.pinned and e.seq_id != keep]
-        return self._fits(seq, match, grow=True, used=self._cells.used_without(spare))
+        entries = self._cache.entries if self._cache is not None else []
+        spare = [e.seq_id for e in entries if not e.pinned and e.seq_id != keep]
+        return self._fits(seq, match, grow=grow, used=self._cells.used_without(spare))
 
     def _start(
         self, seq: Sequence, match: tuple[int, int] | None, now: float, out: SchedulerOutput
@@ -325,24 +354,24 @@ class Scheduler:
             seq.finish_reason = FinishReason.LENGTH
         else:
             seq.finish_reason = FinishReason.ERROR
+            pinned = self._pinned_cells()
             seq.error = (
-                f"the prompt needs {seq.num_tokens} KV cells, but only"
-                f" {self.kv_capacity - self._cells.used} of the cache's {self.kv_capacity}"
-                " are not pinned by warm prefixes"
+                f"the prompt needs {seq.num_tokens} KV cells; the cache has"
+                f" {self.kv_capacity - pinned} for requests ({pinned} of its"
+                f" {self.kv_capacity} hold pinned warm prefixes)"
             )
         out.finished.append(seq)
 
-    def _plan(self, paused: set[Sequence] | None = None) -> list[ScheduledChunk]:
+    def _plan(self) -> list[ScheduledChunk]:
         """This step's chunks: every decode, then prefill up to the budget."""
-        running = [s for s in self.running if s not in paused] if paused else self.running
         chunks = [
             ScheduledChunk(seq, [seq.output_tokens[-1]], seq.n_computed, sample=True)
-            for seq in running
+            for seq in self.running
             if not seq.is_prefilling
         ]
         budget = self.prefill_chunk
         prefilling = sorted(
-            (s for s in running if s.is_prefilling),
+            (s for s in self.running if s.is_prefilling),
             key=lambda s: (-s.request.priority, s.admitted_at or 0.0),
         )
         for seq in prefilling:
@@ -368,7 +397,7 @@ class Scheduler:
                 break
             if not self._protected(victim) and len(self.running) > 1:
                 self._preempt(victim, out)
-            else:  # alone, or beside sequences that had room to finish reserved
+            else:  # alone, or beside sequences that may not be preempted either
                 self._truncate(victim, out)
             out.chunks = self._plan()
 
@@ -386,7 +415,7 @@ class Scheduler:
         return order[0][1] if order else None
 
     def _protected(self, seq: Sequence) -> bool:
-        """Preempted as often as allowed: it runs only with room to finish reserved."""
+        """Preempted as often as allowed: it is not preempted again."""
         return seq.preemptions >= self.max_preemptions
 
     def _preempt(self, seq: Sequence, out: SchedulerOutput) -> None:

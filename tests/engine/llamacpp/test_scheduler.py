@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from luodi.engine.llamacpp.kv_cache import CopyKV, FreeKV, PrefixCache, SeqIdPool
-from luodi.engine.llamacpp.scheduler import Scheduler
+from luodi.engine.llamacpp.scheduler import Scheduler, SchedulerOutput
 from luodi.engine.llamacpp.sequence import Sequence, SequenceStatus
 from luodi.engine.types import FinishReason, GenerationRequest, Priority, SamplingParams
 from luodi.errors import QueueFullError
@@ -428,21 +430,21 @@ def test_a_sequence_preempted_max_times_is_not_preempted_again() -> None:
 
 
 def test_sequence_at_its_preemption_bound_waits_for_room_to_finish() -> None:
-    sched = make_scheduler(capacity=45, headroom=2, max_preemptions=1)
-    a = make_seq(10, rid="a", arrival=0.0, max_tokens=5)
-    b = make_seq(10, rid="b", arrival=1.0, max_tokens=30)
-    b.preemptions = 1
-    sched.add(a)
-    sched.add(b)
-    out = sched.schedule()
-    assert out.admitted == [a]  # b needs 10 + 30 cells beside a's 10 + 2: more than 45
-    sched.update(out, {"a": 7})
-    drive(sched, 5)  # a reaches its 5 tokens and leaves; b comes in at the step after
-    assert a.status is SequenceStatus.FINISHED and b.status is SequenceStatus.RUNNING
+    sched = make_scheduler(capacity=60, headroom=2, max_preemptions=1)
+    a = make_seq(10, rid="a", arrival=0.0, max_tokens=20)
+    b = make_seq(10, rid="b", arrival=1.0, max_tokens=40)
     c = make_seq(10, rid="c", arrival=2.0, max_tokens=1000)
-    sched.add(c)
-    drive(sched, 40)
-    assert len(b.output_tokens) == 30 and b.preemptions == 1
+    a.preemptions = b.preemptions = 1  # hand-made: preempted as often as allowed
+    for seq in (a, b, c):
+        sched.add(seq)
+    out = sched.schedule()
+    # a and b could not both reach max_tokens in 60 cells; c, preemptable, does not wait.
+    assert out.admitted == [a, c] and b in sched.waiting
+    sched.update(out, {"a": 7, "c": 7})
+    preempted = drive(sched, 80)
+    assert a.finish_reason is FinishReason.LENGTH and len(a.output_tokens) == 20
+    assert len(b.output_tokens) == 40 and b.preemptions == 1  # c made way for it
+    assert c in preempted
 
 
 def test_lone_sequence_that_fills_the_cache_ends_with_length() -> None:
@@ -482,3 +484,89 @@ def test_crowded_cache_finishes_every_request_within_the_preemption_bound() -> N
     assert all(s.status is SequenceStatus.FINISHED for s in seqs)
     assert max(s.preemptions for s in seqs) <= 2 and sched.preemptions > 0
     assert [len(s.output_tokens) for s in seqs] == [40] * 8  # none was cut short
+
+
+def test_cached_prefix_it_would_copy_is_dropped_when_keeping_it_leaves_no_room() -> None:
+    sched = make_scheduler(capacity=60, headroom=4, cache_slots=2)
+    sched.add(make_seq(prompt=list(range(500, 550)), rid="cached", max_tokens=1))
+    drive(sched, 2)  # 50 cells kept as a cached prefix
+    seq = make_seq(prompt=[*range(500, 505), *range(600, 640)], rid="new")  # shares 5
+    sched.add(seq)
+    out = sched.schedule()
+    assert out.admitted == [seq] and seq.cached_tokens == 0
+
+
+class FakeKV:
+    """llama.cpp's cell sharing in miniature: each id holds a list of cells, in position
+    order; a copy shares a prefix of the source's cells, a free drops an id's."""
+
+    def __init__(self) -> None:
+        self.held: dict[int, list[int]] = {}
+        self._next = 0
+
+    def run(self, out: SchedulerOutput) -> None:
+        for op in out.kv_ops:
+            if isinstance(op, CopyKV):
+                self.held[op.dst] = self.held.get(op.src, [])[: op.n_tokens]
+            else:
+                self.held.pop(op.seq_id, None)
+        for chunk in out.chunks:
+            assert chunk.seq.seq_id is not None
+            cells = self.held.setdefault(chunk.seq.seq_id, [])
+            assert len(cells) == chunk.start_pos  # the chunk continues where its KV ends
+            cells += range(self._next, self._next + len(chunk.tokens))
+            self._next += len(chunk.tokens)
+
+    @property
+    def used(self) -> int:
+        return len({cell for cells in self.held.values() for cell in cells})
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_random_traffic_is_counted_exactly_and_every_request_finishes(seed: int) -> None:
+    rnd = random.Random(seed)
+    clock = FakeClock()
+    capacity = rnd.choice([60, 100, 200])
+    sched = make_scheduler(
+        queue=1000,
+        batch=rnd.choice([2, 4, 8]),
+        prefill=rnd.choice([8, 32, 64]),
+        capacity=capacity,
+        headroom=rnd.choice([0, 2, 16]),
+        max_preemptions=rnd.choice([1, 2, 3]),
+        cache_slots=rnd.choice([0, 2, 4]),
+        share_min=rnd.choice([0, 4]),
+        clock=clock,
+    )
+    kv = FakeKV()
+    system = list(range(1000, 1030))  # a shared prefix, as a system prompt
+    seqs: list[Sequence] = []
+    for step in range(3000):
+        if step < 200 and rnd.random() < 0.15:
+            shared = system[: rnd.randint(0, 20)] if rnd.random() < 0.5 else []
+            prompt = shared + [rnd.randint(1, 900) for _ in range(rnd.randint(1, 25))]
+            seq = make_seq(
+                prompt=prompt,
+                rid=f"s{len(seqs)}",
+                priority=rnd.choice(list(Priority)),
+                arrival=clock.now,
+                max_tokens=rnd.randint(1, capacity - len(prompt)),  # each fits alone
+            )
+            sched.add(seq)
+            seqs.append(seq)
+        if seqs and rnd.random() < 0.02:
+            sched.abort(rnd.choice(seqs).request_id)
+        out = sched.schedule()
+        kv.run(out)
+        assert kv.used == sched.cells_in_use <= capacity
+        sampled = {c.seq.request_id: rnd.randint(1, 900) for c in out.chunks if c.sample}
+        for seq in sched.update(out, sampled):
+            if len(seq.output_tokens) >= seq.request.params.max_tokens:
+                sched.finish(seq, FinishReason.LENGTH)
+        clock.now += 0.01
+        if step >= 200 and not sched.has_work:
+            break
+    assert not sched.has_work
+    assert all(s.preemptions <= sched.max_preemptions for s in seqs)
+    for seq in seqs:  # none was cut short: each fits alone
+        assert seq.cancelled or len(seq.output_tokens) == seq.request.params.max_tokens
