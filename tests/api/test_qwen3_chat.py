@@ -18,7 +18,14 @@ from luodi.api.app import create_app
 from luodi.chat import ChatTemplate
 from luodi.config import EngineSettings, Settings
 from luodi.engine.llamacpp.engine import LlamaCppEngine
-from luodi.engine.types import FinishReason, GenerationEvent, GenerationRequest, ModelInfo, Usage
+from luodi.engine.types import (
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    ModelInfo,
+    TemplateMetadata,
+    Usage,
+)
 from luodi.security import Gateway
 from tests.conftest import make_key
 
@@ -30,7 +37,9 @@ class ScriptedQwen(LlamaCppEngine):
         super().__init__(EngineSettings())
         self._answer = answer
         self._chunk = chunk
-        self._template = ChatTemplate.builtin("qwen3")
+        self._template = TemplateMetadata(
+            configured="qwen3", gguf_template=None, architecture="qwen3"
+        )
         self._info = ModelInfo(name="qwen3-scripted", context_length=4096)
         self._max_model_len = 4096
         self.prompts: list[str] = []
