@@ -7,7 +7,12 @@ Starts ``luodi serve`` on the default model (2 threads), then measures:
      median of the per-round ratios;
   2. aggregate streaming throughput at concurrency 1/4/16/32 (64-token outputs), and the
      16-stream speed-up in paired rounds (1 stream, then 16, the median of the ratios);
-  3. time to first token for a 1,000-token system prompt, cold vs warm in the prefix cache.
+  3. time to first token for a 1,000-token system prompt, cold vs warm in the prefix cache;
+  4. 16 chat streams without ``max_tokens`` (as the OpenAI SDKs send them) against the same
+     16 with ``max_tokens`` set, in paired rounds: the aggregate tokens/s ratio, and the most
+     requests the engine ran at once (``--only-chat`` runs this one alone). The default
+     model's chat answers do not end on their own, so the client reads 64 tokens of each
+     unbounded stream and hangs up, which aborts it: both runs do the same work.
 Prints a table and writes JSON (``--out``). Never a pass/fail test: this machine is noisy,
 so quote the ratios.
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import statistics
@@ -175,6 +181,107 @@ async def paired_speedup(
     return ratios
 
 
+CHAT_TOPICS = [
+    "a lighthouse", "the moon", "tea", "a bicycle", "rain", "a library", "the ocean",
+    "bread", "a violin", "snow", "a bridge", "coffee", "a forest", "a clock", "paper", "salt",
+]  # fmt: skip
+
+
+async def _chat_stream(
+    client: httpx.AsyncClient, model: str, i: int, max_tokens: int | None, read: int
+) -> int:
+    """One streamed chat answer at temperature 0, read for ``read`` tokens at most."""
+    topic = CHAT_TOPICS[i % len(CHAT_TOPICS)]
+    body: dict[str, object] = {
+        "model": model,
+        "messages": [{"role": "user", "content": f"In two sentences, what is {topic}?"}],
+        "temperature": 0,
+        "stream": True,
+    }
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    tokens = 0
+    async with client.stream("POST", "/v1/chat/completions", json=body) as resp:
+        resp.raise_for_status()
+        async for line in resp.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            choices = json.loads(line[6:]).get("choices", [])
+            if any(c.get("delta", {}).get("content") for c in choices):
+                tokens += 1
+                if tokens == read:
+                    break  # a reader who has seen enough: hanging up aborts the request
+    return tokens
+
+
+async def chat_streams(
+    url: str, model: str, streams: int, max_tokens: int | None, read: int
+) -> dict[str, object]:
+    """``streams`` concurrent chat answers; aggregate tokens/s and the peak running count."""
+    async with httpx.AsyncClient(base_url=url, timeout=900) as client:
+        peak = 0
+        finished = asyncio.Event()
+
+        async def sample_running() -> None:
+            nonlocal peak
+            while not finished.is_set():
+                health = (await client.get("/health")).json()
+                peak = max([peak, *(m.get("running", 0) for m in health["models"].values())])
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(finished.wait(), 0.1)  # one sample per 100 ms
+
+        sampler = asyncio.create_task(sample_running())
+        start = time.perf_counter()
+        counts = await asyncio.gather(
+            *(_chat_stream(client, model, i, max_tokens, read) for i in range(streams))
+        )
+        wall = time.perf_counter() - start
+        finished.set()
+        await sampler
+    return {
+        "max_tokens": max_tokens,
+        "streams": streams,
+        "tokens": sum(counts),
+        "wall_s": wall,
+        "throughput_tok_s": sum(counts) / wall,
+        "peak_running": peak,
+    }
+
+
+async def paired_chat_rounds(
+    url: str, model: str, streams: int, tokens: int, rounds: int
+) -> list[dict[str, object]]:
+    """Per round, the streams without max_tokens and with max_tokens = ``tokens``.
+
+    A warm-up puts every prompt in the prefix cache, and the two runs swap places each
+    round, so neither gains from going second.
+    """
+    await chat_streams(url, model, streams, 4, 4)
+    out = []
+    for r in range(rounds):
+        for max_tokens in (None, tokens) if r % 2 == 0 else (tokens, None):
+            out.append(await chat_streams(url, model, streams, max_tokens, tokens))
+    return out
+
+
+def chat_rows(table: Table, runs: list[dict[str, object]]) -> dict[str, object]:
+    """Add the chat rounds to ``table``; their summary for the JSON."""
+    free = [r for r in runs if r["max_tokens"] is None]
+    capped = [r for r in runs if r["max_tokens"] is not None]
+    tput = [[float(r["throughput_tok_s"]) for r in side] for side in (free, capped)]  # type: ignore[arg-type]
+    ratio = median_ratio(tput[0], tput[1])
+    for label, side, values in (("without", free, tput[0]), ("with", capped, tput[1])):
+        table.add_row(
+            f"{side[0]['streams']} chat streams {label} max_tokens"
+            + (f" ({side[0]['max_tokens']})" if side[0]["max_tokens"] else ""),
+            f"{statistics.median(values):.1f} tok/s (peak running"
+            f" {max(int(r['peak_running']) for r in side)} of {side[0]['streams']},"  # type: ignore[call-overload]
+            f" {side[0]['tokens']} tokens)",
+            f"{ratio:.2f}x" if label == "without" else "1.00x",
+        )
+    return {"chat_rounds": runs, "chat_no_max_tokens_vs_max_tokens": ratio}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
@@ -189,6 +296,14 @@ def main() -> None:
         action="store_true",
         help="serve with llama.cpp's default kernels (engine.batch_invariant: false)",
     )
+    parser.add_argument("--chat-streams", type=int, default=16)
+    parser.add_argument(
+        "--chat-tokens", type=int, default=64, help="tokens read from each chat stream"
+    )
+    parser.add_argument("--chat-rounds", type=int, default=3, help="paired chat rounds")
+    parser.add_argument(
+        "--only-chat", action="store_true", help="run only the chat streams without max_tokens"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/serving.json"))
     args = parser.parse_args()
 
@@ -201,10 +316,30 @@ def main() -> None:
     }
     with ServerProcess(env, ["--threads", str(args.threads), "--max-batch-size", "32"]) as server:
         model = httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"]
+
+        def chat_rounds() -> list[dict[str, object]]:
+            return asyncio.run(
+                paired_chat_rounds(
+                    server.url, model, args.chat_streams, args.chat_tokens, args.chat_rounds
+                )
+            )
+
+        if args.only_chat:
+            chat = chat_rounds()
+            table = Table(title=f"luodi chat streams without max_tokens ({args.threads} threads)")
+            for col in ("measure", "value", "ratio"):
+                table.add_column(col, justify="right")
+            summary = chat_rows(table, chat)
+            console.print(table)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"threads": args.threads, **summary}, indent=2))
+            console.print(f"written to {args.out}")
+            return
         paired = paired_single_stream(server.url, model, args.threads, args.max_tokens, args.rounds)
         levels = run(sweep(server.url, model, args.levels, args.max_tokens))
         speedups = run(paired_speedup(server.url, model, 16, args.max_tokens, args.speedup_rounds))
         cold, warm = asyncio.run(prefix_ttft(server.url, model))
+        chat = chat_rounds()
 
     raw_default = statistics.median(paired["raw_default"])
     raw_invariant = statistics.median(paired["raw_invariant"])
@@ -248,6 +383,7 @@ def main() -> None:
         f"{warm * 1000:.0f} ms",
         f"{warm / cold:.2f}x ({(1 - warm / cold) * 100:.0f}% lower)",
     )
+    chat_summary = chat_rows(table, chat)
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
@@ -266,6 +402,7 @@ def main() -> None:
                 "ttft_warm_s": warm,
                 "speedup_16_rounds": speedups,
                 "speedup_16": statistics.median(speedups),
+                **chat_summary,
             },
             indent=2,
         )
