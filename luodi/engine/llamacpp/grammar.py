@@ -27,6 +27,7 @@ __all__ = ["GrammarVocab", "TokenMask", "llguidance_grammar"]
 
 _BIT = np.arange(32, dtype=np.int64)
 _PIECE_BYTES = 1024  # longer than any token's text
+_SPARSE_WORDS = 256  # mask words with a bit set, past which unpacking them all is cheaper
 
 
 def llguidance_grammar(text: str) -> str:
@@ -160,9 +161,14 @@ class TokenMask:
         words = np.flatnonzero(self._words)
         if words.size == 0:
             raise EngineError(f"the grammar allows no next token: {self._error()}")
+        if words.size > _SPARSE_WORDS:  # inside a string most of the vocabulary is allowed
+            bits = np.unpackbits(self._words.view(np.uint8), bitorder="little")
+            dense: np.ndarray = np.flatnonzero(bits[: self._n_vocab])
+            return dense
         bits = (self._words[words].astype(np.int64)[:, None] >> _BIT) & 1
         ids = (words[:, None] * 32 + _BIT)[bits.astype(bool)]
-        return ids[ids < self._n_vocab]
+        allowed: np.ndarray = ids[ids < self._n_vocab]
+        return allowed
 
     def accept(self, token: int) -> None:
         """Advance the grammar past ``token``.

@@ -27,11 +27,15 @@ class SequenceSampler:
     chain's per-token pass over a candidates array as large as the vocabulary (262k
     entries for Gemma 3), which costs more than a small model's decode.
 
-    A grammar is an llguidance :class:`TokenMask`, not a llama.cpp grammar sampler: the
-    mask gives the allowed tokens, and the chain then runs on those candidates only,
-    which draws from the same distribution as masking the whole row. Greedy requests
-    take the row's argmax when the grammar allows it, and look at the allowed set only
-    when it does not.
+    A grammar is an llguidance :class:`TokenMask`, not a llama.cpp grammar sampler, and
+    the model's own choice is checked first, as llama.cpp's common sampler does: greedy
+    requests take the row's argmax when the grammar allows it; sampled requests draw
+    from the whole row and keep the token when the grammar allows it. Only a refused
+    token costs a mask: then the best allowed token is taken, or the chain draws again
+    from the allowed candidates only (without top-k/top-p/min-p this is exactly the
+    masked distribution; with them, llama.cpp's server behaves the same). With
+    penalties, whose state records each drawn token, the chain always runs on the
+    allowed candidates only.
 
     Args:
         grammar_vocab: The model's vocabulary for llguidance; required with a grammar.
@@ -47,6 +51,7 @@ class SequenceSampler:
         self._model = model
         self._chain: llama_cpp.llama_sampler_p | None = None
         self._mask: TokenMask | None = None
+        self._draw_first = False
         bias = dict(params.logit_bias)
         if params.ignore_eos:
             for tok in model.eog_tokens:
@@ -76,6 +81,8 @@ class SequenceSampler:
             if grammar_vocab is None:
                 raise InvalidRequestError("this engine cannot enforce a grammar", param="grammar")
             self._mask = TokenMask(grammar_vocab, params.grammar)
+        # Without penalties a draw changes no sampler state, so a refused one costs nothing.
+        self._draw_first = not penalties
         if params.greedy and not penalties:
             if bias:
                 self._bias_ids = np.fromiter(bias.keys(), dtype=np.intp, count=len(bias))
@@ -134,6 +141,12 @@ class SequenceSampler:
             mask.compute()
             token = self._biased_argmax_among(row, mask.allowed())
         else:
+            if self._draw_first:
+                token = int(
+                    llama_cpp.llama_sampler_sample(self._chain, self._model.ctx, batch_index)
+                )
+                if mask.try_accept(token):
+                    return token
             mask.compute()
             token = self._draw_among(self._chain, row, mask.allowed())
         mask.accept(token)
