@@ -162,8 +162,8 @@ class TokenMask:
         if words.size == 0:
             raise EngineError(f"the grammar allows no next token: {self._error()}")
         if words.size > _SPARSE_WORDS:  # inside a string most of the vocabulary is allowed
-            bits = np.unpackbits(self._words.view(np.uint8), bitorder="little")
-            dense: np.ndarray = np.flatnonzero(bits[: self._n_vocab])
+            unpacked = np.unpackbits(self._words.view(np.uint8), bitorder="little")
+            dense: np.ndarray = np.flatnonzero(unpacked[: self._n_vocab])
             return dense
         bits = (self._words[words].astype(np.int64)[:, None] >> _BIT) & 1
         ids = (words[:, None] * 32 + _BIT)[bits.astype(bool)]

@@ -98,7 +98,7 @@ class SequenceSampler:
         if bias:
             arr = (llama_cpp.llama_logit_bias * len(bias))()
             for i, (tok, value) in enumerate(bias.items()):
-                arr[i].token = tok
+                arr[i].token = llama_cpp.llama_token(tok)
                 arr[i].bias = value
             add(chain, llama_cpp.llama_sampler_init_logit_bias(model.n_vocab, len(bias), arr))
         if penalties:
