@@ -12,7 +12,10 @@ Starts ``luodi serve`` on the default model (2 threads), then measures:
      16 with ``max_tokens`` set, in paired rounds: the aggregate tokens/s ratio, and the most
      requests the engine ran at once (``--only-chat`` runs this one alone). The default
      model's chat answers do not end on their own, so the client reads 64 tokens of each
-     unbounded stream and hangs up, which aborts it: both runs do the same work.
+     unbounded stream and hangs up, which aborts it: both runs do the same work;
+  5. one chat stream's decode speed with ``response_format`` (a small object schema, and
+     ``json_object``) against the same request unconstrained, greedy and at temperature 1,
+     in paired rounds: the median of the per-round ratios (``--only-constrained``).
 Prints a table and writes JSON (``--out``). Never a pass/fail test: this machine is noisy,
 so quote the ratios.
 
@@ -282,6 +285,113 @@ def chat_rows(table: Table, runs: list[dict[str, object]]) -> dict[str, object]:
     return {"chat_rounds": runs, "chat_no_max_tokens_vs_max_tokens": ratio}
 
 
+CONSTRAINED_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 40},
+        "city": {"type": "string", "maxLength": 40},
+        "age": {"type": "integer", "minimum": 18, "maximum": 100},
+        "risk": {"type": "integer", "minimum": 0, "maximum": 100},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 4},
+        "summary": {"type": "string", "maxLength": 200},
+    },
+    "required": ["name", "city", "age", "risk", "tags", "summary"],
+    "additionalProperties": False,
+}
+"""A small object schema with bounds, as a risk-scoring app would send."""
+
+CONSTRAINED_RUNS: dict[str, tuple[dict[str, object] | None, float]] = {
+    "unconstrained, greedy": (None, 0.0),
+    "json_schema, greedy": (
+        {"type": "json_schema", "json_schema": {"name": "customer", "schema": CONSTRAINED_SCHEMA}},
+        0.0,
+    ),
+    "json_object, greedy": ({"type": "json_object"}, 0.0),
+    "unconstrained, temperature 1": (None, 1.0),
+    "json_schema, temperature 1": (
+        {"type": "json_schema", "json_schema": {"name": "customer", "schema": CONSTRAINED_SCHEMA}},
+        1.0,
+    ),
+}
+"""Each round runs these one after another; the ratios pair each constrained run with
+the unconstrained run of the same temperature in the same round."""
+
+
+async def _decode_rate(
+    client: httpx.AsyncClient,
+    model: str,
+    response_format: dict[str, object] | None,
+    temperature: float,
+    max_tokens: int,
+    i: int,
+) -> float:
+    """One streamed chat answer's decode rate after its first token (tokens/s)."""
+    body: dict[str, object] = {
+        "model": model,
+        "messages": [
+            {
+                "role": "user",
+                "content": f"Bank customer number {i}: describe them as JSON with name, city,"
+                " age, risk (0-100), tags and a one-sentence summary.",
+            }
+        ],
+        "temperature": temperature,
+        "seed": i,
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if response_format is None:
+        body["ignore_eos"] = True  # as long as max_tokens allows, like the other runs
+    else:
+        body["response_format"] = response_format
+    tokens, first, last = 0, 0.0, 0.0
+    async with client.stream("POST", "/v1/chat/completions", json=body) as resp:
+        resp.raise_for_status()
+        async for line in resp.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            if any(c["delta"].get("content") for c in chunk.get("choices", [])):
+                last = time.perf_counter()
+                first = first or last
+    return (tokens - 1) / (last - first) if last > first else float("nan")
+
+
+async def paired_constrained(
+    url: str, model: str, max_tokens: int, rounds: int
+) -> dict[str, list[float]]:
+    """Per round, one streamed answer per entry of ``CONSTRAINED_RUNS``: decode tok/s."""
+    out: dict[str, list[float]] = {name: [] for name in CONSTRAINED_RUNS}
+    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+        for fmt, temperature in CONSTRAINED_RUNS.values():  # warm-up (the vocabulary build)
+            await _decode_rate(client, model, fmt, temperature, 8, 0)
+        for r in range(rounds):
+            for name, (fmt, temperature) in CONSTRAINED_RUNS.items():
+                out[name].append(
+                    await _decode_rate(client, model, fmt, temperature, max_tokens, r + 1)
+                )
+    return out
+
+
+def constrained_rows(table: Table, rates: dict[str, list[float]]) -> dict[str, object]:
+    """Add the constrained-vs-unconstrained rows to ``table``; their summary for the JSON."""
+    ratios: dict[str, float] = {}
+    for name, values in rates.items():
+        base = "unconstrained, " + name.split(", ")[1]
+        ratio = median_ratio(values, rates[base])
+        if name != base:
+            ratios[name] = ratio
+        table.add_row(
+            f"chat, 1 stream, {name}: decode after first token",
+            f"{statistics.median(values):.1f} tok/s",
+            f"{ratio:.2f}x",
+        )
+    return {"constrained_rounds": rates, "constrained_vs_unconstrained": ratios}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
@@ -304,6 +414,14 @@ def main() -> None:
     parser.add_argument(
         "--only-chat", action="store_true", help="run only the chat streams without max_tokens"
     )
+    parser.add_argument(
+        "--constrained-rounds", type=int, default=7, help="paired constrained/unconstrained rounds"
+    )
+    parser.add_argument(
+        "--only-constrained",
+        action="store_true",
+        help="run only the constrained-vs-unconstrained decoding rounds",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-results/serving.json"))
     args = parser.parse_args()
 
@@ -324,6 +442,22 @@ def main() -> None:
                 )
             )
 
+        def constrained() -> dict[str, list[float]]:
+            return asyncio.run(
+                paired_constrained(server.url, model, args.max_tokens, args.constrained_rounds)
+            )
+
+        if args.only_constrained:
+            rates = constrained()
+            table = Table(title=f"luodi constrained decoding ({args.threads} threads)")
+            for col in ("measure", "value", "ratio"):
+                table.add_column(col, justify="right")
+            summary = constrained_rows(table, rates)
+            console.print(table)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps({"threads": args.threads, **summary}, indent=2))
+            console.print(f"written to {args.out}")
+            return
         if args.only_chat:
             chat = chat_rounds()
             table = Table(title=f"luodi chat streams without max_tokens ({args.threads} threads)")
@@ -340,6 +474,7 @@ def main() -> None:
         speedups = run(paired_speedup(server.url, model, 16, args.max_tokens, args.speedup_rounds))
         cold, warm = asyncio.run(prefix_ttft(server.url, model))
         chat = chat_rounds()
+        rates = constrained()
 
     raw_default = statistics.median(paired["raw_default"])
     raw_invariant = statistics.median(paired["raw_invariant"])
@@ -384,6 +519,7 @@ def main() -> None:
         f"{warm / cold:.2f}x ({(1 - warm / cold) * 100:.0f}% lower)",
     )
     chat_summary = chat_rows(table, chat)
+    constrained_summary = constrained_rows(table, rates)
     console.print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
@@ -403,6 +539,7 @@ def main() -> None:
                 "speedup_16_rounds": speedups,
                 "speedup_16": statistics.median(speedups),
                 **chat_summary,
+                **constrained_summary,
             },
             indent=2,
         )
