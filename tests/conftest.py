@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import functools
 import os
 import shutil
@@ -102,6 +103,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.asynccontextmanager
+async def served(app: object) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on a free loopback port, in this event loop; yields its URL."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # uvicorn has no awaitable for it
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
 @pytest.fixture(scope="session")
 async def live_gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Gateway]:
     """The security gateway (auth on) on a fresh SQLite file."""
@@ -126,8 +148,6 @@ async def live_server(
     engine: LlamaCppEngine, live_gateway: Gateway, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[LiveServer]:
     """The API over the shared engine, served by uvicorn on 127.0.0.1, auth on."""
-    import uvicorn
-
     from luodi.api.app import create_app
     from luodi.config import KnowledgeSettings, Settings
 
@@ -135,15 +155,5 @@ async def live_server(
     settings = Settings(knowledge=KnowledgeSettings(data_dir=kb_dir))
     app = create_app(settings, engines={engine.info.name: engine}, gateway=live_gateway)
     key = make_key(live_gateway, "test-admin", ["admin"])
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    yield LiveServer(f"http://127.0.0.1:{port}", engine.info.name, app, key, live_gateway)
-    server.should_exit = True
-    await task
+    async with served(app) as url:
+        yield LiveServer(url, engine.info.name, app, key, live_gateway)

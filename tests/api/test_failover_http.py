@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,14 +14,13 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 
 from luodi.api.app import create_app
 from luodi.config import Settings, StorageSettings
 from luodi.config.routing import RoutingSettings
 from luodi.engine.router import Router
 from luodi.security import AuditFilter, Gateway
-from tests.conftest import make_key
+from tests.conftest import make_key, served
 from tests.engine.llamacpp.test_engine import wait_until
 from tests.engine.standin import Faults, StandInProcess
 
@@ -76,21 +74,11 @@ async def front(replicas: dict[str, StandInProcess], tmp_path: Path) -> AsyncIte
         ),
     )
     app = create_app(settings)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    state = app.state.luodi
-    key = make_key(state.gateway, "caller", ["developer"])
-    router = state.engines[MODEL].router
-    yield Front(f"http://127.0.0.1:{port}", key, state.gateway, replicas, router)
-    server.should_exit = True
-    await task
+    async with served(app) as url:
+        state = app.state.luodi
+        key = make_key(state.gateway, "caller", ["developer"])
+        router = state.engines[MODEL].router
+        yield Front(url, key, state.gateway, replicas, router)
 
 
 QUESTION = "please repeat these seven words back"

@@ -3,21 +3,18 @@ standing in for a cloud API; PII must be masked before the prompt leaves."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from luodi.api.app import create_app
 from luodi.config import Settings, StorageSettings
 from luodi.config.routing import BackendSettings, ModelRoute, RoutingSettings
 from luodi.security import AuditFilter
-from tests.conftest import LiveServer, make_key
+from tests.conftest import LiveServer, make_key, served
 
 pytestmark = pytest.mark.model
 
@@ -49,20 +46,9 @@ async def front(live_server: LiveServer, tmp_path: Path) -> AsyncIterator[tuple[
         ),
     )
     app = create_app(settings)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    state = app.state.luodi
-    user_key = make_key(state.gateway, "front-user", ["developer"])
-    yield f"http://127.0.0.1:{port}", user_key
-    server.should_exit = True
-    await task
+    async with served(app) as url:
+        user_key = make_key(app.state.luodi.gateway, "front-user", ["developer"])
+        yield url, user_key
 
 
 async def test_prompt_reaches_the_cloud_masked_and_the_answer_comes_back(
