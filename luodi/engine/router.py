@@ -283,21 +283,14 @@ class Router:
             self._failed(backend, error or "probe failed")
         self._report(backend)
 
-    def _failed(self, backend: Backend, error: str) -> None:
+    def _failed(self, backend: Backend, error: str, *, at_once: bool = False) -> None:
+        """Count a failure; ``unhealthy_after`` of them, or one ``at_once``, take it out."""
         backend.successes = 0
         backend.failures += 1
+        if at_once:  # nothing listens there: probes bring it back
+            backend.failures = max(backend.failures, self.settings.unhealthy_after)
         backend.last_error = error
         if backend.healthy and backend.failures >= self.settings.unhealthy_after:
-            log.warning("backend %s of %s taken out: %s", backend.name, backend.model, error)
-            backend.healthy = False
-        self._report(backend)
-
-    def _take_out(self, backend: Backend, error: str) -> None:
-        """Out of rotation at once (nothing listens); probes bring it back."""
-        backend.successes = 0
-        backend.failures = max(backend.failures + 1, self.settings.unhealthy_after)
-        backend.last_error = error
-        if backend.healthy:
             log.warning("backend %s of %s taken out: %s", backend.name, backend.model, error)
             backend.healthy = False
         self._report(backend)
@@ -315,12 +308,10 @@ class Router:
     def _mark_failed(self, backend: Backend, error: BaseException | str) -> str:
         """Count a failed request against ``backend``; returns what went wrong."""
         message = error.message if isinstance(error, LuodiError) else str(error)
-        if isinstance(error, UpstreamUnavailableError) and error.kind == "connect":
-            self._take_out(backend, message)
-        else:
-            self._failed(backend, message)
-            if backend.healthy:
-                self._suspect(backend)
+        refused = isinstance(error, UpstreamUnavailableError) and error.kind == "connect"
+        self._failed(backend, message, at_once=refused)
+        if backend.healthy:
+            self._suspect(backend)
         return message
 
     @staticmethod
