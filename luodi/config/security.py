@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +51,34 @@ class QuotaSettings(BaseModel):
     """Limits applied to each tenant (all its keys together) unless it sets its own."""
 
 
+class ModelKeySettings(BaseModel):
+    """Where a key comes from (model files, the audit chain); set at most one source."""
+
+    env: str | None = None
+    """Name of an environment variable holding the key (64 hex chars or base64)."""
+
+    file: Path | None = None
+    """Path of a file holding the key (mode 600 expected)."""
+
+    kms_command: str | None = None
+    """Command whose standard output is the key, e.g. a KMS or Vault client."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelKeySettings:
+        chosen = {
+            name: value
+            for name, value in (
+                ("env", self.env),
+                ("file", self.file),
+                ("kms_command", self.kms_command),
+            )
+            if value is not None
+        }
+        if len(chosen) > 1:
+            raise ValueError(f"model_key: set only one key source, got {sorted(chosen)}")
+        return self
+
+
 class AuditSettings(BaseModel):
     """The append-only, hash-chained audit log."""
 
@@ -77,40 +106,29 @@ class AuditSettings(BaseModel):
     queue_limit: int = Field(default=10_000, ge=1)
     """Records waiting for the writer beyond which ``audit()`` waits (back-pressure)."""
 
+    key: ModelKeySettings = Field(default_factory=ModelKeySettings)
+    """Key of the chain's HMAC, kept outside the database (same sources as
+    ``model_key``). Unset, the chain is a plain hash chain that anyone able to write
+    the database can rewrite undetected; the server warns at start."""
+
+    checkpoint_file: Path | None = None
+    """File the server appends a signed checkpoint of the chain head to (one JSON
+    line) every ``checkpoint_interval_s``; ``luodi audit verify --checkpoint`` checks
+    the chain against it. Keep it where the database's writers cannot rewrite it."""
+
+    checkpoint_command: str | None = None
+    """Command that receives each periodic checkpoint as one JSON line on standard
+    input, e.g. ``logger -t luodi-audit`` (syslog) or an object-lock bucket upload."""
+
+    checkpoint_interval_s: float = Field(default=300.0, ge=1.0)
+    """Seconds between periodic checkpoints (when a file or command is set)."""
+
     @model_validator(mode="after")
     def _batch_fits_queue(self) -> AuditSettings:
         if self.max_batch > self.queue_limit:
             raise ValueError(
                 f"audit.max_batch={self.max_batch} exceeds audit.queue_limit={self.queue_limit}"
             )
-        return self
-
-
-class ModelKeySettings(BaseModel):
-    """Where the key of encrypted model files comes from; set at most one source."""
-
-    env: str | None = None
-    """Name of an environment variable holding the key (64 hex chars or base64)."""
-
-    file: Path | None = None
-    """Path of a file holding the key (mode 600 expected)."""
-
-    kms_command: str | None = None
-    """Command whose standard output is the key, e.g. a KMS or Vault client."""
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ModelKeySettings:
-        chosen = {
-            name: value
-            for name, value in (
-                ("env", self.env),
-                ("file", self.file),
-                ("kms_command", self.kms_command),
-            )
-            if value is not None
-        }
-        if len(chosen) > 1:
-            raise ValueError(f"model_key: set only one key source, got {sorted(chosen)}")
         return self
 
 
@@ -132,6 +150,27 @@ class SecuritySettings(BaseModel):
 
     model_key: ModelKeySettings = Field(default_factory=ModelKeySettings)
     """Key source for model files encrypted at rest."""
+
+    require_encrypted_models: bool = False
+    """Refuse to load a model file that is not encrypted (plain GGUF)."""
+
+    require_strict_key_permissions: bool = False
+    """Refuse a key file that its group or others may read or write; otherwise such
+    a file loads with a warning."""
+
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Networks (CIDR) of reverse proxies whose ``X-Forwarded-For`` names the client.
+    Empty: the header is ignored and the TCP peer is the client (IP allowlists and
+    the audit's source address use it)."""
+
+    @model_validator(mode="after")
+    def _proxies_are_networks(self) -> SecuritySettings:
+        for net in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"security.trusted_proxies: {net!r} is not a network") from exc
+        return self
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> SecuritySettings:
