@@ -244,14 +244,14 @@ class Trail:
         self._engine, self._launched = engine, requests
         if self.force_pii and self.pii is not None:
             for req in requests:  # the router refuses unmasked prompts bound off-premises
-                req.metadata["pii_protected"] = True
+                req.pii_protected = True
         try:
             primed = await prime_all(engine, requests)
         finally:
             for req in requests:  # backends the router gave up on before one served
-                self.notes.extend(f"failover from {f}" for f in req.metadata.get("failovers", ()))
+                self.notes.extend(f"failover from {f}" for f in req.failovers)
         # The router records which backend served; the audit record names it.
-        self.backend = requests[0].metadata.get("backend") or engine.info.backend
+        self.backend = requests[0].backend or engine.info.backend
         return primed
 
     async def finish(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-from luodi.engine.types import GenerationEvent, GenerationRequest, ModelInfo
+from luodi.engine.types import GenerationEvent, GenerationRequest, ModelInfo, PromptRequest
 
 __all__ = ["Engine", "TextEngine"]
 
@@ -24,6 +24,16 @@ class Engine(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+    def prepare(self, request: PromptRequest) -> list[GenerationRequest]:
+        """Plan one client request: one ``GenerationRequest`` per choice.
+
+        The engine decides what it needs: the embedded one renders the chat (with the
+        request's renderer) and tokenizes; an upstream passes messages or text
+        through. Either way the completion limit follows ``luodi.engine.planning``.
+        Nothing is started: a request too long for the context is refused here.
+        """
+        ...
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]: ...
 

@@ -20,14 +20,16 @@ decides, per request, which backend serves it:
   has seen nothing yet) that fails mid-answer is run again, from the start, on
   another backend while it is younger than ``replay_budget_s``. A streamed request
   that fails after its first token ends with one error event. 4xx answers are never
-  retried. Each failover is noted in ``metadata["failovers"]`` for the audit record.
+  retried. Each failover is noted in the request's ``failovers`` for the audit record.
 * **Suspects.** A backend that failed a request is suspect until its next probe,
   which runs at once: suspects get new work only when no other backend is left. A
   backend that refused the connection is taken out at once.
 * **Residency.** A request bound for a cloud backend goes through the
   ``ResidencyGuard`` (the PII stage) unless the gateway already protected it
-  (``metadata["pii_protected"]``); with no guard the router refuses to send it.
-  The backend that served a request is written to ``metadata["backend"]``.
+  (``pii_protected``); with no guard the router refuses to send it.
+  The backend that served a request is written to its ``backend``.
+* **Planning.** ``RoutedEngine.prepare`` passes messages or text through; a model
+  whose every backend is the embedded engine is planned by that engine.
 """
 
 from __future__ import annotations
@@ -51,7 +53,14 @@ from luodi.config.routing import (
 )
 from luodi.engine.base import Engine
 from luodi.engine.metrics import EngineMetrics
-from luodi.engine.types import FinishReason, GenerationEvent, GenerationRequest, ModelInfo
+from luodi.engine.planning import pass_through
+from luodi.engine.types import (
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    ModelInfo,
+    PromptRequest,
+)
 from luodi.engine.upstream import UpstreamEngine, UpstreamEvent, UpstreamUnavailableError
 from luodi.errors import (
     ConfigError,
@@ -151,7 +160,7 @@ class Router:
         backends: Model name → its backends (``from_settings`` builds them).
         metrics: Where backend health and load are recorded.
         guard: Applied to requests bound for a cloud backend that the gateway has
-            not marked ``metadata["pii_protected"]``.
+            not marked ``pii_protected``.
     """
 
     def __init__(
@@ -318,7 +327,7 @@ class Router:
     def _note_failover(backend: Backend, request: GenerationRequest, message: str) -> str:
         """Note on ``request`` (for its audit record) that ``backend`` failed it."""
         reason = f"{backend.name}: {message}"
-        request.metadata.setdefault("failovers", []).append(reason)
+        request.failovers.append(reason)
         return reason
 
     def _report(self, backend: Backend) -> None:
@@ -415,7 +424,7 @@ class Router:
 
     def _prepare(self, backend: Backend, request: GenerationRequest) -> GenerationRequest:
         """The request as it may be sent to ``backend`` (protected if it leaves the premises)."""
-        if not residency_required(backend) or request.metadata.get("pii_protected"):
+        if not residency_required(backend) or request.pii_protected:
             return request
         if self.guard is None:
             raise ServiceUnavailableError(
@@ -423,7 +432,7 @@ class Router:
                 " no PII stage is configured"
             )
         protected = self.guard.protect(request)
-        protected.metadata["pii_protected"] = True
+        protected.pii_protected = True
         return protected
 
     async def generate(
@@ -438,7 +447,7 @@ class Router:
                 break
             tried.add(backend.name)
             outgoing = self._prepare(backend, request)
-            request.metadata["backend"] = backend.name
+            request.backend = backend.name
             self._acquire(backend)
             started = time.monotonic()
             stream = backend.engine.generate(outgoing)
@@ -515,6 +524,18 @@ class Router:
             rid, finish_reason=FinishReason.ERROR, error=message, backend=backend.name
         )
 
+    def prepare(self, model: str, request: PromptRequest) -> list[GenerationRequest]:
+        """Plan a request for ``model``: which backend serves it is decided per attempt.
+
+        A model served only by embedded engines is planned by the first (the factory
+        hands every one the same engine); any other is passed through, as every
+        upstream renders and tokenizes for itself.
+        """
+        group = self.backends[model]
+        if group and all(b.settings.kind is BackendKind.LLAMACPP for b in group):
+            return group[0].engine.prepare(request)
+        return pass_through(request)
+
     def abort(self, model: str, request_id: str) -> None:
         """Abort ``request_id`` on whichever backend of ``model`` runs it."""
         for backend in self.backends.get(model, []):
@@ -552,6 +573,9 @@ class RoutedEngine:
 
     async def stop(self) -> None:
         """No-op: ``Router.stop`` stops every backend once."""
+
+    def prepare(self, request: PromptRequest) -> list[GenerationRequest]:
+        return self.router.prepare(self.model, request)
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         return self.router.generate(self.model, request)

@@ -8,15 +8,19 @@ from __future__ import annotations
 import enum
 import itertools
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 __all__ = [
+    "ChatPrompt",
     "FinishReason",
     "GenerationEvent",
     "GenerationRequest",
     "ModelInfo",
     "Priority",
+    "PromptRenderer",
+    "PromptRequest",
+    "RenderedPrompt",
     "SamplingParams",
     "TemplateMetadata",
     "TokenLogprob",
@@ -57,7 +61,10 @@ class SamplingParams:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     stop_token_ids: list[int] = field(default_factory=list)
-    max_tokens: int = 16
+    max_tokens: int | None = 16
+    """Most completion tokens. None: as many as the engine allows (an upstream is sent
+    none; the embedded engine runs to the end of the context). ``Engine.prepare``
+    applies the one default policy (``luodi.engine.planning.completion_limit``)."""
     ignore_eos: bool = False
     logit_bias: dict[int, float] = field(default_factory=dict)
     logprobs: int | None = None
@@ -70,6 +77,11 @@ class SamplingParams:
     def greedy(self) -> bool:
         """True when sampling reduces to argmax."""
         return self.temperature <= 0.0 or self.top_k == 1
+
+    def for_choice(self, index: int, *, max_tokens: int | None) -> SamplingParams:
+        """These parameters for choice ``index`` of a request: seeds differ per choice."""
+        seed = None if self.seed is None else self.seed + index
+        return replace(self, seed=seed, max_tokens=max_tokens)
 
 
 _request_ids = itertools.count()
@@ -98,12 +110,65 @@ class GenerationRequest:
     request_id: str = field(default_factory=_next_request_id)
     priority: Priority = Priority.NORMAL
     arrival_time: float = field(default_factory=time.monotonic)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    """Opaque to the engine; carried into logs."""
+    backend: str | None = None
+    """The backend that served it, written by the router (for the audit record)."""
+    failovers: list[str] = field(default_factory=list)
+    """Backends the router gave up on before one served, each with why."""
+    pii_protected: bool = False
+    """The gateway masked the prompt already: the router may send it off the premises."""
     replayable: bool = False
     """Nothing of the answer reaches the client before it ends (a non-streaming
     request), so the router may run it again, from the start, on another backend
     when the first one fails mid-answer."""
+
+
+@dataclass(slots=True, frozen=True)
+class RenderedPrompt:
+    """A chat request rendered with a model's template, for an engine that tokenizes."""
+
+    text: str
+    grammar: str | None = None
+    """The grammar the answer must follow (a JSON schema or a forced tool call)."""
+
+
+class PromptRenderer(Protocol):
+    """Renders one chat request with the template a model's metadata names.
+
+    The API passes one in (``luodi.chat`` renders), so the engine renders no prompts
+    and imports nothing of ``chat``; an engine that takes messages never calls it.
+    """
+
+    def __call__(self, template: TemplateMetadata) -> RenderedPrompt: ...
+
+
+@dataclass(slots=True)
+class ChatPrompt:
+    """A chat request's input: OpenAI messages, their options, and how to render them."""
+
+    messages: list[dict[str, Any]]
+    options: dict[str, Any]
+    """tools, tool_choice, response_format, chat_template_kwargs as wire values; unset
+    ones left out."""
+    render: PromptRenderer
+
+
+@dataclass(slots=True)
+class PromptRequest:
+    """One client request before an engine plans it (``Engine.prepare``).
+
+    Exactly one of ``chat`` and ``prompt`` is set. ``params.max_tokens`` is the
+    client's own limit, None when it named none; ``default_max_tokens`` is the
+    configured default (``engine.default_max_tokens``).
+    """
+
+    params: SamplingParams
+    chat: ChatPrompt | None = None
+    prompt: str | list[int] | None = None
+    n: int = 1
+    model: str | None = None
+    priority: Priority = Priority.NORMAL
+    replayable: bool = False
+    default_max_tokens: int | None = None
 
 
 @dataclass(slots=True)

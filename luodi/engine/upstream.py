@@ -38,7 +38,8 @@ import httpx
 
 from luodi.config.routing import BackendSettings
 from luodi.engine.metrics import EngineMetrics
-from luodi.engine.types import FinishReason, GenerationRequest, ModelInfo, Usage
+from luodi.engine.planning import pass_through
+from luodi.engine.types import FinishReason, GenerationRequest, ModelInfo, PromptRequest, Usage
 from luodi.engine.upstream_errors import (
     UpstreamRejectedError,
     UpstreamUnavailableError,
@@ -159,6 +160,10 @@ class UpstreamEngine:
             await response.aclose()
         if client is not None:
             await client.aclose()
+
+    def prepare(self, request: PromptRequest) -> list[GenerationRequest]:
+        """Messages or text as they are: the upstream renders and tokenizes them."""
+        return pass_through(request)
 
     def health(self) -> dict[str, object]:
         """The last probe's outcome, for /health."""

@@ -70,10 +70,11 @@ def request_body(
 ) -> dict[str, Any]:
     """The streaming request body for ``request``, sent as ``model`` to a ``kind`` server.
 
-    A ``max_tokens`` at or above the upstream's ``context_length`` (a client that sent
-    none gets the context length, or an absurd 10**12) is left out: "as much as fits"
-    is then the upstream's own default, where vLLM would refuse prompt + max_tokens
-    above its max_model_len with a 400.
+    No ``max_tokens`` (None: the client named none and no default is configured, see
+    ``luodi.engine.planning``), or one at or above the upstream's ``context_length``
+    (an absurd 10**12), is left out: "as much as fits" is then the upstream's own
+    default, where vLLM would refuse prompt + max_tokens above its max_model_len with
+    a 400.
     """
     p = request.params
     body: dict[str, Any] = {
@@ -83,7 +84,7 @@ def request_body(
         "temperature": p.temperature,
         "top_p": p.top_p,
     }
-    if context_length is None or p.max_tokens < context_length:
+    if p.max_tokens is not None and (context_length is None or p.max_tokens < context_length):
         body["max_tokens"] = p.max_tokens
     if chat:
         body["messages"] = request.messages

@@ -79,7 +79,7 @@ class MaskIdNumbers:
             {**m, "content": self.pattern.sub("<ID_CARD>", m["content"])}
             for m in request.messages or []
         ]
-        return replace(request, messages=messages, metadata=dict(request.metadata))
+        return replace(request, messages=messages, failovers=list(request.failovers))
 
 
 @asynccontextmanager
@@ -130,7 +130,7 @@ async def test_replica_dropping_before_first_token_is_retried_on_another(
         events = await run(router, request)
     assert text_of(events) == "[b] hello "
     assert events[-1].finish_reason is FinishReason.STOP
-    assert request.metadata["backend"] == "b"
+    assert request.backend == "b"
     assert len(a.received) == 1
 
 
@@ -243,7 +243,7 @@ async def test_hybrid_overflows_to_cloud_when_local_is_saturated(standin: MakeSt
         rest = [e async for e in busy]
     assert rest[-1].finish_reason is FinishReason.STOP
     assert text_of(events) == "[cloud] x "
-    assert overflowed.metadata["backend"] == "dashscope"
+    assert overflowed.backend == "dashscope"
     router_load = {"backend": "router", "model": MODEL}
     assert metrics.registry.get_sample_value("luodi_num_requests_waiting", router_load) == 0
     assert metrics.registry.get_sample_value("luodi_num_requests_running", router_load) == 0
@@ -258,8 +258,8 @@ async def test_hybrid_overflows_while_local_first_token_is_slow(standin: MakeSta
         first, second = chat(), chat()
         await run(router, first)
         await run(router, second)
-    assert first.metadata["backend"] == "local"
-    assert second.metadata["backend"] == "dashscope"
+    assert first.backend == "local"
+    assert second.backend == "dashscope"
 
 
 async def test_hybrid_uses_cloud_when_local_is_down(standin: MakeStandIn) -> None:
@@ -297,7 +297,7 @@ async def test_id_number_reaches_the_cloud_masked(standin: MakeStandIn) -> None:
         await run(router, request)
     sent = sky.received[0]["messages"][0]["content"]
     assert "11010519491231002X" not in sent and "<ID_CARD>" in sent
-    assert request.metadata["backend"] == "dashscope"
+    assert request.backend == "dashscope"
     assert request.messages is not None and "11010519491231002X" in request.messages[0]["content"]
 
 
@@ -308,7 +308,7 @@ async def test_cloud_backend_without_a_pii_stage_is_refused(standin: MakeStandIn
         with pytest.raises(ServiceUnavailableError, match="unprotected"):
             await run(router, chat())
         protected = chat()
-        protected.metadata["pii_protected"] = True
+        protected.pii_protected = True
         assert text_of(await run(router, protected)) == "[cloud] hello there "
     assert len(sky.received) == 1
 

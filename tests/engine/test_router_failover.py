@@ -64,7 +64,7 @@ async def test_first_request_after_an_idle_replica_is_killed_fails_over(
     assert all(events[-1].finish_reason is FinishReason.STOP for events in answers)
     assert all(text_of(events).startswith("[b]") for events in answers)
     # The failover is on the request, for its audit record.
-    assert any("a:" in note for r in requests for note in r.metadata.get("failovers", []))
+    assert any("a:" in note for r in requests for note in r.failovers)
 
 
 @pytest.mark.parametrize("replayable", [False, True], ids=["streamed", "buffered"])
@@ -89,7 +89,7 @@ async def test_connection_reset_before_the_response_fails_over(
         dead.close()
     assert text_of(events).startswith("[b]")
     assert tries == 2  # the first try and one retry at once, on a fresh connection
-    assert "dropped the connection" in request.metadata["failovers"][0]
+    assert "dropped the connection" in request.failovers[0]
 
 
 async def test_non_streaming_requests_on_a_dying_replica_are_replayed_elsewhere(
@@ -111,9 +111,9 @@ async def test_non_streaming_requests_on_a_dying_replica_are_replayed_elsewhere(
         # Whole answers, from b alone: nothing of a's partial answers leaks into them.
         assert text_of(events).startswith("[b]")
         assert text_of(events).count("[") == 1
-    replayed = [r for r in requests if r.metadata.get("failovers")]
+    replayed = [r for r in requests if r.failovers]
     assert len(replayed) == 4
-    assert all("mid-stream" in r.metadata["failovers"][0] for r in replayed)
+    assert all("mid-stream" in r.failovers[0] for r in replayed)
 
 
 async def test_streamed_request_cut_mid_answer_is_not_replayed(replica: MakeReplica) -> None:

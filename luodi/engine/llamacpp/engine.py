@@ -25,17 +25,20 @@ from luodi.engine.llamacpp.grammar import GrammarVocab
 from luodi.engine.llamacpp.kv_cache import CopyKV, FreeKV, KVOp, PrefixCache, SeqIdPool
 from luodi.engine.llamacpp.model import ContextParams, LlamaModel
 from luodi.engine.llamacpp.outbox import Outbox, Stream
+from luodi.engine.llamacpp.prompts import prepare_embedded
 from luodi.engine.llamacpp.sampling import SequenceSampler, top_logprobs
 from luodi.engine.llamacpp.scheduler import Scheduler, SchedulerOutput
 from luodi.engine.llamacpp.sequence import Sequence
 from luodi.engine.llamacpp.stop import StopMatcher
 from luodi.engine.llamacpp.warmup import WarmPrefixes
 from luodi.engine.observer import EngineObserver, NullObserver
+from luodi.engine.planning import completion_limit
 from luodi.engine.types import (
     FinishReason,
     GenerationEvent,
     GenerationRequest,
     ModelInfo,
+    PromptRequest,
     TemplateMetadata,
     Usage,
 )
@@ -286,9 +289,15 @@ class LlamaCppEngine:
         ``engine.default_max_tokens`` when set, else up to the end of the context (as
         OpenAI does). Either way it is only a limit: cells are taken as tokens come.
         """
-        room = self._max_model_len - n_prompt
-        cap = self.settings.default_max_tokens
-        return min(room, cap) if cap is not None else room
+        limit = completion_limit(
+            None, self.settings.default_max_tokens, self._max_model_len - n_prompt
+        )
+        assert limit is not None  # the room is known here
+        return limit
+
+    def prepare(self, request: PromptRequest) -> list[GenerationRequest]:
+        """Render, tokenize and limit ``request``: one engine request per choice (prompts.py)."""
+        return prepare_embedded(self, request, self.settings.default_max_tokens)
 
     def validate(self, request: GenerationRequest) -> None:
         """Reject a request that cannot fit, stating the numbers (never silent truncation)."""
@@ -296,6 +305,8 @@ class LlamaCppEngine:
         if n_prompt == 0:
             raise InvalidRequestError("the prompt is empty", param="prompt")
         max_tokens = request.params.max_tokens
+        if max_tokens is None:  # no limit of its own: up to the end of the context
+            max_tokens = request.params.max_tokens = self.default_max_tokens(n_prompt)
         if max_tokens < 1:
             raise InvalidRequestError("max_tokens must be at least 1", param="max_tokens")
         if n_prompt + max_tokens > self._max_model_len:
