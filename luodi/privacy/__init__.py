@@ -18,7 +18,13 @@ from luodi.privacy.recognizer import NearMissRecognizer, Pattern, PatternRecogni
 from luodi.privacy.registry import RecognizerRegistry
 from luodi.privacy.restorer import StreamRestorer
 from luodi.privacy.stage import PIIStage, ProtectedInput
-from luodi.privacy.vault import PseudonymVault, VaultCipher, VaultStore, build_vault
+from luodi.privacy.vault import (
+    PseudonymOwner,
+    PseudonymVault,
+    VaultCipher,
+    VaultStore,
+    build_vault,
+)
 
 __all__ = [
     "OPERATORS",
@@ -36,6 +42,7 @@ __all__ = [
     "PatternRecognizer",
     "Policy",
     "ProtectedInput",
+    "PseudonymOwner",
     "PseudonymVault",
     "Recognizer",
     "RecognizerRegistry",

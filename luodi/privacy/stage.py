@@ -25,7 +25,7 @@ from luodi.privacy.operators import OperatorContext
 from luodi.privacy.policy import Policy
 from luodi.privacy.registry import RecognizerRegistry
 from luodi.privacy.restorer import OutputMasker, StreamRestorer
-from luodi.privacy.vault import PseudonymVault, build_vault
+from luodi.privacy.vault import PseudonymOwner, PseudonymVault, build_vault
 
 __all__ = ["PIIStage", "ProtectedInput"]
 
@@ -43,7 +43,8 @@ class ProtectedInput:
         text: the masked text (None for ``protect_messages``).
         findings: entity type -> count found in the input (for the audit record).
         policy: name of the policy applied.
-        conversation_id: the conversation whose pseudonyms were used.
+        conversation_id: the conversation whose pseudonyms were used (as the caller
+            named it; the vault keeps it under the owner's scope).
     """
 
     messages: list[dict[str, Any]] | None
@@ -155,16 +156,20 @@ class PIIStage:
         *,
         policy: str | None = None,
         conversation_id: str,
+        owner: PseudonymOwner | None = None,
         force: bool = False,
     ) -> ProtectedInput:
         """Protect one text (completions prompt, embeddings input, a document).
+
+        ``owner`` binds the conversation's pseudonyms to one API key (see
+        ``protect_messages``).
 
         Raises:
             PIIBlockedError: the text holds an entity the policy blocks.
             PIIUnavailableError: detection failed or timed out.
         """
         pol = self.policy(policy, force=force)
-        done, result = await self._protect([text], pol, conversation_id, force=force)
+        done, result = await self._protect([text], pol, conversation_id, owner, force=force)
         result.text = done[0].text
         return result
 
@@ -174,12 +179,19 @@ class PIIStage:
         *,
         policy: str | None = None,
         conversation_id: str,
+        owner: PseudonymOwner | None = None,
         force: bool = False,
     ) -> ProtectedInput:
         """Protect OpenAI chat messages: string or text-part contents, ``role: tool``
         contents and assistant ``tool_calls[].function.arguments`` (JSON string leaves).
 
         The input list is not modified; ``ProtectedInput.messages`` holds masked copies.
+
+        Pseudonyms are kept per (``owner``, ``conversation_id``): the restorer gives back
+        only values this owner sent in this conversation, so another key that names the
+        same conversation id and sends ``<PHONE_1>`` gets its own value or the bare tag,
+        never this one's. The gateway passes the request's ``Principal``; ``None`` (a
+        document, a CLI run) is one shared scope and must not be used for client traffic.
 
         Raises:
             PIIBlockedError: a message holds an entity the policy blocks.
@@ -192,7 +204,7 @@ class PIIStage:
             _collect_message(message, holes, finishers)
         pol = self.policy(policy, force=force)
         done, result = await self._protect(
-            [str(c[k]) for c, k in holes], pol, conversation_id, force=force
+            [str(c[k]) for c, k in holes], pol, conversation_id, owner, force=force
         )
         for (container, key), new in zip(holes, done, strict=True):
             container[key] = new.text
@@ -217,6 +229,7 @@ class PIIStage:
         policy: str | None = None,
         operators: Mapping[str, str] | None = None,
         conversation_id: str | None = None,
+        owner: PseudonymOwner | None = None,
     ) -> tuple[AnonymizedText, dict[str, int]]:
         """Anonymize one text for another system (the ``/v1/pii/anonymize`` API).
 
@@ -226,6 +239,8 @@ class PIIStage:
             operators: entity type -> operator, replacing the policy's choice (and its
                 entity list) when given.
             conversation_id: needed by the ``pseudonym`` operator, whose tags it scopes.
+            owner: the caller; its conversations are its own, so a conversation id
+                cannot be used to probe what another key's conversation holds.
 
         Returns:
             The anonymized text with its replacements, and the counts of findings.
@@ -242,7 +257,7 @@ class PIIStage:
                 "the pseudonym operator needs a conversation_id", param="conversation_id"
             )
         pol = dataclasses.replace(pol, on_input=True, on_output=False)
-        done, result = await self._protect([text], pol, conversation_id or "", force=True)
+        done, result = await self._protect([text], pol, conversation_id or "", owner, force=True)
         return done[0], result.findings
 
     async def close(self) -> None:
@@ -250,7 +265,13 @@ class PIIStage:
         await self.vault.close()
 
     async def _protect(
-        self, texts: list[str], pol: Policy, conversation_id: str, *, force: bool
+        self,
+        texts: list[str],
+        pol: Policy,
+        conversation_id: str,
+        owner: PseudonymOwner | None,
+        *,
+        force: bool,
     ) -> tuple[list[AnonymizedText], ProtectedInput]:
         rt = self._runtime
         result = ProtectedInput(None, None, {}, pol.name, conversation_id)
@@ -263,6 +284,7 @@ class PIIStage:
         if blocked:
             raise PIIBlockedError(blocked, policy=pol.name)
         ctx = self._context(pol)
+        scope = self.vault.scope(owner, conversation_id)
         done = [AnonymizedText(t) for t in texts]
         if pol.on_input:
             pairs = [
@@ -272,14 +294,14 @@ class PIIStage:
                 if pol.operators.get(f.entity_type) == "pseudonym"
             ]
             if pairs:
-                ctx.pseudonymizer = _Table(await self.vault.assign(conversation_id, pairs))
+                ctx.pseudonymizer = _Table(await self.vault.assign(scope, pairs))
             anonymizer = Anonymizer(ctx)
             done = [
                 anonymizer.anonymize(text, fs, pol.operators)
                 for text, fs in zip(texts, per_text, strict=True)
             ]
         if "pseudonym" in pol.operators.values():
-            result._mapping = await self.vault.mapping(conversation_id)
+            result._mapping = await self.vault.mapping(scope)
         if pol.on_output:
             result._masker = self._output_masker(rt.analyzer, pol)
         return done, result

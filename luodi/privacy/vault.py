@@ -3,6 +3,10 @@
 Stores never see a plaintext value: lookups go by an HMAC digest of the value and the
 value itself is sealed with AES-GCM (the conversation id and entity type as associated
 data, so a sealed value cannot be replayed into another conversation).
+
+Nor do stores see a client's conversation id: ``PseudonymVault.scope`` turns (owner,
+conversation) into an opaque key, so a conversation belongs to the key that opened it
+and another key naming the same id opens a conversation of its own.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,7 +28,21 @@ from luodi.errors import ConfigError
 from luodi.privacy.errors import PIIUnavailableError
 from luodi.privacy.vault_stores import build_vault_store
 
-__all__ = ["PseudonymVault", "VaultCipher", "VaultStore", "build_vault"]
+__all__ = ["PseudonymOwner", "PseudonymVault", "VaultCipher", "VaultStore", "build_vault"]
+
+
+class PseudonymOwner(Protocol):
+    """Who pseudonyms are issued to: the gateway's ``Principal`` is one.
+
+    Only the tenant and the API key id bind a conversation; the user name is not used,
+    so two keys of one user do not read each other's pseudonyms either.
+    """
+
+    @property
+    def tenant(self) -> str: ...
+
+    @property
+    def key_id(self) -> str: ...
 
 
 class VaultStore(Protocol):
@@ -66,6 +85,7 @@ class VaultCipher:
             raise ConfigError(f"the PII vault key must be 32 bytes, got {len(key)}")
         self._aead = AESGCM(hashlib.sha256(b"luodi-pii-seal\x00" + key).digest())
         self._mac_key = hashlib.sha256(b"luodi-pii-digest\x00" + key).digest()
+        self._scope_key = hashlib.sha256(b"luodi-pii-scope\x00" + key).digest()
 
     @classmethod
     def from_settings(cls, settings: VaultSettings) -> VaultCipher:
@@ -80,6 +100,16 @@ class VaultCipher:
                 raise ConfigError(f"cannot read PII vault key file {path}: {exc}") from exc
             return cls(_b64(raw, str(path)))
         return cls(os.urandom(32))
+
+    def scope(self, owner: PseudonymOwner | None, conversation: str) -> str:
+        """Store key of one owner's conversation: ``s:`` + 32 hex digits of an HMAC.
+
+        The parts are JSON-encoded before hashing, so no choice of ids makes two
+        (owner, conversation) pairs meet; ``owner=None`` is a scope of its own.
+        """
+        who = None if owner is None else [owner.tenant, owner.key_id]
+        msg = json.dumps([who, conversation], ensure_ascii=False).encode()
+        return "s:" + hmac.new(self._scope_key, msg, hashlib.sha256).hexdigest()[:32]
 
     def digest(self, conversation: str, entity_type: str, value: str) -> str:
         """Lookup key of a value: equal only for the same conversation, type and value."""
@@ -109,13 +139,19 @@ class PseudonymVault:
     """Consistent, reversible pseudonyms per conversation.
 
     Two conversations never share a map: the conversation id is part of every digest,
-    every sealed value's associated data and every store key.
+    every sealed value's associated data and every store key. Callers holding a client's
+    conversation id pass ``scope(owner, conversation_id)`` as the conversation, so the
+    map is also the owner's alone (see ``VaultCipher.scope``).
     """
 
     def __init__(self, store: VaultStore, cipher: VaultCipher, ttl_seconds: int) -> None:
         self.store = store
         self.cipher = cipher
         self.ttl_seconds = ttl_seconds
+
+    def scope(self, owner: PseudonymOwner | None, conversation: str) -> str:
+        """The conversation key for ``owner``'s ``conversation`` (``VaultCipher.scope``)."""
+        return self.cipher.scope(owner, conversation)
 
     async def assign(
         self, conversation: str, values: Iterable[tuple[str, str]]
