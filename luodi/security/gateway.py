@@ -10,20 +10,28 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from luodi.config.security import SecuritySettings
 from luodi.config.storage import StorageSettings
 from luodi.errors import ConfigError, LuodiError, PermissionDeniedError
-from luodi.security.audit import AuditEvent, AuditLog, AuditWriter, Decision
+from luodi.security.audit import (
+    AuditEvent,
+    AuditLog,
+    AuditWriter,
+    ChainKey,
+    CheckpointExporter,
+    Decision,
+)
+from luodi.security.client_address import TrustedProxies, client_address
 from luodi.security.directory import DEFAULT_TENANT, Directory
 from luodi.security.keys import KeyStore, parse_bearer
 from luodi.security.principal import ANONYMOUS_KEY_ID, Limits, Principal
 from luodi.security.quota_stores import build_quota_store
 from luodi.security.quotas import Limiter, QuotaStore
 from luodi.security.rbac import authorize
-from luodi.storage import Database
+from luodi.storage import AuditChainHeadRow, Database
 
 __all__ = ["Gateway", "check_bind_allowed", "is_loopback"]
 
@@ -62,6 +70,33 @@ def _ip_allowed(client_ip: str, networks: tuple[str, ...]) -> bool:
     return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
 
 
+def _check_chain_key(db: Database, key: ChainKey | None) -> None:
+    """Refuse to append unkeyed records to a keyed chain; warn about an unkeyed one.
+
+    Raises:
+        ConfigError: The chain head is keyed and no audit key is configured.
+    """
+    with db.session() as session:
+        head = session.get(AuditChainHeadRow, 1)
+    head_key = head.key_id if head is not None else None
+    if key is None:
+        if head_key is not None:
+            raise ConfigError(
+                f"the audit chain is keyed (key {head_key}) but security.audit.key is not "
+                "configured: configure it, or the chain would continue unkeyed"
+            )
+        _log.warning(
+            "the audit chain is not keyed (security.audit.key unset): anyone who can write "
+            "the database can rewrite it undetected"
+        )
+    elif head_key is not None and head_key != key.key_id:
+        _log.warning(
+            "audit key changed (%s -> %s): the next record starts a new keyed segment",
+            head_key,
+            key.key_id,
+        )
+
+
 class Gateway:
     """Authentication, RBAC, quotas and audit for every API and admin request."""
 
@@ -71,13 +106,16 @@ class Gateway:
         db: Database,
         store: QuotaStore,
         writer: AuditWriter,
+        audit_key: ChainKey | None = None,
     ) -> None:
         """Use ``Gateway.create``; this only wires already-built parts together."""
         self.settings = security
         self.db = db
         self.keys = KeyStore(db, security.quotas)
         self.directory = Directory(db)
-        self.audit_log = AuditLog(db, retention_days=security.audit.retention_days)
+        self.audit_log = AuditLog(db, retention_days=security.audit.retention_days, key=audit_key)
+        self.trusted_proxies = TrustedProxies(security.trusted_proxies)
+        self._checkpoints: CheckpointExporter | None = None
         self._store = store
         self._limiter = Limiter(store)
         self._writer = writer
@@ -98,19 +136,34 @@ class Gateway:
         if storage.migrate_on_start:
             await asyncio.to_thread(db.migrate)
         await asyncio.to_thread(Directory(db).ensure_defaults)
+        strict = security.require_strict_key_permissions
+        audit_key = await asyncio.to_thread(ChainKey.from_settings, security.audit, strict=strict)
+        await asyncio.to_thread(_check_chain_key, db, audit_key)
         if not security.auth_enabled:
             _log.warning(
                 "authentication is OFF (security.auth_enabled=false): every caller is an "
                 "anonymous admin; only loopback addresses may be bound"
             )
         store = build_quota_store(security)
-        writer = AuditWriter(db, security.audit)
+        writer = AuditWriter(db, security.audit, audit_key)
         writer.start()
-        return cls(security, db, store, writer)
+        gateway = cls(security, db, store, writer, audit_key)
+        audit = security.audit
+        if audit.enabled and (audit.checkpoint_file or audit.checkpoint_command):
+            gateway._checkpoints = CheckpointExporter(
+                gateway.audit_log.head,
+                file=audit.checkpoint_file,
+                command=audit.checkpoint_command,
+                interval_s=audit.checkpoint_interval_s,
+            )
+            gateway._checkpoints.start()
+        return gateway
 
     async def close(self) -> None:
-        """Flush the audit log, close the quota store and the database pool."""
+        """Flush the audit log (then export a last checkpoint), close stores and pool."""
         await self._writer.close()
+        if self._checkpoints is not None:
+            await self._checkpoints.close()
         await self._store.close()
         self.keys.close()
         self.db.dispose()
@@ -118,6 +171,10 @@ class Gateway:
     def check_bind_allowed(self, host: str) -> None:
         """See the module function ``check_bind_allowed``."""
         check_bind_allowed(self.settings, host)
+
+    def client_address(self, scope: Mapping[str, Any]) -> str:
+        """The client's address for an ASGI scope, behind ``security.trusted_proxies`` only."""
+        return client_address(scope, self.trusted_proxies)
 
     async def authenticate(self, authorization: str | None, client_ip: str) -> Principal:
         """Resolve an ``Authorization: Bearer sk-luodi-...`` header to a Principal.

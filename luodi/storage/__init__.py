@@ -4,6 +4,7 @@ from luodi.storage.database import Database
 from luodi.storage.models import (
     ApiKeyRow,
     AuditChainHeadRow,
+    AuditKeyAnchorRow,
     AuditPurgeRow,
     AuditRecordRow,
     Base,
@@ -17,6 +18,7 @@ from luodi.storage.models import (
 __all__ = [
     "ApiKeyRow",
     "AuditChainHeadRow",
+    "AuditKeyAnchorRow",
     "AuditPurgeRow",
     "AuditRecordRow",
     "Base",

@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 __all__ = [
     "ApiKeyRow",
     "AuditChainHeadRow",
+    "AuditKeyAnchorRow",
     "AuditPurgeRow",
     "AuditRecordRow",
     "Base",
@@ -175,6 +176,10 @@ class AuditChainHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """Id of the key the chain is keyed with from its latest key anchor; None unkeyed."""
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """HMAC of (seq, hash, key_id) under that key, so the head cannot be reset."""
 
 
 class AuditPurgeRow(Base):
@@ -189,6 +194,25 @@ class AuditPurgeRow(Base):
     through_hash: Mapped[str] = mapped_column(String(64))
     deleted: Mapped[int] = mapped_column(Integer)
     principal: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    mac: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """HMAC of the anchor under the chain key (None for a purge of an unkeyed chain)."""
+
+
+class AuditKeyAnchorRow(Base):
+    """Records after ``after_seq`` are HMAC-chained with key ``key_id``.
+
+    Written in the same transaction as the first record under a key, so an unkeyed
+    (legacy) chain continues keyed, and ``after_hash`` pins the legacy part before it.
+    """
+
+    __tablename__ = "audit_key_anchors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    after_seq: Mapped[int] = mapped_column(BigInteger)
+    after_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(32))
+    created_us: Mapped[int] = mapped_column(BigInteger)
+    mac: Mapped[str] = mapped_column(String(64))
 
 
 class SecurityEpochRow(Base):

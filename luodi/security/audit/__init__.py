@@ -1,6 +1,14 @@
 """The append-only, hash-chained audit log: events, writer, verification, export."""
 
 from luodi.security.audit.chain import GENESIS_HASH, VerifyReport, record_hash, verify
+from luodi.security.audit.chain_key import ChainKey
+from luodi.security.audit.checkpoint import (
+    Checkpoint,
+    CheckpointExporter,
+    export_checkpoint,
+    make_checkpoint,
+    read_checkpoints,
+)
 from luodi.security.audit.event import AuditEvent, Decision, sha256_text
 from luodi.security.audit.log import AuditFilter, AuditLog, PurgeResult, record_to_dict
 from luodi.security.audit.writer import AuditWriter
@@ -11,9 +19,15 @@ __all__ = [
     "AuditFilter",
     "AuditLog",
     "AuditWriter",
+    "ChainKey",
+    "Checkpoint",
+    "CheckpointExporter",
     "Decision",
     "PurgeResult",
     "VerifyReport",
+    "export_checkpoint",
+    "make_checkpoint",
+    "read_checkpoints",
     "record_hash",
     "record_to_dict",
     "sha256_text",

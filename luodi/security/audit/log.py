@@ -1,8 +1,8 @@
-"""Reading the audit log: query, export (JSONL, CSV), verify, and retention purge.
+"""Reading the audit log: query, export (JSONL, CSV), verify, checkpoint, and purge.
 
 Records are never updated. The only deletion is ``purge``, which removes a prefix of
 the chain older than the retention period (at least 180 days) and leaves an anchor
-so the rest still verifies.
+(MAC'd when the chain is keyed) so the rest still verifies.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO, cast
@@ -18,7 +18,10 @@ from typing import Any, Literal, TextIO, cast
 from sqlalchemy import Select, Table, delete, func, insert, select
 
 from luodi.errors import InvalidRequestError
-from luodi.security.audit.chain import GENESIS_HASH, VerifyReport, verify
+from luodi.security.audit.chain import VerifyReport
+from luodi.security.audit.chain_key import ChainKey
+from luodi.security.audit.checkpoint import Checkpoint, make_checkpoint
+from luodi.security.audit.verifier import purge_fields, verify_trail
 from luodi.storage import AuditChainHeadRow, AuditPurgeRow, AuditRecordRow, Database
 
 __all__ = ["AuditFilter", "AuditLog", "PurgeResult", "record_to_dict"]
@@ -39,6 +42,8 @@ class AuditFilter:
     user: str | None = None
     tenant: str | None = None
     after_seq: int | None = None
+    tenants: tuple[str, ...] | None = None
+    """Only these tenants' records (a tenant-scoped auditor's reach); None is any."""
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         """Add this filter's conditions to a query on audit_records."""
@@ -53,6 +58,8 @@ class AuditFilter:
             query = query.where(c.tenant == self.tenant)
         if self.after_seq is not None:
             query = query.where(c.seq > self.after_seq)
+        if self.tenants is not None:
+            query = query.where(c.tenant.in_(self.tenants))
         return query
 
 
@@ -74,9 +81,10 @@ def record_to_dict(row: Any) -> dict[str, Any]:
 class AuditLog:
     """Read access and maintenance of the audit chain (synchronous)."""
 
-    def __init__(self, db: Database, *, retention_days: int) -> None:
+    def __init__(self, db: Database, *, retention_days: int, key: ChainKey | None = None) -> None:
         self._db = db
         self.retention_days = retention_days
+        self.key = key
 
     def query(self, flt: AuditFilter, *, limit: int = 100) -> list[dict[str, Any]]:
         """Records matching ``flt`` in chain order, at most ``limit``."""
@@ -107,28 +115,32 @@ class AuditLog:
             count += 1
         return count
 
-    def verify(self) -> VerifyReport:
-        """Check the whole chain from the latest purge anchor (or genesis) to the head."""
+    def verify(
+        self, checkpoints: Sequence[Checkpoint] = (), *, now_us: int | None = None
+    ) -> VerifyReport:
+        """Check the chain, its anchors and head, and any external ``checkpoints``."""
+        return verify_trail(
+            self._db,
+            key=self.key,
+            retention_days=self.retention_days,
+            checkpoints=checkpoints,
+            now_us=now_us,
+        )
+
+    def head(self) -> Checkpoint:
+        """A checkpoint of the head as it is now (not verified: see ``checkpoint``)."""
         with self._db.engine.connect() as conn:
-            anchor = conn.execute(
-                select(_PURGES.c.through_seq, _PURGES.c.through_hash)
-                .order_by(_PURGES.c.through_seq.desc())
-                .limit(1)
-            ).first()
-            start_seq, start_hash = (anchor[0], anchor[1]) if anchor else (0, GENESIS_HASH)
-            head_seq, head_hash = conn.execute(
+            seq, hash_ = conn.execute(
                 select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1)
             ).one()
-            rows = conn.execution_options(yield_per=1000).execute(
-                select(_RECORDS).order_by(_RECORDS.c.seq)
-            )
-            return verify(
-                (cast("Mapping[str, Any]", row._mapping) for row in rows),
-                start_seq=start_seq,
-                start_hash=start_hash,
-                head_seq=head_seq,
-                head_hash=head_hash,
-            )
+        return make_checkpoint(seq, hash_, self.key)
+
+    def checkpoint(self) -> tuple[VerifyReport, Checkpoint | None]:
+        """Verify the chain, then sign its head; no checkpoint when verification fails."""
+        report = self.verify()
+        if not report.ok:
+            return report, None
+        return report, make_checkpoint(report.head_seq, report.head_hash, self.key)
 
     def purge(
         self, before_us: int, *, principal: str | None = None, now_us: int | None = None
@@ -162,14 +174,13 @@ class AuditLog:
             if through is None:
                 return PurgeResult(deleted=0, through_seq=0)
             deleted = conn.execute(delete(_RECORDS).where(c.seq <= through[0])).rowcount
-            conn.execute(
-                insert(_PURGES).values(
-                    purged_us=now_us,
-                    cutoff_us=before_us,
-                    through_seq=through[0],
-                    through_hash=through[1],
-                    deleted=deleted,
-                    principal=principal,
-                )
-            )
+            anchor = {
+                "purged_us": now_us,
+                "cutoff_us": before_us,
+                "through_seq": through[0],
+                "through_hash": through[1],
+                "deleted": deleted,
+            }
+            mac = self.key.mac("purge", purge_fields(anchor)) if self.key else None
+            conn.execute(insert(_PURGES).values(**anchor, principal=principal, mac=mac))
         return PurgeResult(deleted=deleted, through_seq=through[0])

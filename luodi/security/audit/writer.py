@@ -11,12 +11,18 @@ acknowledged record; unacknowledged ones in the queue are lost.
 
 Appending takes the chain-head row lock (``UPDATE ... SET seq = seq``), so several
 replicas can share one chain in PostgreSQL or one SQLite file.
+
+With a ``ChainKey`` every record's hash is its HMAC and the head row carries a MAC
+of (seq, hash). The first batch written under a key that the head does not name
+inserts a key anchor in the same transaction: the records before it stay a legacy
+(unkeyed) segment, pinned by the anchor's MAC of the hash it continues from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,8 +31,9 @@ from sqlalchemy import Table, bindparam, insert, literal_column, update
 from luodi.config.security import AuditSettings
 from luodi.errors import ServiceUnavailableError
 from luodi.security.audit.chain import event_fields, record_hash
+from luodi.security.audit.chain_key import ChainKey
 from luodi.security.audit.event import AuditEvent
-from luodi.storage import AuditChainHeadRow, AuditRecordRow, Database
+from luodi.storage import AuditChainHeadRow, AuditKeyAnchorRow, AuditRecordRow, Database
 
 __all__ = ["AuditWriter"]
 
@@ -34,6 +41,7 @@ _log = logging.getLogger(__name__)
 _HEAD = cast(Table, AuditChainHeadRow.__table__)
 _CHECKPOINT_EVERY = 1000  # records between SQLite WAL checkpoints
 _RECORDS = cast(Table, AuditRecordRow.__table__)
+_ANCHORS = cast(Table, AuditKeyAnchorRow.__table__)
 
 
 @dataclass(slots=True)
@@ -45,9 +53,10 @@ class _Pending:
 class AuditWriter:
     """Queues audit events and appends them to the chain in batches."""
 
-    def __init__(self, db: Database, settings: AuditSettings) -> None:
+    def __init__(self, db: Database, settings: AuditSettings, key: ChainKey | None = None) -> None:
         self._db = db
         self._settings = settings
+        self._key = key
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(settings.queue_limit)
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -59,6 +68,7 @@ class AuditWriter:
         self._inline = db.is_sqlite and db.settings.sqlite_synchronous == "NORMAL"
         self._insert: tuple[str, tuple[str, ...] | None] = ("", None)
         self._set_head: tuple[str, tuple[str, ...] | None] = ("", None)
+        self._anchor: tuple[str, tuple[str, ...] | None] = ("", None)
 
     def start(self) -> None:
         """Start the background commit loop on the running event loop."""
@@ -166,7 +176,17 @@ class AuditWriter:
         self._set_head = compiled(
             update(_HEAD)
             .where(_HEAD.c.id == literal_column("1"))
-            .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+            .values(
+                seq=bindparam("new_seq"),
+                hash=bindparam("new_hash"),
+                key_id=bindparam("new_key_id"),
+                mac=bindparam("new_mac"),
+            )
+        )
+        self._anchor = compiled(
+            insert(_ANCHORS).values(
+                {c.key: bindparam(c.key) for c in _ANCHORS.columns if c.key != "id"}
+            )
         )
 
     @staticmethod
@@ -190,18 +210,33 @@ class AuditWriter:
             cursor = conn.cursor()
             # Taking the head's row lock first serialises appenders across replicas.
             cursor.execute("UPDATE audit_chain_head SET seq = seq WHERE id = 1")
-            cursor.execute("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
-            seq, prev = cursor.fetchone()
+            cursor.execute("SELECT seq, hash, key_id FROM audit_chain_head WHERE id = 1")
+            seq, prev, head_key = cursor.fetchone()
+            key = self._key
+            if key is not None and head_key != key.key_id:
+                # The first records under this key: anchor the chain so far.
+                anchor: dict[str, Any] = {
+                    "after_seq": seq,
+                    "after_hash": prev,
+                    "key_id": key.key_id,
+                }
+                anchor["created_us"] = time.time_ns() // 1000
+                anchor["mac"] = key.mac("anchor", anchor)
+                cursor.execute(self._anchor[0], self._params(self._anchor, anchor))
             rows: list[dict[str, Any]] = []
             for fields in batch:
                 seq += 1
                 row = {**fields, "seq": seq, "prev_hash": prev}
-                row["hash"] = prev = record_hash(row)
+                row["hash"] = prev = record_hash(row, key)
                 rows.append(row)
             cursor.executemany(self._insert[0], [self._params(self._insert, r) for r in rows])
-            cursor.execute(
-                self._set_head[0], self._params(self._set_head, {"new_seq": seq, "new_hash": prev})
-            )
+            head = {
+                "new_seq": seq,
+                "new_hash": prev,
+                "new_key_id": key.key_id if key else None,
+                "new_mac": key.mac("head", {"seq": seq, "hash": prev}) if key else None,
+            }
+            cursor.execute(self._set_head[0], self._params(self._set_head, head))
             cursor.close()
             conn.commit()
         except BaseException:
