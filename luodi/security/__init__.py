@@ -1,7 +1,13 @@
 """The security gateway: identity, RBAC, quotas, audit log and model encryption."""
 
 from luodi.security.audit import AuditEvent, AuditFilter, AuditLog, Decision, VerifyReport
-from luodi.security.crypto import KeySource, decrypt_file, encrypt_file, open_model_for_loading
+from luodi.security.crypto import (
+    KeySource,
+    decrypt_file,
+    encrypt_file,
+    model_opener,
+    open_model_for_loading,
+)
 from luodi.security.directory import Directory
 from luodi.security.gateway import Gateway, check_bind_allowed
 from luodi.security.keys import KEY_PREFIX, ApiKeyInfo, CreatedKey, KeyStore
@@ -29,5 +35,6 @@ __all__ = [
     "check_bind_allowed",
     "decrypt_file",
     "encrypt_file",
+    "model_opener",
     "open_model_for_loading",
 ]
