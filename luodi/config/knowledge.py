@@ -38,13 +38,33 @@ class KnowledgeSettings(BaseModel):
     """Characters of a passage shown in a citation's ``snippet``."""
 
     max_upload_mb: float = Field(default=50.0, gt=0)
-    """Largest file accepted by ``POST /v1/knowledge/{kb}/documents``."""
+    """Largest upload (all files of one request) accepted by ``POST
+    /v1/knowledge/{kb}/documents``; the body is streamed and refused with 413 past it."""
+
+    parse_cpu_s: int = Field(default=30, ge=1, le=3600)
+    """CPU seconds one document's parser may use (it runs in a child process)."""
+
+    parse_memory_mb: int = Field(default=1024, ge=128)
+    """Address space of that child process, in MiB."""
+
+    max_unzipped_mb: float = Field(default=200.0, gt=0)
+    """Largest total uncompressed size of an Office file (DOCX, XLSX are zip archives)."""
+
+    max_zip_ratio: float = Field(default=100.0, ge=1)
+    """Largest uncompressed/compressed size ratio of an Office file's archive or a member."""
+
+    max_parts: int = Field(default=200_000, ge=1)
+    """Most paragraphs, table cells, spreadsheet cells or PDF pages read from one document."""
 
     keep_originals: bool = True
     """Keep uploaded files so that holders of ``kb:<name>:download`` can fetch them."""
 
     allow_public_urls: bool = False
-    """Let sync sources fetch URLs outside private, loopback and link-local networks."""
+    """Let sync sources fetch URLs outside private and loopback networks."""
+
+    allow_metadata_urls: bool = False
+    """Let sync sources fetch link-local and cloud metadata addresses (169.254.0.0/16,
+    fe80::/10, 100.100.100.200, fd00:ec2::254), even with ``allow_public_urls``."""
 
     fetch_timeout_s: float = Field(default=30.0, gt=0)
     """Timeout of one URL fetch during a sync."""
