@@ -2,22 +2,46 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from luodi.api.app import create_app
+from luodi.api.pii import PII_PERMISSION
 from luodi.config import PrivacySettings, SecuritySettings, Settings, StorageSettings
 from luodi.config.privacy import PolicySettings
-from luodi.security import Gateway
+from luodi.security import AuditFilter, Gateway
+from luodi.security.rbac import BUILTIN_ROLES, grants
 from tests.conftest import make_key
 
 
+@dataclass
+class PIIApi:
+    app: FastAPI
+    gateway: Gateway
+
+    def client(self, user: str, roles: list[str]) -> httpx.AsyncClient:
+        """A client for a new user with ``roles`` and a fresh key."""
+        key = make_key(self.gateway, user, roles)
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://test",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+
+    def records(self, user: str) -> list[dict[str, Any]]:
+        return self.gateway.audit_log.query(AuditFilter(user=user), limit=1000)
+
+
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app with no engines, two PII policies and an authenticated caller."""
+async def api(tmp_path: Path) -> AsyncIterator[PIIApi]:
+    """The real app with no engines and two PII policies."""
     storage = StorageSettings(database_url=f"sqlite:///{tmp_path / 'luodi.db'}")
     settings = Settings(
         storage=storage,
@@ -30,19 +54,18 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     )
     gateway = await Gateway.create(SecuritySettings(), storage)
     app = create_app(settings, engines={}, embedders={}, gateway=gateway)
-    key = make_key(gateway, "pii-caller", ["developer"])
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://test",
-                headers={"Authorization": f"Bearer {key}"},
-            ) as http,
-        ):
-            yield http
+        async with app.router.lifespan_context(app):
+            yield PIIApi(app, gateway)
     finally:
         await gateway.close()
+
+
+@pytest.fixture
+async def client(api: PIIApi) -> AsyncIterator[httpx.AsyncClient]:
+    """A caller holding ``pii:use`` (the admin role's ``*``; see the role tests below)."""
+    async with api.client("pii-caller", ["admin"]) as http:
+        yield http
 
 
 async def test_analyze_returns_findings_without_values_by_default(
@@ -108,3 +131,64 @@ async def test_unknown_operator_is_an_openai_shaped_400_naming_it(
     assert r.status_code == 400
     error = r.json()["error"]
     assert (error["type"], error["param"]) == ("invalid_request_error", "operators.PHONE")
+
+
+async def test_auditor_is_refused_the_pii_api_and_the_refusal_is_audited(api: PIIApi) -> None:
+    async with api.client("auditor-1", ["auditor"]) as auditor:
+        r = await auditor.post("/v1/pii/analyze", json={"text": "手机13812345678"})
+        a = await auditor.post(
+            "/v1/pii/anonymize", json={"text": "手机13812345678", "conversation_id": "c"}
+        )
+    assert (r.status_code, a.status_code) == (403, 403)
+    assert PII_PERMISSION in r.json()["error"]["message"]
+    records = api.records("auditor-1")
+    assert [(x["endpoint"], x["decision"]) for x in records] == [
+        ("/v1/pii/analyze", "denied"),
+        ("/v1/pii/anonymize", "denied"),
+    ]
+
+
+@pytest.mark.parametrize("role", ["developer", "analyst"])
+async def test_roles_that_invoke_models_may_use_the_pii_api(api: PIIApi, role: str) -> None:
+    if not grants(BUILTIN_ROLES[role][1], PII_PERMISSION):
+        pytest.skip(f"luodi/security/rbac.py does not grant {PII_PERMISSION} to {role} yet")
+    async with api.client(f"{role}-1", [role]) as http:
+        r = await http.post("/v1/pii/analyze", json={"text": "手机13812345678"})
+    assert r.status_code == 200
+
+
+async def test_every_call_is_audited_with_counts_and_never_values(api: PIIApi) -> None:
+    text = "王磊的手机13812345678，邮箱wl@example.com"
+    async with api.client("audited", ["admin"]) as http:
+        await http.post("/v1/pii/analyze", json={"text": text, "return_text": True})
+        await http.post("/v1/pii/anonymize", json={"text": text, "conversation_id": "c"})
+        await http.post("/v1/pii/anonymize", json={"text": text, "policy": "nope"})
+    records = api.records("audited")
+    assert [(r["endpoint"], r["decision"]) for r in records] == [
+        ("/v1/pii/analyze", "allowed"),
+        ("/v1/pii/anonymize", "allowed"),
+        ("/v1/pii/anonymize", "denied"),
+    ]
+    assert json.loads(records[0]["pii_json"]) == {"PERSON": 1, "PHONE": 1, "EMAIL": 1}
+    assert records[1]["pii_json"] == records[0]["pii_json"]
+    assert "nope" in str(records[2]["reason"])
+    dump = repr(records)
+    for value in ("13812345678", "wl@example.com", "王磊"):
+        assert value not in dump
+    assert all(r["prompt_sha256"] is None for r in records)
+
+
+async def test_anonymize_cannot_probe_another_keys_conversation(api: PIIApi) -> None:
+    async with api.client("alice", ["admin"]) as alice, api.client("mallory", ["admin"]) as mal:
+        await alice.post(
+            "/v1/pii/anonymize", json={"text": "手机13812345678", "conversation_id": "c"}
+        )
+        miss = await mal.post(
+            "/v1/pii/anonymize", json={"text": "手机13900000000", "conversation_id": "c"}
+        )
+        guess = await mal.post(
+            "/v1/pii/anonymize", json={"text": "手机13812345678", "conversation_id": "c"}
+        )
+    # One map per key: Alice's number is as new to Mallory's conversation as any other.
+    assert miss.json()["text"] == "手机<PHONE_1>"
+    assert guess.json()["text"] == "手机<PHONE_2>"
