@@ -24,6 +24,7 @@ from luodi.api.openai.embeddings import router as embeddings_router
 from luodi.api.openai.models import router as models_router
 from luodi.api.pii import build_pii_router
 from luodi.api.privacy_admin import build_privacy_admin_router
+from luodi.api.request_gate import BodyLimits, RequestGate
 from luodi.api.state import AppState
 from luodi.chat import ChatTemplate
 from luodi.config import Settings
@@ -228,6 +229,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.luodi = state
+    # Before CORS is added, so CORS stays outermost and preflights need no key.
+    app.add_middleware(
+        RequestGate,
+        state=lambda: state,
+        limits=_body_limits(settings),
+        open_paths=_open_paths(settings, app),
+    )
     if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -255,3 +263,20 @@ def create_app(
         )
     )
     return app
+
+
+def _body_limits(settings: Settings) -> BodyLimits:
+    """Per-route body limits: uploads get the upload limit plus multipart framing."""
+    upload = {"/v1/knowledge/*/documents": settings.knowledge.max_upload_mb + 1.0}
+    return BodyLimits(settings.server.max_body_mb, {**upload, **settings.server.body_limits_mb})
+
+
+def _open_paths(settings: Settings, app: FastAPI) -> frozenset[str]:
+    """Paths that answer without a key: the liveness probe, and what the operator opened."""
+    paths = {"/health"}
+    if settings.server.open_metrics:
+        paths.add("/metrics")
+    if settings.server.open_docs:
+        docs = (app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)
+        paths.update(p for p in docs if p)
+    return frozenset(paths)

@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 from luodi.api.deps import StateDep
 from luodi.api.drain import SHUTTING_DOWN, Drain
 from luodi.api.openai.generation import prime_all
+from luodi.api.request_gate import PRINCIPAL_KEY
 from luodi.engine.base import Engine
 from luodi.engine.types import (
     FinishReason,
@@ -84,6 +85,9 @@ async def audit_denial(
 
 async def get_principal(request: Request, state: StateDep) -> Principal:
     """Authenticate the caller; a refusal is audited before it is raised."""
+    principal: Principal | None = getattr(request.state, PRINCIPAL_KEY, None)
+    if principal is not None:  # the RequestGate did it before reading the body
+        return principal
     try:
         return await state.gateway.authenticate(
             request.headers.get("authorization"), client_ip(request)

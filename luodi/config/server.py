@@ -25,3 +25,21 @@ class ServerSettings(BaseModel):
     this long, then end the rest (streams with a last ``finish_reason: "error"``
     chunk, others with 503 + Retry-After) and exit 0. Keep it below the
     orchestrator's grace period (Kubernetes: 30 s)."""
+
+    max_body_mb: float = Field(default=16.0, gt=0)
+    """Largest request body on a route not named in ``body_limits_mb``; a larger one is
+    refused with 413 from its ``Content-Length`` (or as it arrives, when chunked)
+    before it is read. Knowledge uploads get ``knowledge.max_upload_mb`` plus 1 MB of
+    multipart framing instead."""
+
+    body_limits_mb: dict[str, float] = Field(default_factory=dict)
+    """Per-route body limits in MB, by path glob (``/v1/embeddings``: 64); the longest
+    matching pattern wins over ``max_body_mb`` and the upload limit."""
+
+    open_metrics: bool = False
+    """Let ``GET /metrics`` answer without a key (a scraper on a private network).
+    Off: it needs a key whose roles grant ``metrics:read``."""
+
+    open_docs: bool = False
+    """Let ``/docs``, ``/redoc`` and ``/openapi.json`` answer without a key. Off: they
+    need a key like every route except the liveness probe ``GET /health``."""

@@ -36,8 +36,10 @@ def fuzz_server(
 
 @pytest.fixture(scope="module")
 def api_schema(fuzz_server: tuple[str, str]) -> object:
-    url, _ = fuzz_server
-    return schemathesis.openapi.from_url(f"{url}/openapi.json").include(path_regex="^/v1/")
+    url, key = fuzz_server
+    return schemathesis.openapi.from_url(
+        f"{url}/openapi.json", headers={"Authorization": f"Bearer {key}"}
+    ).include(path_regex="^/v1/")
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")

@@ -1,0 +1,143 @@
+"""Checks made from the request line and headers, before a byte of the body is read.
+
+FastAPI reads and parses a body before it resolves dependencies, so a key checked
+in a dependency comes too late: without a key, a 64 MB JSON body used to cost
+~500 MB of memory before its 401, and a large upload was spooled to disk first.
+The gate refuses a body larger than its route's limit from ``Content-Length``
+(and counts a chunked one as it arrives), and authenticates the caller from the
+``Authorization`` header, auditing a refusal, before the application reads on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from luodi.api.errors import error_response
+from luodi.errors import LuodiError
+from luodi.security import AuditEvent, Decision
+
+if TYPE_CHECKING:
+    from luodi.api.state import AppState
+
+__all__ = ["PRINCIPAL_KEY", "BodyLimits", "RequestGate"]
+
+
+PRINCIPAL_KEY = "luodi_principal"
+"""Where the gate leaves the authenticated Principal in ``request.state``."""
+
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """The largest request body per route: glob patterns over paths, else ``default_mb``."""
+
+    default_mb: float
+    routes_mb: Mapping[str, float] = field(default_factory=dict)
+
+    def for_path(self, path: str) -> int:
+        """Bytes allowed for a body sent to ``path``; the longest matching pattern wins."""
+        matches = [p for p in self.routes_mb if fnmatch.fnmatchcase(path, p)]
+        mb = self.routes_mb[max(matches, key=len)] if matches else self.default_mb
+        return int(mb * _MB)
+
+
+def _too_large(limit: int) -> str:
+    return f"request body larger than this route's limit of {limit / _MB:g} MB"
+
+
+class RequestGate:
+    """Pure ASGI middleware: body limits, then authentication from headers.
+
+    ``open_paths`` answer without a key (a bare liveness probe, and whatever the
+    operator opened); every other path, unknown ones included, needs a valid key
+    when auth is on, so the routes themselves cannot be enumerated without one.
+    The Principal found is left in ``request.state`` for the route's dependency.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        state: Callable[[], AppState],
+        limits: BodyLimits,
+        open_paths: frozenset[str],
+    ) -> None:
+        self.app = app
+        self._state = state
+        self._limits = limits
+        self._open = open_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        limit = self._limits.for_path(path)
+        headers = _headers(scope)
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            message = "invalid Content-Length" if not declared.isdigit() else _too_large(limit)
+            status = 400 if not declared.isdigit() else 413
+            await error_response(status, message, code="payload_too_large")(scope, receive, send)
+            return
+        if path not in self._open and not await self._authenticate(scope, receive, send, headers):
+            return
+        await self.app(scope, _counted(receive, limit), send)
+
+    async def _authenticate(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> bool:
+        state = self._state()
+        client = scope.get("client")
+        ip = client[0] if client else "unknown"
+        try:
+            principal = await state.gateway.authenticate(headers.get("authorization"), ip)
+        except LuodiError as exc:
+            await state.gateway.audit(
+                AuditEvent.for_request(
+                    None,
+                    endpoint=scope["path"],
+                    decision=Decision.DENIED,
+                    reason=exc.message,
+                    source_ip=ip,
+                )
+            )
+            response = JSONResponse(
+                exc.to_openai(), status_code=exc.status_code, headers=exc.headers()
+            )
+            await response(scope, receive, send)
+            return False
+        scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
+        return True
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """``receive`` that refuses with 413 once more than ``limit`` body bytes arrived.
+
+    An HTTPException passes FastAPI's body parsing untouched (anything else
+    becomes a 400 there) and the error handlers render it as OpenAI JSON.
+    """
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, _too_large(limit))
+        return message
+
+    return wrapped
