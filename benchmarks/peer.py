@@ -7,12 +7,17 @@ sdist (pip downloads it; cmake builds only the ``llama-server`` target, cached u
 luodi runs with its whole gateway chain on: auth with an API key, a quota on that
 key, the audit log and the default PII policy. llama-server runs with no auth. Both
 get the default GGUF, the same CPU threads, the same context size and 32 parallel
-sequences. Each concurrency level (1, 16, 32 streams of 64-token completions by
-default) is measured in paired rounds, luodi then llama-server then luodi..., and
-the server not being measured is paused (SIGSTOP), so neither steals the other's
-cores. The ratio quoted is the median of the per-round luodi / llama-server ratios.
+sequences; each runs its own default kernels (luodi's batch-invariant ones, llama.cpp's
+repacked weights and F16 KV cache). Each concurrency level (1, 16, 32 streams of
+64-token completions by default) is measured in paired rounds, the two servers one
+after the other, who goes first swapping each round, and the server not being
+measured is paused (SIGSTOP), so neither steals the other's cores. Tokens/s counts
+requests x ``max_tokens`` (both are checked to generate exactly that many with
+``ignore_eos``) over the wall time. The ratio quoted is the median of the per-round
+luodi / llama-server ratios; the JSON keeps every round and the load averages.
 
-    python benchmarks/peer.py --out bench-results/peer.json
+    python benchmarks/serving.py --peer --out bench-results/peer.json
+    python benchmarks/peer.py --out bench-results/peer.json     # the same
 """
 
 from __future__ import annotations
@@ -28,10 +33,11 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -137,18 +143,38 @@ def paused(pid: int) -> Iterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--n-ctx", type=int, default=16384)
-    parser.add_argument("--parallel", type=int, default=32)
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 16, 32])
-    parser.add_argument("--rounds", type=int, default=3, help="paired rounds per level")
-    parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--requests-per-client", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("bench-results/peer.json"))
-    args = parser.parse_args()
+def _exact_length(url: str, model: str, max_tokens: int, key: str | None) -> None:
+    """Both servers must generate exactly ``max_tokens`` with ``ignore_eos``.
 
+    Throughput is then counted as requests x ``max_tokens``: stream chunks are no token
+    count (llama-server ends a stream with an extra chunk that carries no text, and
+    luodi's PII restorer may hold text back across chunks).
+    """
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    body = {"model": model, "prompt": "Once upon a time", "max_tokens": max_tokens,
+            "temperature": 0.0, "ignore_eos": True}  # fmt: skip
+    resp = httpx.post(f"{url}/v1/completions", json=body, headers=headers, timeout=120)
+    resp.raise_for_status()
+    got = resp.json()["usage"]["completion_tokens"]
+    if got != max_tokens:
+        raise RuntimeError(f"{url} generated {got} tokens, not {max_tokens}, with ignore_eos")
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def compare(
+    *,
+    threads: int = 2,
+    n_ctx: int = 16384,
+    parallel: int = 32,
+    levels: Sequence[int] = (1, 16, 32),
+    rounds: int = 3,
+    max_tokens: int = 64,
+    requests_per_client: int = 1,
+) -> dict[str, Any]:
+    """Paired rounds of luodi (gateway chain on) and llama-server; the JSON summary."""
     binary = build_llama_server()
     model = default_model_path(CACHE)
     scratch = tempfile.mkdtemp()
@@ -156,77 +182,137 @@ def main() -> None:
         "LUODI_SERVER__LOG_LEVEL": "warning",
         "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{scratch}/peer.db",
         "LUODI_KNOWLEDGE__DATA_DIR": f"{scratch}/kb",
-        "LUODI_ENGINE__N_CTX": str(args.n_ctx),
+        "LUODI_ENGINE__N_CTX": str(n_ctx),
     }
     key = _key_with_quota(env)
-    luodi_args = ["--threads", str(args.threads), "--max-batch-size", str(args.parallel)]
+    luodi_args = ["--threads", str(threads), "--max-batch-size", str(parallel)]
     rows: dict[int, dict[str, list[float]]] = {
-        level: {"luodi": [], "llama_server": []} for level in args.levels
+        level: {"luodi": [], "llama_server": []} for level in levels
     }
+    loads: list[dict[str, Any]] = []
+    load_before = _load()
     with (
         ServerProcess(env, luodi_args) as luodi,
-        llama_server(
-            binary, model, threads=args.threads, n_ctx=args.n_ctx, parallel=args.parallel
-        ) as (peer_url, peer),
+        llama_server(binary, model, threads=threads, n_ctx=n_ctx, parallel=parallel) as (
+            peer_url,
+            peer,
+        ),
     ):
         assert luodi.proc is not None
         served = httpx.get(f"{luodi.url}/v1/models", headers={"Authorization": f"Bearer {key}"})
         name = served.json()["data"][0]["id"]
         sides = {
-            "luodi": (LoadConfig(luodi.url, name, args.max_tokens, args.requests_per_client,
+            "luodi": (LoadConfig(luodi.url, name, max_tokens, requests_per_client,
                                  api_key=key), peer.pid),
-            "llama_server": (LoadConfig(peer_url, name, args.max_tokens,
-                                        args.requests_per_client), luodi.proc.pid),
+            "llama_server": (LoadConfig(peer_url, name, max_tokens, requests_per_client),
+                             luodi.proc.pid),
         }  # fmt: skip
-        for cfg, other in sides.values():  # warm both, each alone
+        for side, (cfg, other) in sides.items():  # warm both, each alone
             with paused(other):
-                run(run_level(cfg, 1))
-        for level in args.levels:
-            for _ in range(args.rounds):
-                for side, (cfg, other) in sides.items():
+                _exact_length(cfg.base_url, name, max_tokens, cfg.api_key)
+                if (warm := run(run_level(cfg, max(levels)))).errors:
+                    raise RuntimeError(f"{side}: {warm.errors} failed requests in the warm-up")
+        for r in range(rounds):
+            # Each round swaps who goes first, so a drift in load hits both alike.
+            order = list(sides.items()) if r % 2 == 0 else list(sides.items())[::-1]
+            for level in levels:
+                for side, (cfg, other) in order:
                     with paused(other):
                         result = run(run_level(cfg, level))
                     if result.errors:
                         raise RuntimeError(f"{side}: {result.errors} failed requests")
-                    rows[level][side].append(result.throughput_tok_s)
+                    rows[level][side].append(result.requests * max_tokens / result.wall_s)
+            loads.append({"round": r + 1, "load_average": _load()})
+            console.print(f"round {r + 1}/{rounds}, load average {loads[-1]['load_average']}")
 
-    table = Table(title=f"luodi (gateway chain on) vs llama-server, {args.threads} threads")
-    for col in ("streams", "luodi tok/s", "llama-server tok/s", "luodi / llama-server"):
-        table.add_column(col, justify="right")
     summary = []
-    for level, sides_rates in rows.items():
-        ratios = [a / b for a, b in zip(sides_rates["luodi"], sides_rates["llama_server"],
-                                        strict=True)]  # fmt: skip
-        entry = {
-            "streams": level,
-            "luodi_tok_s": sides_rates["luodi"],
-            "llama_server_tok_s": sides_rates["llama_server"],
-            "ratio_median": statistics.median(ratios),
-        }
-        summary.append(entry)
+    for level, rates in rows.items():
+        ratios = [a / b for a, b in zip(rates["luodi"], rates["llama_server"], strict=True)]
+        summary.append(
+            {
+                "streams": level,
+                "luodi_tok_s": rates["luodi"],
+                "llama_server_tok_s": rates["llama_server"],
+                "ratios": ratios,
+                "ratio_median": statistics.median(ratios),
+            }
+        )
+    return {
+        "threads": threads,
+        "n_ctx": n_ctx,
+        "parallel": parallel,
+        "max_tokens": max_tokens,
+        "requests_per_client": requests_per_client,
+        "rounds": rounds,
+        "llama_cpp_python": version("llama-cpp-python"),
+        "gateway_chain": "auth + key quota (rpm/tpm) + audit + PII (default policy)",
+        "cpus": os.cpu_count(),
+        "load_average": {"before": load_before, "per_round": loads, "after": _load()},
+        "levels": summary,
+    }
+
+
+def print_table(result: dict[str, Any]) -> None:
+    """The luodi / llama-server table, side by side per level."""
+    table = Table(
+        title=f"luodi (gateway chain on) vs llama-server, {result['threads']} threads,"
+        f" median of {result['rounds']} paired rounds"
+    )
+    for col in ("streams", "luodi tok/s", "llama-server tok/s", "per-round ratios",
+                "luodi / llama-server"):  # fmt: skip
+        table.add_column(col, justify="right")
+    for entry in result["levels"]:
         table.add_row(
-            str(level),
-            f"{statistics.median(sides_rates['luodi']):.1f}",
-            f"{statistics.median(sides_rates['llama_server']):.1f}",
+            str(entry["streams"]),
+            f"{statistics.median(entry['luodi_tok_s']):.1f}",
+            f"{statistics.median(entry['llama_server_tok_s']):.1f}",
+            " ".join(f"{x:.2f}" for x in entry["ratios"]),
             f"{entry['ratio_median']:.2f}x",
         )
     console.print(table)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "threads": args.threads,
-                "n_ctx": args.n_ctx,
-                "parallel": args.parallel,
-                "max_tokens": args.max_tokens,
-                "llama_cpp_python": version("llama-cpp-python"),
-                "gateway_chain": "auth + key quota + audit + PII (default policy)",
-                "levels": summary,
-            },
-            indent=2,
-        )
+    load = result["load_average"]
+    console.print(f"load average before {load['before']}, after {load['after']}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The peer comparison's options (benchmarks/serving.py --peer takes them too)."""
+    parser.add_argument("--n-ctx", type=int, default=16384)
+    parser.add_argument("--parallel", type=int, default=32)
+    parser.add_argument("--peer-levels", type=int, nargs="+", default=[1, 16, 32])
+    parser.add_argument("--peer-rounds", type=int, default=5, help="paired rounds per level")
+    parser.add_argument(
+        "--requests-per-client",
+        type=int,
+        default=1,
+        help="1: llama-server drops a kept-alive connection after a streamed answer, and"
+        " the load generator's next request on it fails",
     )
+
+
+def run_from(args: argparse.Namespace) -> dict[str, Any]:
+    result = compare(
+        threads=args.threads,
+        n_ctx=args.n_ctx,
+        parallel=args.parallel,
+        levels=args.peer_levels,
+        rounds=args.peer_rounds,
+        max_tokens=args.max_tokens,
+        requests_per_client=args.requests_per_client,
+    )
+    print_table(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
     console.print(f"written to {args.out}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--out", type=Path, default=Path("bench-results/peer.json"))
+    add_arguments(parser)
+    run_from(parser.parse_args())
 
 
 if __name__ == "__main__":

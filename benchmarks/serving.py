@@ -16,10 +16,14 @@ Starts ``luodi serve`` on the default model (2 threads), then measures:
   5. one chat stream's decode speed with ``response_format`` (a small object schema, and
      ``json_object``) against the same request unconstrained, greedy and at temperature 1,
      in paired rounds: the median of the per-round ratios (``--only-constrained``).
-Prints a table and writes JSON (``--out``). Never a pass/fail test: this machine is noisy,
-so quote the ratios.
+  6. with ``--peer``, alone: luodi with its whole gateway chain on against llama.cpp's
+     own ``llama-server`` (built from the pinned sdist's llama.cpp) at 1, 16 and 32
+     streams, each paused while the other is measured (benchmarks/peer.py).
+Prints a table and writes JSON (``--out``), with the load averages. Never a pass/fail
+test: this machine is noisy, so quote the ratios.
 
     python benchmarks/serving.py --out bench-results/serving.json
+    python benchmarks/serving.py --peer --out bench-results/peer.json
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing as mp
+import os
 import statistics
 import tempfile
 import time
@@ -36,6 +41,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
+import peer  # benchmarks/peer.py, beside this script
 from rich.console import Console
 from rich.table import Table
 
@@ -392,6 +398,11 @@ def constrained_rows(table: Table, rates: dict[str, list[float]]) -> dict[str, o
     return {"constrained_rounds": rates, "constrained_vs_unconstrained": ratios}
 
 
+def _loads(before: list[float]) -> dict[str, object]:
+    after = [round(x, 2) for x in os.getloadavg()]
+    return {"cpus": os.cpu_count(), "load_average": {"before": before, "after": after}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
@@ -422,8 +433,18 @@ def main() -> None:
         action="store_true",
         help="run only the constrained-vs-unconstrained decoding rounds",
     )
+    parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="run only luodi (gateway chain on) against llama-server (benchmarks/peer.py)",
+    )
+    peer.add_arguments(parser)
     parser.add_argument("--out", type=Path, default=Path("bench-results/serving.json"))
     args = parser.parse_args()
+    if args.peer:
+        peer.run_from(args)
+        return
+    load_before = [round(x, 2) for x in os.getloadavg()]
 
     env = {
         "LUODI_SERVER__LOG_LEVEL": "warning",
@@ -455,7 +476,9 @@ def main() -> None:
             summary = constrained_rows(table, rates)
             console.print(table)
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"threads": args.threads, **summary}, indent=2))
+            args.out.write_text(
+                json.dumps({"threads": args.threads, **_loads(load_before), **summary}, indent=2)
+            )
             console.print(f"written to {args.out}")
             return
         if args.only_chat:
@@ -466,7 +489,9 @@ def main() -> None:
             summary = chat_rows(table, chat)
             console.print(table)
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({"threads": args.threads, **summary}, indent=2))
+            args.out.write_text(
+                json.dumps({"threads": args.threads, **_loads(load_before), **summary}, indent=2)
+            )
             console.print(f"written to {args.out}")
             return
         paired = paired_single_stream(server.url, model, args.threads, args.max_tokens, args.rounds)
@@ -526,6 +551,7 @@ def main() -> None:
         json.dumps(
             {
                 "threads": args.threads,
+                **_loads(load_before),
                 "max_tokens": args.max_tokens,
                 "batch_invariant": not args.no_batch_invariant,
                 "paired_rounds": paired,
