@@ -104,6 +104,7 @@ class _Trail:
         self.start_seq, self.start_hash = 0, GENESIS_HASH
         self.pins: dict[int, tuple[str, str]] = {}
         self.legacy = 0
+        self.unverifiable = 0
 
     # -- parts ---------------------------------------------------------------------
 
@@ -250,6 +251,7 @@ class _Trail:
             self.legacy += 1
             if key_id is None:
                 return record_hash(row)
+            self.unverifiable += 1
             return None  # keyed with a key we do not hold: links only
 
         return rehash
@@ -279,6 +281,11 @@ class _Trail:
                 return VerifyReport(
                     False, report.checked, beyond, f"record {beyond} is past the head"
                 )
+        if self.unverifiable:
+            self.warnings.append(
+                f"{self.unverifiable} records are keyed with a key other than the configured "
+                "one (before a key rotation): their links were checked, their MACs not"
+            )
         return report
 
 
