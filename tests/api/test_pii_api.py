@@ -14,11 +14,54 @@ from fastapi import FastAPI
 
 from luodi.api.app import create_app
 from luodi.api.pii import PII_PERMISSION
-from luodi.config import PrivacySettings, SecuritySettings, Settings, StorageSettings
+from luodi.config import (
+    EngineSettings,
+    PrivacySettings,
+    SecuritySettings,
+    Settings,
+    StorageSettings,
+)
 from luodi.config.privacy import PolicySettings
+from luodi.engine.llamacpp.engine import LlamaCppEngine
+from luodi.engine.types import (
+    FinishReason,
+    GenerationEvent,
+    GenerationRequest,
+    ModelInfo,
+    TemplateMetadata,
+    Usage,
+)
 from luodi.security import AuditFilter, Gateway
 from luodi.security.rbac import BUILTIN_ROLES, grants
 from tests.conftest import make_key
+
+
+class Repeater(LlamaCppEngine):
+    """The embedded engine's chat surface answering one fixed text (no model loaded):
+    whatever the restorer makes of its tags is what the client reads."""
+
+    def __init__(self, answer: str) -> None:
+        super().__init__(EngineSettings())
+        self._answer = answer
+        self._template = TemplateMetadata(
+            configured="qwen3", gguf_template=None, architecture="qwen3"
+        )
+        self._info = ModelInfo(name="repeater", context_length=4096)
+        self._max_model_len = 4096
+
+    def tokenize_chat(self, prompt: str) -> list[int]:
+        return list(range(len(prompt) // 4 + 1))
+
+    def health(self) -> dict[str, object]:
+        return {"status": "ok"}
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        yield GenerationEvent(
+            request.request_id,
+            text=self._answer,
+            finish_reason=FinishReason.STOP,
+            usage=Usage(len(request.prompt_tokens), 1),
+        )
 
 
 @dataclass
@@ -41,7 +84,7 @@ class PIIApi:
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[PIIApi]:
-    """The real app with no engines and two PII policies."""
+    """The real app with two PII policies and a model that answers ``<PHONE_1>``."""
     storage = StorageSettings(database_url=f"sqlite:///{tmp_path / 'luodi.db'}")
     settings = Settings(
         storage=storage,
@@ -53,7 +96,8 @@ async def api(tmp_path: Path) -> AsyncIterator[PIIApi]:
         ),
     )
     gateway = await Gateway.create(SecuritySettings(), storage)
-    app = create_app(settings, engines={}, embedders={}, gateway=gateway)
+    engine = Repeater("您的号码是<PHONE_1>")
+    app = create_app(settings, engines={"repeater": engine}, embedders={}, gateway=gateway)
     try:
         async with app.router.lifespan_context(app):
             yield PIIApi(app, gateway)
@@ -192,3 +236,31 @@ async def test_anonymize_cannot_probe_another_keys_conversation(api: PIIApi) -> 
     # One map per key: Alice's number is as new to Mallory's conversation as any other.
     assert miss.json()["text"] == "手机<PHONE_1>"
     assert guess.json()["text"] == "手机<PHONE_2>"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the gateway's protect stage must pass owner=<the request's Principal> to "
+    "PIIStage.protect_messages/protect_text (issue 15); remove this mark then",
+)
+async def test_another_key_in_the_same_conversation_gets_no_one_elses_value(
+    api: PIIApi,
+) -> None:
+    chat = {"model": "repeater", "max_tokens": 8}
+    conversation = {"X-Luodi-Conversation": "support-42"}
+    async with (
+        api.client("alice", ["developer"]) as alice,
+        api.client("mallory", ["developer"]) as mallory,
+    ):
+        mine = await alice.post(
+            "/v1/chat/completions",
+            headers=conversation,
+            json={**chat, "messages": [{"role": "user", "content": "我的手机13812345678"}]},
+        )
+        theirs = await mallory.post(
+            "/v1/chat/completions",
+            headers=conversation,
+            json={**chat, "messages": [{"role": "user", "content": "请重复<PHONE_1>"}]},
+        )
+    assert mine.json()["choices"][0]["message"]["content"] == "您的号码是13812345678"
+    assert "13812345678" not in theirs.text
