@@ -1,9 +1,10 @@
-"""``luodi audit query|export|verify|purge``: the tamper-evident audit log."""
+"""``luodi audit query|export|verify|checkpoint|purge``: the tamper-evident audit log."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -11,10 +12,19 @@ from typing import Annotated
 import typer
 
 from luodi.cli._operator import run_admin
-from luodi.security.audit import AuditFilter
+from luodi.errors import LuodiError
+from luodi.security.audit import (
+    AuditFilter,
+    Checkpoint,
+    VerifyReport,
+    export_checkpoint,
+    read_checkpoints,
+)
 from luodi.security.gateway import Gateway
 
-app = typer.Typer(help="Query, export, verify and purge the audit log.", no_args_is_help=True)
+app = typer.Typer(
+    help="Query, export, verify, checkpoint and purge the audit log.", no_args_is_help=True
+)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="luodi YAML config file.")]
 SinceOpt = Annotated[datetime | None, typer.Option(help="From this time (UTC if no zone).")]
@@ -80,19 +90,92 @@ def export(
     typer.echo(f"exported {count} records to {out}")
 
 
-@app.command()
-def verify(config: ConfigOpt = None) -> None:
-    """Check the hash chain; exit 1 naming the first bad record if it was tampered with."""
-    report = _run(config, "audit.verify", "audit:read", {}, lambda gw: gw.audit_log.verify())
+def _report_line(report: VerifyReport) -> None:
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if report.ok:
-        typer.echo(f"audit chain OK: {report.checked} records verified")
+        keyed = (
+            f", keyed from record {report.keyed_from_seq} with key {report.key_id}"
+            if report.keyed
+            else ", NOT keyed"
+        )
+        checkpoints = (
+            f", {report.checkpoints_checked} checkpoints matched"
+            if report.checkpoints_checked
+            else ""
+        )
+        typer.echo(f"audit chain OK: {report.checked} records verified{keyed}{checkpoints}")
         return
     typer.echo(
         f"audit chain BROKEN at record {report.first_bad_seq}: {report.problem} "
         f"({report.checked} records verified before it)",
         err=True,
     )
-    raise typer.Exit(1)
+
+
+@app.command()
+def verify(
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(help="Checkpoint file (JSON lines) kept outside the database (repeat)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Check the chain (and checkpoints); exit 1 naming the first bad record if tampered."""
+    try:
+        checkpoints = [c for path in checkpoint or [] for c in read_checkpoints(path)]
+    except LuodiError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    detail = {"checkpoints": [str(p) for p in checkpoint or []]}
+    report = _run(
+        config, "audit.verify", "audit:read", detail, lambda gw: gw.audit_log.verify(checkpoints)
+    )
+    if as_json:
+        typer.echo(json.dumps(asdict(report)))
+    else:
+        _report_line(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("checkpoint")
+def checkpoint_cmd(
+    out: Annotated[
+        Path | None, typer.Option(help="Append the checkpoint to this file (mode 600).")
+    ] = None,
+    command: Annotated[
+        str | None, typer.Option(help="Also pipe it to this command, e.g. 'logger -t luodi'.")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Verify the chain, then print its head (seq, hash) signed with the audit key.
+
+    Store the line where the database's writers cannot rewrite it (another host,
+    syslog, an object-lock bucket); ``luodi audit verify --checkpoint FILE`` then
+    proves that nothing up to it was removed or rewritten.
+    """
+
+    def run(gw: Gateway) -> tuple[VerifyReport, Checkpoint | None]:
+        report, made = gw.audit_log.checkpoint()
+        if made is not None and (out is not None or command is not None):
+            export_checkpoint(made, file=out, command=command)
+        return report, made
+
+    detail = {"out": str(out) if out else None, "command": command}
+    report, made = _run(config, "audit.checkpoint", "audit:read", detail, run)
+    if made is None:
+        _report_line(report)
+        typer.echo("error: no checkpoint of a broken chain", err=True)
+        raise typer.Exit(1)
+    if made.mac is None:
+        typer.echo(
+            "warning: the chain is not keyed (security.audit.key unset): this checkpoint is "
+            "unsigned",
+            err=True,
+        )
+    typer.echo(made.to_json())
 
 
 @app.command()
