@@ -11,13 +11,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from luodi.chat.isolation import isolated, replaced, split_isolated
 from luodi.chat.output import ChatOutputParser
 from luodi.chat.structured import (
     response_format_grammar,
     response_format_schema,
     validate_json_output,
 )
-from luodi.chat.templates import ChatTemplate, Message, prompt_opens_thinking
+from luodi.chat.templates import (
+    ChatTemplate,
+    Message,
+    normalize_messages,
+    prompt_opens_thinking,
+)
 from luodi.chat.thinking import thinking_enabled
 from luodi.chat.tool_calls import new_call_id
 from luodi.chat.tool_choice import ToolPolicy, resolve_tool_choice, tool_choice_grammar
@@ -41,6 +47,12 @@ class PreparedChat:
     tools: ToolPolicy
     schema: dict[str, Any] | None
     """The JSON schema the content must match (``response_format``), or ``None``."""
+    plain_spans: tuple[tuple[int, int], ...] = ()
+    """[start, end) spans of ``prompt`` holding client text that spells control tokens:
+    tokenize them without parsing special tokens (isolation.py)."""
+    reference_prompt: str | None = None
+    """With ``plain_spans``: the prompt rendered with that text replaced, whose control
+    tokens the isolated prompt's must equal, or the isolation did not hold."""
 
     def output_parser(self, *, new_id: Callable[[], str] = new_call_id) -> ChatOutputParser:
         """A fresh parser for one choice of this request."""
@@ -68,6 +80,7 @@ def prepare_chat(
     response_format: Mapping[str, Any] | None = None,
     chat_template_kwargs: Mapping[str, Any] | None = None,
     add_generation_prompt: bool = True,
+    isolate: Callable[[str], bool] | None = None,
 ) -> PreparedChat:
     """Check a chat request's options and render its prompt.
 
@@ -80,6 +93,9 @@ def prepare_chat(
         InvalidRequestError: invalid tools, tool_choice, response_format or
             chat_template_kwargs, both a JSON response_format and a forced tool
             call, or messages the template rejects.
+
+    ``isolate`` says which client strings spell the model's control tokens; those are
+    marked so the engine tokenizes them as plain text (isolation.py).
     """
     policy = resolve_tool_choice(tools, tool_choice)
     schema = response_format_schema(response_format)
@@ -96,12 +112,23 @@ def prepare_chat(
     if grammar is not None and template.family == "qwen3":
         kwargs["enable_thinking"] = False
         thinking = False
-    prompt = template.render(
-        messages,
-        tools=policy.prompt_tools,
-        add_generation_prompt=add_generation_prompt,
-        **kwargs,
-    )
+
+    def render(msgs: Sequence[Message]) -> str:
+        return template.render(
+            msgs, tools=policy.prompt_tools, add_generation_prompt=add_generation_prompt, **kwargs
+        )
+
+    spans: list[tuple[int, int]] = []
+    reference = None
+    prompt = None
+    if isolate is not None:
+        normalized = normalize_messages(messages)
+        marked, found = isolated(normalized, isolate)
+        if found:
+            prompt, spans = split_isolated(render(marked))
+            reference = render(replaced(normalized, isolate))
+    if prompt is None:
+        prompt = render(messages)
     started = add_generation_prompt and prompt_opens_thinking(prompt)
     return PreparedChat(
         prompt=prompt,
@@ -110,4 +137,6 @@ def prepare_chat(
         started_thinking=started,
         tools=policy,
         schema=schema,
+        plain_spans=tuple(spans),
+        reference_prompt=reference,
     )
