@@ -23,6 +23,7 @@ from luodi.api.openai.completions import router as completions_router
 from luodi.api.openai.embeddings import router as embeddings_router
 from luodi.api.openai.models import router as models_router
 from luodi.api.pii import build_pii_router
+from luodi.api.pipeline import build_pipeline
 from luodi.api.privacy_admin import build_privacy_admin_router
 from luodi.api.request_gate import BodyLimits, RequestGate
 from luodi.api.state import AppState
@@ -30,9 +31,9 @@ from luodi.chat import ChatTemplate
 from luodi.config import Settings
 from luodi.config.routing import BackendKind, DeploymentMode
 from luodi.embedding import Embedder
-from luodi.engine.base import Engine
+from luodi.engine.base import Engine, LocalEngine
 from luodi.engine.embeddings import build_embedder
-from luodi.engine.llamacpp.engine import LlamaCppEngine
+from luodi.engine.llamacpp.factory import build_embedded
 from luodi.engine.metrics import EngineMetrics
 from luodi.engine.router import Router
 from luodi.errors import ConfigError, ModelLoadError, ServiceUnavailableError
@@ -109,13 +110,13 @@ def _require_pii(state: AppState) -> PIIStage:
     return state.pii
 
 
-def _require(engine: LlamaCppEngine | None) -> LlamaCppEngine:
+def _require(engine: LocalEngine | None) -> LocalEngine:
     if engine is None:
         raise ConfigError("a llamacpp backend is configured, but api mode runs no embedded engine")
     return engine
 
 
-async def _start_embedded(engine: LlamaCppEngine) -> None:
+async def _start_embedded(engine: LocalEngine) -> None:
     """Start the engine and build its chat template now: a bad template fails start-up.
 
     The engine only reads the template's metadata; the chat package compiles it (and
@@ -130,7 +131,7 @@ async def _start_embedded(engine: LlamaCppEngine) -> None:
         raise
 
 
-def load_embedded(settings: Settings) -> LlamaCppEngine | None:
+def load_embedded(settings: Settings) -> LocalEngine | None:
     """Load and start the embedded engine now (None in api mode).
 
     Callers load before the server binds, so a bad or undecryptable model file is
@@ -139,7 +140,7 @@ def load_embedded(settings: Settings) -> LlamaCppEngine | None:
     if settings.routing.mode is DeploymentMode.API:
         return None
     key_source = KeySource.from_settings(settings.security.model_key)
-    engine = LlamaCppEngine(
+    engine = build_embedded(
         settings.engine, opener=lambda path: open_model_for_loading(path, key_source)
     )
     asyncio.run(_start_embedded(engine))
@@ -150,7 +151,7 @@ def create_app(
     settings: Settings,
     *,
     engines: dict[str, Engine] | None = None,
-    embedded: LlamaCppEngine | None = None,
+    embedded: LocalEngine | None = None,
     gateway: Gateway | None = None,
     embedders: dict[str, Embedder] | None = None,
     config_path: Path | None = None,
@@ -182,10 +183,10 @@ def create_app(
         if not owned:
             state.engines.update(engines or {})
             for name, engine in state.engines.items():
-                if isinstance(engine, LlamaCppEngine):
+                if isinstance(engine, LocalEngine):
                     engine.observer = metrics.observer("llamacpp", name)
         elif settings.routing.mode is not DeploymentMode.API:
-            embedded = embedded or LlamaCppEngine(settings.engine)
+            embedded = embedded or build_embedded(settings.engine)
             await _start_embedded(embedded)
             embedded.observer = metrics.observer("llamacpp", embedded.info.name)
             state.engines[embedded.info.name] = embedded
@@ -229,6 +230,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.luodi = state
+    state.pipeline = build_pipeline(settings, state)
     # Before CORS is added, so CORS stays outermost and preflights need no key.
     app.add_middleware(
         RequestGate,

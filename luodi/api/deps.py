@@ -6,9 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from luodi.api.pipeline import Pipeline
 from luodi.api.state import AppState
 
-__all__ = ["StateDep", "get_state"]
+__all__ = ["PipelineDep", "StateDep", "get_pipeline", "get_state"]
 
 
 def get_state(request: Request) -> AppState:
@@ -17,3 +18,12 @@ def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_pipeline(state: StateDep) -> Pipeline:
+    """The gateway pipeline ``create_app`` assembled."""
+    assert state.pipeline is not None  # create_app builds it before any route runs
+    return state.pipeline
+
+
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -16,6 +17,9 @@ from luodi.errors import NotFoundError, ServiceUnavailableError
 from luodi.knowledge import KnowledgeService
 from luodi.privacy import PIIStage
 from luodi.security import Gateway
+
+if TYPE_CHECKING:
+    from luodi.api.pipeline import Pipeline
 
 __all__ = ["AppState"]
 
@@ -41,6 +45,8 @@ class AppState:
     """Models with a backend off the premises: their requests are always masked."""
     drain: Drain = field(default_factory=Drain)
     """Requests in flight, and whether the server is shutting down."""
+    pipeline: Pipeline | None = None
+    """The gateway pipeline every model request runs (``create_app`` builds it)."""
 
     def leaves_premises(self, model: str) -> bool:
         return model in self.cloud_models

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-from luodi.engine.types import GenerationEvent, GenerationRequest, ModelInfo, PromptRequest
+from luodi.engine.observer import EngineObserver
+from luodi.engine.types import (
+    GenerationEvent,
+    GenerationRequest,
+    ModelInfo,
+    PromptRequest,
+    TemplateMetadata,
+)
 
-__all__ = ["Engine", "TextEngine"]
+__all__ = ["Engine", "LocalEngine", "TextEngine"]
 
 
 @runtime_checkable
@@ -49,3 +56,17 @@ class TextEngine(Engine, Protocol):
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]: ...
 
     def detokenize(self, tokens: list[int]) -> str: ...
+
+
+@runtime_checkable
+class LocalEngine(TextEngine, Protocol):
+    """An engine in this process (the embedded one): its template, and an observer.
+
+    ``luodi.chat`` compiles the template from ``template_metadata`` (at start-up, so a
+    bad one fails there); ``observer`` receives its queue and step timings (metrics).
+    """
+
+    observer: EngineObserver
+
+    @property
+    def template_metadata(self) -> TemplateMetadata: ...

@@ -270,8 +270,11 @@ async def test_a_full_vault_refuses_the_request_rather_than_sending_shared_tags(
 
 
 async def test_a_vault_full_refusal_is_audited_like_other_pii_refusals(tmp_path: Path) -> None:
-    from luodi.api.gateway import Trail
-    from luodi.config import SecuritySettings, StorageSettings
+    from luodi.api.drain import Drain
+    from luodi.api.pipeline import Audit, ChatWork, Exchange, Pipeline, Protect, Restore
+    from luodi.api.state import AppState
+    from luodi.config import SecuritySettings, Settings, StorageSettings
+    from luodi.engine.types import SamplingParams
     from luodi.security import AuditFilter, Gateway
     from tests.conftest import make_key
 
@@ -279,29 +282,38 @@ async def test_a_vault_full_refusal_is_audited_like_other_pii_refusals(tmp_path:
         SecuritySettings(), StorageSettings(database_url=f"sqlite:///{tmp_path / 'luodi.db'}")
     )
     stage = PIIStage.from_settings(PrivacySettings(vault=VaultSettings(max_conversations=1)))
+    protect = Protect(lambda: stage)
+    pipeline = Pipeline(
+        AppState(Settings()),
+        [protect],
+        restore=Restore(),
+        audit=Audit(lambda: gateway, Drain()),
+    )
     try:
         secret = make_key(gateway, "vault-user", ["developer"])
         principal = await gateway.authenticate(f"Bearer {secret}", "127.0.0.1")
 
-        def trail(conversation: str) -> Trail:
-            return Trail(
-                gateway,
+        def exchange(conversation: str, text: str) -> Exchange:
+            work = ChatWork([{"role": "user", "content": text}], {}, SamplingParams())
+            return Exchange(
                 principal,
                 "/v1/chat/completions",
                 "127.0.0.1",
                 "cloud-model",
-                pii=stage,
-                force_pii=True,
+                work,
                 conversation_id=f"{principal.tenant}:{conversation}",
+                leaves_premises=True,
             )
 
-        first = trail("a")
-        async with first.guarding():
-            await first.protect_messages([{"role": "user", "content": "手机13812345678"}])
-        second = trail("b")
+        first = exchange("a", "手机13812345678")
+        async with pipeline.guarding(first):
+            await protect.run(first)
+        second = exchange("b", "手机13987654321")
         with pytest.raises(PIIVaultFullError):
-            async with second.guarding():  # as the chat, completions and embeddings routes do
-                await second.protect_messages([{"role": "user", "content": "手机13987654321"}])
+            async with pipeline.guarding(
+                second
+            ):  # as the chat, completions and embeddings routes do
+                await protect.run(second)
         (record,) = gateway.audit_log.query(AuditFilter(user="vault-user"))
         assert record["decision"] == "denied"
         assert "privacy.vault.max_conversations" in record["reason"]

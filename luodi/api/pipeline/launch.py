@@ -1,0 +1,41 @@
+"""Launch: start every planned choice on the engine (or run the embedder), first event in hand."""
+
+from __future__ import annotations
+
+import asyncio
+
+from luodi.api.pipeline.exchange import EmbeddingWork, Exchange
+from luodi.api.pipeline.priming import prime_all
+from luodi.engine.types import Usage
+
+__all__ = ["Launch"]
+
+
+class Launch:
+    """Primes each choice, so an error before the first token is still an HTTP error.
+
+    The router notes on each request the backends it gave up on and the one that
+    served: both go to the audit record. An embedding request is run right here.
+    """
+
+    name = "launch"
+
+    async def run(self, exchange: Exchange) -> None:
+        work = exchange.work
+        if isinstance(work, EmbeddingWork):
+            embedder = exchange.embedder
+            assert embedder is not None  # the pipeline resolved it
+            work.vectors = list(await asyncio.to_thread(embedder.embed, work.texts))
+            exchange.usage = Usage(prompt_tokens=exchange.prompt_tokens)
+            return
+        engine = exchange.engine
+        assert engine is not None  # the pipeline resolved it
+        if exchange.leaves_premises and exchange.masked:
+            for req in exchange.requests:  # the router refuses unmasked prompts bound off-premises
+                req.pii_protected = True
+        try:
+            exchange.primed = await prime_all(engine, exchange.requests)
+        finally:
+            for req in exchange.requests:  # backends the router gave up on before one served
+                exchange.notes.extend(f"failover from {f}" for f in req.failovers)
+        exchange.backend = exchange.requests[0].backend or engine.info.backend
