@@ -30,6 +30,7 @@ BUILTIN_ENTITIES: tuple[str, ...] = (
     "LANDLINE",
     "BANK_CARD",
     "CREDIT_CARD",
+    "IBAN",
     "EMAIL",
     "IP_ADDRESS",
     "PASSPORT",
@@ -107,7 +108,12 @@ class PolicySettings(BaseModel):
     """Entity types whose presence in the input refuses the request (403 ``pii_blocked``)."""
 
     timeout_ms: float = Field(default=500.0, ge=1.0, le=60_000.0)
-    """Detection time budget per request; past it the request is refused (503)."""
+    """Detection time budget per request, plus ``timeout_ms_per_mb`` for its size;
+    past it the request is refused (503)."""
+
+    timeout_ms_per_mb: float = Field(default=5000.0, ge=0.0, le=600_000.0)
+    """Budget added per megabyte (10**6 characters) of text, so a long prompt is not
+    refused for being long: the default allows 0.2 MB/s, a fifth of one core's speed."""
 
     min_score: float = Field(default=0.5, ge=0.0, le=1.0)
     """Findings scoring below this are ignored."""
@@ -206,6 +212,12 @@ class PrivacySettings(BaseModel):
 
     custom_rules: list[CustomRuleSettings] = Field(default_factory=list)
     """Extra regex recognizers; reloadable without a restart."""
+
+    phone_regions: list[str] = Field(default_factory=lambda: ["US"])
+    """Regions (ISO 3166 codes known to libphonenumber) tried, in order, for phone
+    numbers written without a country code; ``+``/``00`` numbers are found whatever
+    the region and mainland numbers always. Each region adds false-positive risk for
+    bare digit runs: list only the ones your traffic carries."""
 
     hash_secret: SecretStr | None = None
     """HMAC key of the ``hash`` operator; required when a policy uses it."""
