@@ -249,6 +249,22 @@ class Directory:
         with self._db.session() as session:
             return [_role_info(r) for r in session.scalars(select(RoleRow).order_by("name"))]
 
+    def get_role(self, name: str) -> RoleInfo:
+        """One role (NotFoundError if unknown)."""
+        with self._db.session() as session:
+            return _role_info(self._role(session, name))
+
+    def rights_of(self, user: str) -> tuple[str, frozenset[str]]:
+        """A user's tenant and every permission pattern its roles grant.
+
+        Raises:
+            NotFoundError: No such user.
+        """
+        with self._db.session() as session:
+            row = self._user(session, user)
+            permissions = frozenset(p for role in row.roles for p in role.permissions)
+            return row.tenant.name, permissions
+
     # -- lookups ---------------------------------------------------------------
 
     @staticmethod

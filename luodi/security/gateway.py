@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from luodi.config.security import SecuritySettings
 from luodi.config.storage import StorageSettings
 from luodi.errors import ConfigError, LuodiError, PermissionDeniedError
+from luodi.security.administration import Administration
 from luodi.security.audit import (
     AuditEvent,
     AuditLog,
@@ -30,7 +31,7 @@ from luodi.security.keys import KeyStore, parse_bearer
 from luodi.security.principal import ANONYMOUS_KEY_ID, Limits, Principal
 from luodi.security.quota_stores import build_quota_store
 from luodi.security.quotas import Limiter, QuotaStore
-from luodi.security.rbac import authorize
+from luodi.security.rbac import SCOPED_RESOURCES, authorize, grants_in_some_tenant
 from luodi.storage import AuditChainHeadRow, Database
 
 __all__ = ["Gateway", "check_bind_allowed", "is_loopback"]
@@ -114,6 +115,7 @@ class Gateway:
         self.keys = KeyStore(db, security.quotas)
         self.directory = Directory(db)
         self.audit_log = AuditLog(db, retention_days=security.audit.retention_days, key=audit_key)
+        self.admin = Administration(self.directory, self.keys, self.audit_log)
         self.trusted_proxies = TrustedProxies(security.trusted_proxies)
         self._checkpoints: CheckpointExporter | None = None
         self._store = store
@@ -228,6 +230,7 @@ class Gateway:
         detail: dict[str, Any],
         run: Callable[[], T],
         source_ip: str | None = None,
+        any_tenant: bool = False,
     ) -> T:
         """Authorize, run and audit one admin action (REST and CLI both come here).
 
@@ -238,15 +241,26 @@ class Gateway:
             detail: Arguments to record (never a secret).
             run: The synchronous database work; runs in a worker thread.
             source_ip: The client's address, if any.
+            any_tenant: ``permission`` is tenant-scoped and held in some tenant is
+                enough here, because ``run`` checks the tenant it acts in
+                (``Administration`` does); otherwise every tenant is needed.
 
         Raises:
-            PermissionDeniedError: ``actor`` lacks ``permission`` (the refusal is audited).
+            PermissionDeniedError: ``actor`` lacks ``permission``, or ``run`` refused
+                (the refusal is audited).
         """
         event = AuditEvent.for_request(
             actor, endpoint=action, kind="admin", source_ip=source_ip, detail=detail
         )
         try:
-            self.authorize(actor, permission)
+            if any_tenant and permission.split(":")[0] in SCOPED_RESOURCES:
+                if not grants_in_some_tenant(actor.permissions, permission):
+                    raise PermissionDeniedError(
+                        f"key {actor.key_id} (user {actor.user!r}) lacks permission "
+                        f"{permission!r} in any tenant"
+                    )
+            else:
+                self.authorize(actor, permission)
             result = await asyncio.to_thread(run)
         except LuodiError as exc:
             event.decision, event.reason = Decision.DENIED, exc.message

@@ -204,6 +204,18 @@ class KeyStore:
                 query = query.where(ApiKeyRow.revoked_us.is_(None))
             return [ApiKeyInfo.from_row(row) for row in session.scalars(query)]
 
+    def info(self, key_id: str) -> ApiKeyInfo:
+        """One key's public fields.
+
+        Raises:
+            NotFoundError: No such key.
+        """
+        with self._db.session() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFoundError(f"unknown key {key_id!r}")
+            return ApiKeyInfo.from_row(row)
+
     def revoke(self, key_id: str) -> ApiKeyInfo:
         """Revoke a key; refused from its next request on. Idempotent.
 

@@ -4,6 +4,13 @@ A permission is colon-separated segments naming a resource and an action:
 ``model:<name>:invoke``, ``kb:<name>:read``, ``kb:<name>:write``, ``audit:read``,
 ``audit:purge``, ``keys:manage``, ``users:manage``. A pattern may use ``*`` (and other shell
 wildcards) within a segment; the single pattern ``*`` grants everything.
+
+Administration is tenant-scoped: ``keys:manage:<tenant>``, ``users:manage:<tenant>`` and
+``audit:read:<tenant>`` reach one tenant's keys, users and audit records; the two-segment
+form (``users:manage``) is the same as ``users:manage:*``, every tenant.
+
+``covers`` says whether one set of patterns grants everything another grants: an
+administrator may hand out (keys, roles) only rights it holds itself.
 """
 
 from __future__ import annotations
@@ -16,9 +23,14 @@ from luodi.security.principal import Principal
 
 __all__ = [
     "BUILTIN_ROLES",
+    "SCOPED_RESOURCES",
     "authorize",
+    "covers",
     "grants",
+    "grants_in_some_tenant",
+    "missing_rights",
     "model_allowed",
+    "tenant_scope",
     "validate_permission",
 ]
 
@@ -33,14 +45,24 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 """Role name → (description, permission patterns). Created at start, not editable."""
 
-# Resource → the shape of its permissions: segments after the resource name.
-_SHAPES: dict[str, tuple[int, frozenset[str]]] = {
-    "model": (3, frozenset({"invoke", "*"})),
-    "kb": (3, frozenset({"read", "write", "*"})),
-    "audit": (2, frozenset({"read", "purge", "*"})),
-    "keys": (2, frozenset({"manage", "*"})),
-    "users": (2, frozenset({"manage", "*"})),
+# Resource → (segment counts allowed, actions): ``model:<name>:invoke``, ``audit:read[:<tenant>]``.
+_SHAPES: dict[str, tuple[frozenset[int], frozenset[str]]] = {
+    "model": (frozenset({3}), frozenset({"invoke", "*"})),
+    "kb": (frozenset({3}), frozenset({"read", "write", "*"})),
+    "audit": (frozenset({2, 3}), frozenset({"read", "purge", "*"})),
+    "keys": (frozenset({2, 3}), frozenset({"manage", "*"})),
+    "users": (frozenset({2, 3}), frozenset({"manage", "*"})),
 }
+SCOPED_RESOURCES = frozenset({"audit", "keys", "users"})
+"""Resources whose permissions take a tenant as third segment (absent: every tenant)."""
+_WILDCARDS = frozenset("*?[")
+
+
+def _normalize(pattern: str) -> str:
+    parts = pattern.split(":")
+    if len(parts) == 2 and parts[0] in SCOPED_RESOURCES:
+        return pattern + ":*"
+    return pattern
 
 
 def validate_permission(pattern: str) -> str:
@@ -53,13 +75,15 @@ def validate_permission(pattern: str) -> str:
         return pattern
     parts = pattern.split(":")
     shape = _SHAPES.get(parts[0])
-    if shape is None or len(parts) != shape[0] or not all(parts):
+    if shape is None or len(parts) not in shape[0] or not all(parts):
         raise InvalidRequestError(
             f"invalid permission {pattern!r}: expected one of model:<name>:invoke, "
-            "kb:<name>:read, kb:<name>:write, audit:read, keys:manage, users:manage",
+            "kb:<name>:read, kb:<name>:write, audit:read[:<tenant>], audit:purge, "
+            "keys:manage[:<tenant>], users:manage[:<tenant>]",
             param="permissions",
         )
-    if parts[-1] not in shape[1]:
+    action = parts[-1] if parts[0] not in SCOPED_RESOURCES else parts[1]
+    if action not in shape[1]:
         raise InvalidRequestError(
             f"invalid permission {pattern!r}: unknown action {parts[-1]!r}", param="permissions"
         )
@@ -67,17 +91,80 @@ def validate_permission(pattern: str) -> str:
 
 
 def grants(patterns: Iterable[str], permission: str) -> bool:
-    """True if any pattern grants ``permission`` (segment by segment)."""
-    wanted = permission.split(":")
+    """True if any pattern grants ``permission`` (segment by segment).
+
+    ``audit:read`` asks for every tenant's records; ``audit:read:acme`` for acme's.
+    """
+    wanted = _normalize(permission).split(":")
     for pattern in patterns:
         if pattern == "*":
             return True
-        parts = pattern.split(":")
+        parts = _normalize(pattern).split(":")
         if len(parts) == len(wanted) and all(
             fnmatchcase(w, p) for w, p in zip(wanted, parts, strict=True)
         ):
             return True
     return False
+
+
+def _segment_covers(held: str, wanted: str) -> bool:
+    if held == "*" or held == wanted:
+        return True
+    # A wanted wildcard is covered only by "*" or the same text: "?" is narrower than "*".
+    return not (_WILDCARDS & set(wanted)) and fnmatchcase(wanted, held)
+
+
+def covers(patterns: Iterable[str], wanted: str) -> bool:
+    """True if ``patterns`` grant everything the pattern ``wanted`` grants.
+
+    Conservative: it may say no for an exotic pattern that is in fact covered, never
+    yes for one that is not.
+    """
+    held = list(patterns)
+    if "*" in held:
+        return True
+    if wanted == "*":
+        return False
+    parts = _normalize(wanted).split(":")
+    for pattern in held:
+        have = _normalize(pattern).split(":")
+        if len(have) == len(parts) and all(
+            _segment_covers(h, w) for h, w in zip(have, parts, strict=True)
+        ):
+            return True
+    return False
+
+
+def missing_rights(patterns: Iterable[str], wanted: Iterable[str]) -> list[str]:
+    """The patterns of ``wanted`` that ``patterns`` do not cover, sorted."""
+    held = list(patterns)
+    return sorted({w for w in wanted if not covers(held, w)})
+
+
+def grants_in_some_tenant(patterns: Iterable[str], right: str) -> bool:
+    """True if a tenant-scoped ``right`` (``users:manage``) is granted in any tenant."""
+    held = list(patterns)
+    if grants(held, right):
+        return True
+    resource, _, action = right.partition(":")
+    for pattern in held:
+        parts = _normalize(pattern).split(":")
+        if len(parts) == 3 and fnmatchcase(resource, parts[0]) and fnmatchcase(action, parts[1]):
+            return True
+    return False
+
+
+def tenant_scope(patterns: Iterable[str], right: str, tenants: Iterable[str]) -> list[str] | None:
+    """Tenants in which ``right`` (e.g. ``users:manage``) is granted.
+
+    Returns:
+        None when it is granted in every tenant (including ones not yet created),
+        else the names among ``tenants`` it is granted in (maybe none).
+    """
+    held = list(patterns)
+    if grants(held, right):
+        return None
+    return sorted(t for t in tenants if grants(held, f"{right}:{t}"))
 
 
 def model_allowed(principal: Principal, model: str) -> bool:

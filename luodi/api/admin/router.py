@@ -1,15 +1,19 @@
 """The admin REST API: keys, users, roles, tenants, and the audit log for auditors.
 
 Every route authenticates like the OpenAI routes, checks one permission
-(``keys:manage``, ``users:manage`` or ``audit:read``) and is audited as an admin
-action, reads of the audit log included. Errors are ``LuodiError``s, mapped to
-OpenAI-shaped bodies by the application's single handler.
+(``keys:manage``, ``users:manage`` or ``audit:read``, held in at least one tenant) and
+is audited as an admin action, reads of the audit log included. The work itself
+goes through ``Gateway.admin`` (``luodi.security.administration``), which applies
+the tenant scope and refuses to hand out rights the caller lacks. The client's
+address comes from ``Gateway.client_address`` (trusted proxies only). Errors are
+``LuodiError``s, mapped to OpenAI-shaped bodies by the application's single handler.
 
 No ``from __future__ import annotations`` here: FastAPI must see the real
 annotations of routes defined inside ``build_admin_router``.
 """
 
 import io
+import json
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
@@ -19,6 +23,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from luodi.api.admin.schemas import KeyCreate, RoleCreate, RoleUpdate, TenantCreate, UserCreate
+from luodi.errors import ServiceUnavailableError
 from luodi.security import AuditFilter, Gateway, Limits, Principal
 
 __all__ = ["build_admin_router"]
@@ -35,7 +40,7 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
     router = APIRouter(tags=["admin"])
 
     async def current_principal(request: Request) -> Principal:
-        client_ip = request.client.host if request.client else ""
+        client_ip = gateway.client_address(request.scope)
         return await gateway.authenticate(request.headers.get("authorization"), client_ip)
 
     PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -54,7 +59,8 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             permission=permission,
             detail=detail,
             run=run,
-            source_ip=request.client.host if request.client else None,
+            source_ip=gateway.client_address(request.scope),
+            any_tenant=True,
         )
 
     # -- keys ------------------------------------------------------------------
@@ -67,7 +73,8 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "keys.create",
             "keys:manage",
             body.model_dump(mode="json"),
-            lambda: gateway.keys.create(
+            lambda: gateway.admin.create_key(
+                actor,
                 body.user,
                 name=body.name,
                 expires_us=_us(body.expires_at),
@@ -92,7 +99,7 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "keys.list",
             "keys:manage",
             {"user": user},
-            lambda: gateway.keys.list_keys(user=user, include_revoked=include_revoked),
+            lambda: gateway.admin.list_keys(actor, user=user, include_revoked=include_revoked),
         )
         return [asdict(k) for k in keys]
 
@@ -104,7 +111,7 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "keys.revoke",
             "keys:manage",
             {"key_id": key_id},
-            lambda: gateway.keys.revoke(key_id),
+            lambda: gateway.admin.revoke_key(actor, key_id),
         )
         return asdict(info)
 
@@ -120,7 +127,9 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "users.create",
             "users:manage",
             body.model_dump(),
-            lambda: gateway.directory.create_user(body.name, tenant=body.tenant, roles=body.roles),
+            lambda: gateway.admin.create_user(
+                actor, body.name, tenant=body.tenant, roles=body.roles
+            ),
         )
         return asdict(info)
 
@@ -134,7 +143,7 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "users.list",
             "users:manage",
             {"tenant": tenant},
-            lambda: gateway.directory.list_users(tenant=tenant),
+            lambda: gateway.admin.list_users(actor, tenant=tenant),
         )
         return [asdict(u) for u in users]
 
@@ -148,7 +157,7 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "users.grant_role",
             "users:manage",
             {"user": name, "role": role},
-            lambda: gateway.directory.grant_role(name, role),
+            lambda: gateway.admin.grant_role(actor, name, role),
         )
         return asdict(info)
 
@@ -162,7 +171,7 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "users.revoke_role",
             "users:manage",
             {"user": name, "role": role},
-            lambda: gateway.directory.revoke_role(name, role),
+            lambda: gateway.admin.revoke_role(actor, name, role),
         )
         return asdict(info)
 
@@ -178,8 +187,8 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "roles.create",
             "users:manage",
             body.model_dump(),
-            lambda: gateway.directory.create_role(
-                body.name, body.permissions, description=body.description
+            lambda: gateway.admin.create_role(
+                actor, body.name, body.permissions, description=body.description
             ),
         )
         return asdict(info)
@@ -187,7 +196,12 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
     @router.get("/roles")
     async def list_roles(request: Request, actor: PrincipalDep) -> list[dict[str, Any]]:
         roles = await act(
-            request, actor, "roles.list", "users:manage", {}, gateway.directory.list_roles
+            request,
+            actor,
+            "roles.list",
+            "users:manage",
+            {},
+            lambda: gateway.admin.list_roles(actor),
         )
         return [asdict(r) for r in roles]
 
@@ -201,7 +215,7 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "roles.update",
             "users:manage",
             {"role": name, **body.model_dump()},
-            lambda: gateway.directory.set_role_permissions(name, body.permissions),
+            lambda: gateway.admin.set_role_permissions(actor, name, body.permissions),
         )
         return asdict(info)
 
@@ -213,7 +227,7 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "roles.delete",
             "users:manage",
             {"role": name},
-            lambda: gateway.directory.delete_role(name),
+            lambda: gateway.admin.delete_role(actor, name),
         )
         return Response(status_code=204)
 
@@ -229,8 +243,11 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "tenants.create",
             "users:manage",
             body.model_dump(),
-            lambda: gateway.directory.create_tenant(
-                body.name, limits=Limits(**body.limits.model_dump()), pii_policy=body.pii_policy
+            lambda: gateway.admin.create_tenant(
+                actor,
+                body.name,
+                limits=Limits(**body.limits.model_dump()),
+                pii_policy=body.pii_policy,
             ),
         )
         return asdict(info)
@@ -238,7 +255,12 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
     @router.get("/tenants")
     async def list_tenants(request: Request, actor: PrincipalDep) -> list[dict[str, Any]]:
         tenants = await act(
-            request, actor, "tenants.list", "users:manage", {}, gateway.directory.list_tenants
+            request,
+            actor,
+            "tenants.list",
+            "users:manage",
+            {},
+            lambda: gateway.admin.list_tenants(actor),
         )
         return [asdict(t) for t in tenants]
 
@@ -268,7 +290,7 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "audit.query",
             "audit:read",
             {"user": user, "tenant": tenant, "after_seq": after_seq, "limit": limit},
-            lambda: gateway.audit_log.query(flt, limit=limit),
+            lambda: gateway.admin.query_audit(actor, flt, limit=limit),
         )
 
     @router.get("/audit/export")
@@ -285,7 +307,7 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
 
         def run() -> str:
             buffer = io.StringIO()
-            gateway.audit_log.export(flt, buffer, fmt=format)
+            gateway.admin.export_audit(actor, flt, buffer, fmt=format)
             return buffer.getvalue()
 
         body = await act(
@@ -302,8 +324,30 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
     @router.get("/audit/verify")
     async def verify_audit(request: Request, actor: PrincipalDep) -> dict[str, Any]:
         report = await act(
-            request, actor, "audit.verify", "audit:read", {}, gateway.audit_log.verify
+            request,
+            actor,
+            "audit.verify",
+            "audit:read",
+            {},
+            lambda: gateway.admin.verify_audit(actor),
         )
         return asdict(report)
+
+    @router.get("/audit/checkpoint")
+    async def checkpoint_audit(request: Request, actor: PrincipalDep) -> dict[str, Any]:
+        report, made = await act(
+            request,
+            actor,
+            "audit.checkpoint",
+            "audit:read",
+            {},
+            lambda: gateway.admin.checkpoint_audit(actor),
+        )
+        if made is None:
+            raise ServiceUnavailableError(
+                f"no checkpoint of a broken audit chain: record {report.first_bad_seq}: "
+                f"{report.problem}"
+            )
+        return {**json.loads(made.to_json()), "verify": asdict(report)}
 
     return router
