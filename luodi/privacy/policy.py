@@ -26,6 +26,14 @@ class Policy:
     mask_char: str = "*"
     near_misses: bool = False
     """Also protect checksum-failing look-alikes named by a context word."""
+    timeout_s_per_char: float = 5e-6
+    """Budget added per character of input (``timeout_ms_per_mb`` / 10**6 / 1000)."""
+
+    def budget_s(self, chars: int) -> float:
+        """Detection budget for ``chars`` characters: ``timeout_s`` plus a share per
+        character, so the budget grows with the input and a long prompt is not refused
+        for its length alone."""
+        return self.timeout_s + self.timeout_s_per_char * chars
 
     @classmethod
     def from_settings(
@@ -45,6 +53,7 @@ class Policy:
             mask_keep_end=s.mask_keep_end,
             mask_char=s.mask_char,
             near_misses=near_misses_default if s.near_misses is None else s.near_misses,
+            timeout_s_per_char=s.timeout_ms_per_mb / 1e9,
         )
 
     @property
@@ -75,4 +84,5 @@ class Policy:
             mask_keep_end=self.mask_keep_end,
             mask_char=self.mask_char,
             near_misses=self.near_misses or residency.near_misses,
+            timeout_s_per_char=min(self.timeout_s_per_char, residency.timeout_s_per_char),
         )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from luodi.config.privacy import CustomRuleSettings
 from luodi.errors import ConfigError
 from luodi.privacy.checksums import VALIDATORS
 from luodi.privacy.recognizer import Pattern, PatternRecognizer, Recognizer
-from luodi.privacy.recognizers import builtin_recognizers
+from luodi.privacy.recognizers import DEFAULT_PHONE_REGIONS, builtin_recognizers
 
 __all__ = ["RecognizerRegistry", "recognizer_from_rule"]
 
@@ -43,9 +43,18 @@ class RecognizerRegistry:
             self.add(r)
 
     @classmethod
-    def with_rules(cls, rules: Iterable[CustomRuleSettings] = ()) -> RecognizerRegistry:
-        """Every built-in recognizer plus one per custom rule (all compiled now)."""
-        registry = cls(builtin_recognizers())
+    def with_rules(
+        cls,
+        rules: Iterable[CustomRuleSettings] = (),
+        *,
+        phone_regions: Sequence[str] = DEFAULT_PHONE_REGIONS,
+    ) -> RecognizerRegistry:
+        """Every built-in recognizer plus one per custom rule (all compiled now).
+
+        ``phone_regions`` are the regions tried for phone numbers written without a
+        country code (``privacy.phone_regions``); an unknown one raises ConfigError.
+        """
+        registry = cls(builtin_recognizers(phone_regions))
         for rule in rules:
             registry.add(recognizer_from_rule(rule))
         return registry

@@ -112,7 +112,9 @@ class PIIStage:
 
     @staticmethod
     def _build(settings: PrivacySettings) -> _Runtime:
-        registry = RecognizerRegistry.with_rules(settings.custom_rules)
+        registry = RecognizerRegistry.with_rules(
+            settings.custom_rules, phone_regions=settings.phone_regions
+        )
         return _Runtime(
             settings=settings,
             analyzer=Analyzer(registry),
@@ -319,12 +321,14 @@ class PIIStage:
 
         if not any(texts):
             return [[] for _ in texts]
+        chars = sum(len(t) for t in texts)
+        budget = pol.budget_s(chars)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(run), pol.timeout_s)
+            return await asyncio.wait_for(asyncio.to_thread(run), budget)
         except TimeoutError as exc:
             raise PIIUnavailableError(
-                f"pii: detection exceeded its {pol.timeout_s * 1000:.0f} ms budget; "
-                "request refused rather than sent unmasked",
+                f"pii: detection exceeded its {budget * 1000:.0f} ms budget for "
+                f"{chars} characters; request refused rather than sent unmasked",
                 retry_after=1.0,
             ) from exc
         except LuodiError:

@@ -6,11 +6,10 @@ import re
 
 from luodi.privacy.checksums import cn_id_shaped, luhn_valid
 from luodi.privacy.recognizer import Pattern, PatternRecognizer
-from luodi.privacy.recognizers.credit_card import BRANDS
+from luodi.privacy.recognizers.credit_card import branded
 
 __all__ = ["BankCardRecognizer"]
 
-_BRANDED = re.compile(BRANDS)
 # Checked after the first digit is consumed, so the regex engine can skip ahead to
 # candidate digits instead of trying a look-behind at every position.
 _AFTER_EDGE = r"(?<![0-9A-Za-z].)(?<![0-9][ -].)"
@@ -19,7 +18,8 @@ _EDGE_RG = r"(?![0-9A-Za-z])(?![ -][0-9])"
 
 
 class BankCardRecognizer(PatternRecognizer):
-    """Debit cards issued in China (UnionPay ``62``) and any other Luhn-valid 16-19 digits.
+    """Debit cards issued in China (UnionPay ``62``, ``81``) and any other Luhn-valid
+    16-19 digits no card brand claims.
 
     Near-miss: the same digits failing Luhn, next to a context word (卡号, 账号…).
     """
@@ -60,8 +60,8 @@ class BankCardRecognizer(PatternRecognizer):
 
 def _elsewhere(digits: str) -> bool:
     """Whether the number is another rule's to judge."""
-    # Branded numbers of credit-card length are the credit-card rule's.
-    if len(digits) <= 16 and _BRANDED.match(digits):
+    # A brand's number (Visa, JCB, Diners...) is the credit-card rule's; UnionPay stays.
+    if branded(digits):
         return True
     # 18 digits with a birth date where an ID card has one, outside UnionPay's 62
     # range: a (mistyped) resident ID, not a card.
