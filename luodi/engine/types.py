@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -129,6 +130,12 @@ class RenderedPrompt:
     text: str
     grammar: str | None = None
     """The grammar the answer must follow (a JSON schema or a forced tool call)."""
+    plain_spans: tuple[tuple[int, int], ...] = ()
+    """[start, end) spans of client text that spells control tokens: tokenized as
+    plain text, so it cannot forge a turn (luodi/chat/isolation.py)."""
+    reference: str | None = None
+    """With ``plain_spans``: the prompt with that text replaced; the tokenized prompt
+    must have as many control tokens as it, or the template undid the isolation."""
 
 
 class PromptRenderer(Protocol):
@@ -138,7 +145,11 @@ class PromptRenderer(Protocol):
     and imports nothing of ``chat``; an engine that takes messages never calls it.
     """
 
-    def __call__(self, template: TemplateMetadata) -> RenderedPrompt: ...
+    def __call__(
+        self, template: TemplateMetadata, isolate: Callable[[str], bool] | None = None
+    ) -> RenderedPrompt:
+        """Render; ``isolate`` flags client strings that spell the model's control tokens."""
+        ...
 
 
 @dataclass(slots=True)

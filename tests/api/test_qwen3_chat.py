@@ -23,6 +23,7 @@ from luodi.engine.types import (
     GenerationEvent,
     GenerationRequest,
     ModelInfo,
+    RenderedPrompt,
     TemplateMetadata,
     Usage,
 )
@@ -44,9 +45,13 @@ class ScriptedQwen(LlamaCppEngine):
         self._max_model_len = 4096
         self.prompts: list[str] = []
 
-    def tokenize_chat(self, prompt: str) -> list[int]:
-        self.prompts.append(prompt)
-        return list(range(len(prompt) // 4 + 1))
+    def tokenize_chat(self, prompt: str | RenderedPrompt) -> list[int]:
+        text = prompt if isinstance(prompt, str) else prompt.text
+        self.prompts.append(text)
+        return list(range(len(text) // 4 + 1))
+
+    def spells_control(self, text: str) -> bool:
+        return "<|im_start|>" in text or "<|im_end|>" in text
 
     def health(self) -> dict[str, object]:
         return {"status": "ok"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from luodi.api.pipeline.exchange import ChatWork, CompletionWork, EmbeddingWork, Exchange
@@ -31,11 +32,16 @@ class ChatRenderer:
         self._options = options
         self.prepared: PreparedChat | None = None
 
-    def __call__(self, template: TemplateMetadata) -> RenderedPrompt:
-        self.prepared = prepare_chat(
-            ChatTemplate.for_model(template), self._messages, **self._options
+    def __call__(
+        self, template: TemplateMetadata, isolate: Callable[[str], bool] | None = None
+    ) -> RenderedPrompt:
+        prepared = prepare_chat(
+            ChatTemplate.for_model(template), self._messages, isolate=isolate, **self._options
         )
-        return RenderedPrompt(self.prepared.prompt, self.prepared.grammar)
+        self.prepared = prepared
+        return RenderedPrompt(
+            prepared.prompt, prepared.grammar, prepared.plain_spans, prepared.reference_prompt
+        )
 
 
 class Route:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from luodi.config.engine import EngineSettings
+from luodi.engine.llamacpp.control_text import spells_control, tokenize_isolated
 from luodi.engine.llamacpp.default_model import resolve_model_path
 from luodi.engine.llamacpp.detokenizer import IncrementalDetokenizer
 from luodi.engine.llamacpp.grammar import GrammarVocab
@@ -39,6 +40,7 @@ from luodi.engine.types import (
     GenerationRequest,
     ModelInfo,
     PromptRequest,
+    RenderedPrompt,
     TemplateMetadata,
     Usage,
 )
@@ -261,13 +263,24 @@ class LlamaCppEngine:
     def detokenize(self, tokens: list[int]) -> str:
         return self.model.detokenize(tokens)
 
-    def tokenize_chat(self, prompt: str) -> list[int]:
-        """Tokens of a rendered chat prompt: special tokens parsed, BOS added exactly once."""
+    def tokenize_chat(self, prompt: str | RenderedPrompt) -> list[int]:
+        """Tokens of a rendered chat prompt: special tokens parsed, BOS added exactly once.
+
+        Client text in the prompt's ``plain_spans`` is tokenized as plain text, so it
+        cannot forge a turn marker (control_text.py).
+        """
         model = self.model
-        tokens = model.tokenize(prompt, add_special=False)
+        if isinstance(prompt, str):
+            tokens = model.tokenize(prompt, add_special=False)
+        else:
+            tokens = tokenize_isolated(model, prompt)
         if model.add_bos and (not tokens or tokens[0] != model.bos_token):
             tokens.insert(0, model.bos_token)
         return tokens
+
+    def spells_control(self, text: str) -> bool:
+        """Whether ``text``, tokenized with special tokens parsed, holds a control token."""
+        return spells_control(self.model, text)
 
     def health(self) -> dict[str, object]:
         sched = self._scheduler

@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Protocol
 
 from luodi.engine.planning import completion_limit, expand
-from luodi.engine.types import GenerationRequest, PromptRequest, TemplateMetadata
+from luodi.engine.types import (
+    GenerationRequest,
+    PromptRequest,
+    RenderedPrompt,
+    TemplateMetadata,
+)
 from luodi.errors import ContextLengthError, InvalidRequestError
 
 __all__ = ["prepare_embedded"]
@@ -28,7 +33,9 @@ class _Tokenizing(Protocol):
 
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]: ...
 
-    def tokenize_chat(self, prompt: str) -> list[int]: ...
+    def spells_control(self, text: str) -> bool: ...
+
+    def tokenize_chat(self, rendered: RenderedPrompt) -> list[int]: ...
 
 
 def prepare_embedded(
@@ -42,8 +49,8 @@ def prepare_embedded(
     """
     grammar = None
     if request.chat is not None:
-        rendered = request.chat.render(engine.template_metadata)
-        tokens = engine.tokenize_chat(rendered.text)
+        rendered = request.chat.render(engine.template_metadata, engine.spells_control)
+        tokens = engine.tokenize_chat(rendered)
         grammar = rendered.grammar
         if engine.max_model_len - len(tokens) < 1:
             raise ContextLengthError(
