@@ -124,6 +124,11 @@ class Directory:
         limits = limits or Limits()
         if not name:
             raise InvalidRequestError("tenant name must not be empty", param="name")
+        if set(name) & set(":*?[]"):
+            # The name is a segment of tenant-scoped permissions (users:manage:<tenant>).
+            raise InvalidRequestError(
+                f"tenant name {name!r} may not contain ':', '*', '?', '[' or ']'", param="name"
+            )
         try:
             with self._db.session() as session:
                 row = TenantRow(

@@ -101,7 +101,8 @@ def grants(patterns: Iterable[str], permission: str) -> bool:
             return True
         parts = _normalize(pattern).split(":")
         if len(parts) == len(wanted) and all(
-            fnmatchcase(w, p) for w, p in zip(wanted, parts, strict=True)
+            _segment_covers(p, w) if _WILDCARDS & set(w) else fnmatchcase(w, p)
+            for w, p in zip(wanted, parts, strict=True)
         ):
             return True
     return False

@@ -30,8 +30,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         handle.write(os.urandom(32).hex())
     path = tmp_path / "luodi.yaml"
     path.write_text(
-        f"storage:\n  database_url: {db_url}\n"
-        f"security:\n  audit:\n    key:\n      file: {key}\n"
+        f"storage:\n  database_url: {db_url}\nsecurity:\n  audit:\n    key:\n      file: {key}\n"
     )
     return path
 
