@@ -83,16 +83,25 @@ def client(app: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
 
 
-async def test_dns_rebinding_reaches_admin_only_without_the_guard(apps: tuple[Any, Any]) -> None:
-    bare, guarded = apps
-    rebound = {"Host": "attacker.example"}
-    async with client(bare) as c:
-        assert (await c.get("/admin/users", headers=rebound)).status_code == 200  # the attack
+async def test_dns_rebinding_to_admin_is_refused(apps: tuple[Any, Any]) -> None:
+    _bare, guarded = apps
     async with client(guarded) as c:
-        r = await c.get("/admin/users", headers=rebound)
+        r = await c.get("/admin/users", headers={"Host": "attacker.example"})
         assert r.status_code == 403
         assert "DNS rebinding" in r.json()["error"]["message"]
         assert (await c.get("/admin/users", headers={"Host": "localhost:8000"})).status_code == 200
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="create_app does not add LocalGuard yet: remove this mark once it does",
+)
+async def test_create_app_guards_itself_when_auth_is_off(apps: tuple[Any, Any]) -> None:
+    bare, _guarded = apps  # today a rebound name reaches /admin as the anonymous admin
+    async with client(bare) as c:
+        assert (
+            await c.get("/admin/users", headers={"Host": "attacker.example"})
+        ).status_code == 403
 
 
 async def test_cross_origin_multipart_post_is_refused(apps: tuple[Any, Any]) -> None:
