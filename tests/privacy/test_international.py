@@ -36,6 +36,9 @@ POSITIVES = [
     ("call 412-623-3079", "PHONE", "412-623-3079"),
     ("Can someone call me on 2614597755?", "PHONE", "2614597755"),  # unassigned, cued
     ("office +44 20 7946 0958", "PHONE", "+44 20 7946 0958"),
+    ("office +44 (0)20 7946 0958", "PHONE", "+44 (0)20 7946 0958"),
+    ("dial 0044 20 7946 0958", "PHONE", "0044 20 7946 0958"),
+    ("美国分行来电+852 9986 0130，请转告", "PHONE", "+852 9986 0130"),  # unassigned range
     ("香港电话+852 9123 4567", "PHONE", "+852 9123 4567"),
     ("新加坡同事 +65 6123 4567 找您", "PHONE", "+65 6123 4567"),
     ("总部电话+86 10 6552 9988", "LANDLINE", "+86 10 6552 9988"),
@@ -68,6 +71,9 @@ NEGATIVES = [
     "invoice 412-623-3079 paid",
     "订单号2024051812345已于2024-05-18 12:30:45发货",
     "系统于2024-05-18 12:30完成升级",
+    "at +86 2024-05-18 12:30",  # a valid Guangzhou number's digits, grouped as a date
+    "Ticket 9309888111 was closed",  # a valid US number, bare, no word about calling
+    "wrote 8722418943 bytes",
     "Build 1.2.3.4567 released",
     "时间戳1716010245对应的日志",
     "the value 2614597755 was logged",  # unassigned prefix, no word about calling

@@ -4,14 +4,16 @@ A cheap regex finds runs of digits and phone punctuation; each run is parsed by
 ``phonenumbers`` (with a leading ``+`` or ``00`` in any country, otherwise in each
 configured region) and kept when the numbering plan allows it:
 
-* a **valid** number (an assigned prefix at a valid length) scores 0.7;
+* a **valid** number (an assigned prefix at a valid length) written with a ``+`` or
+  in groups scores 0.7;
 * a **possible** one (right length, unassigned prefix) only when written like a phone:
   a ``+`` prefix, an area code in parentheses, separators or an extension, with its
   digit groups where the country's format puts them. It scores 0.55: protected, below
   every checksum-backed match it may overlap;
-* a possible North American one written as bare digits (area code and exchange
-  starting 2-9) scores 0.45, under the default threshold: it counts only next to a
-  word about calling (phone, call, fax, message, 电话…).
+* a number written as bare digits (valid, or possible in the North American shape:
+  area code and exchange starting 2-9) scores 0.45, under the default threshold: ten
+  bare digits are as often an order, ticket or byte count, so it counts only next to
+  a word about calling (phone, call, fax, message, 电话…).
 
 Where a run is split into groups, the groups must fall on the boundaries of the
 number's own format (``412-623-3079`` yes; ``2024-05-18 12`` no), so dates, times and
@@ -39,7 +41,7 @@ DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US",)
 
 VALID_SCORE = 0.7
 POSSIBLE_SCORE = 0.55
-BARE_POSSIBLE_SCORE = 0.45
+BARE_SCORE = 0.45
 
 _CANDIDATE = re.compile(
     r"(?<![0-9A-Za-z+\-.])"  # not glued to a word, a sign or another number
@@ -65,6 +67,7 @@ _CONTEXT = (
     "whatsapp",
     "office",
     "desk",
+    "answer",
     "电话",
     "手机",
     "联系",
@@ -132,15 +135,17 @@ class IntlPhoneRecognizer:
                 # a mobile number with a digit wrong, and nobody writes a US one so.
                 continue
             valid = phonenumbers.is_valid_number(number)
-            grouped = _grouped_as_formatted(main, number)
-            if valid and (grouped or international):
-                return _entity(number), VALID_SCORE, "valid"
-            if not _plausible(number):
+            if not formatted:
+                # Ten bare digits are as often an order, ticket or byte count as a
+                # phone: valid or merely North-American-shaped, they need a cue word.
+                if valid or (number.country_code == 1 and _plausible(number)):
+                    return _entity(number), BARE_SCORE, "bare"
                 continue
-            if formatted and grouped:
+            grouped = _grouped_as_formatted(main, number)
+            if valid and grouped:
+                return _entity(number), VALID_SCORE, "valid"
+            if grouped and _plausible(number):
                 return _entity(number), POSSIBLE_SCORE, "possible"
-            if not formatted and number.country_code == 1:
-                return _entity(number), BARE_POSSIBLE_SCORE, "possible_bare"
         return None
 
 
@@ -185,6 +190,8 @@ def _grouped_as_formatted(main: str, number: PhoneNumber) -> bool:
         groups = [g for g in [groups[0][len(trunk) :], *groups[1:]] if g]
     formatted = phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
     reference = _GROUP.findall(formatted)[1:]  # without the country code
+    if len(reference) == 1 and main.startswith(("+", "00")):
+        return True  # no format known for an unassigned range; the + says it is a phone
     return _breaks(groups) <= _breaks(reference)
 
 
