@@ -11,6 +11,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from luodi.errors import LuodiError
 
+ERROR_KEY = "luodi_error"
+"""Where a refusal's message is left in ``request.state`` (read by the RequestGate)."""
+
 __all__ = ["error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
@@ -68,11 +71,17 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
     return f"invalid value for '{param}': {msg}{more}" if param else f"{msg}{more}", param
 
 
+def _note(request: Request, message: str) -> None:
+    """Leave the refusal's message for the audit record the RequestGate writes."""
+    setattr(request.state, ERROR_KEY, message)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map luodi errors, validation errors and HTTP errors to OpenAI-shaped JSON."""
 
     @app.exception_handler(LuodiError)
-    async def _luodi(_: Request, exc: LuodiError) -> JSONResponse:
+    async def _luodi(request: Request, exc: LuodiError) -> JSONResponse:
+        _note(request, exc.message)
         if exc.status_code >= 500:
             log.error("request failed: %s", exc.message)
         return JSONResponse(exc.to_openai(), status_code=exc.status_code, headers=exc.headers())
@@ -91,11 +100,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 code="unsupported_media_type",
             )
         message, param = _describe_validation(exc)
+        _note(request, message)
         return error_response(400, message, param=param)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        _note(request, message)
         return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -19,18 +19,20 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from luodi.api.errors import error_response
+from luodi.api.errors import ERROR_KEY, error_response
 from luodi.errors import LuodiError
 from luodi.security import AuditEvent, Decision
+from luodi.security.audit.coverage import request_audit
 
 if TYPE_CHECKING:
     from luodi.api.state import AppState
 
-__all__ = ["PRINCIPAL_KEY", "BodyLimits", "RequestGate"]
+__all__ = ["ERROR_KEY", "PRINCIPAL_KEY", "BodyLimits", "RequestGate"]
 
 
 PRINCIPAL_KEY = "luodi_principal"
 """Where the gate leaves the authenticated Principal in ``request.state``."""
+
 
 _MB = 1024 * 1024
 
@@ -88,9 +90,42 @@ class RequestGate:
             status = 400 if not declared.isdigit() else 413
             await error_response(status, message, code="payload_too_large")(scope, receive, send)
             return
-        if path not in self._open and not await self._authenticate(scope, receive, send, headers):
+        if path in self._open:
+            await self.app(scope, _counted(receive, limit), send)
             return
-        await self.app(scope, _counted(receive, limit), send)
+        if not await self._authenticate(scope, receive, send, headers):
+            return
+        status = 500
+
+        async def watched(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with request_audit() as audit:
+            try:
+                await self.app(scope, _counted(receive, limit), watched)
+            except Exception as exc:
+                if not audit.written:
+                    await self._record(scope, 500, f"internal error: {type(exc).__name__}")
+                raise
+            if not audit.written and not (path == "/metrics" and status < 400):
+                error = scope.get("state", {}).get(ERROR_KEY) if status >= 400 else None
+                await self._record(scope, status, error or f"{scope['method']}: HTTP {status}")
+
+    async def _record(self, scope: Scope, status: int, reason: str | None) -> None:
+        """The record of an authenticated request nothing else audited (one per request)."""
+        client = scope.get("client")
+        await self._state().gateway.audit(
+            AuditEvent.for_request(
+                scope.get("state", {}).get(PRINCIPAL_KEY),
+                endpoint=scope["path"],
+                decision=Decision.ALLOWED if status < 400 else Decision.DENIED,
+                reason=reason,
+                source_ip=client[0] if client else "unknown",
+            )
+        )
 
     async def _authenticate(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]

@@ -197,3 +197,40 @@ async def test_operators_can_open_metrics_and_docs(
         models = await http.get("/v1/models")
     assert codes == [200, 200, 200]
     assert models.status_code == 401
+
+
+async def test_every_authenticated_request_leaves_exactly_one_record(gated: Gated) -> None:
+    user = "gate-audited"
+    key = make_key(gated.gateway, user, ["developer"])
+    auth = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=gated.url, headers=auth, timeout=60) as http:
+        listed = await http.get("/v1/models")
+        invalid = await http.post("/v1/chat/completions", json={"model": "m"})
+        kbs = await http.get("/v1/knowledge")
+        served = await http.post(
+            "/v1/completions",
+            json={"model": listed.json()["data"][0]["id"], "prompt": "Hi", "max_tokens": 1},
+        )
+    assert (listed.status_code, invalid.status_code, served.status_code) == (200, 400, 200)
+    records = gated.gateway.audit_log.query(AuditFilter(user=user), limit=100)
+    by_endpoint = sorted((r["endpoint"], r["decision"]) for r in records)
+    assert by_endpoint == sorted(
+        [
+            ("/v1/models", "allowed"),
+            ("/v1/chat/completions", "denied"),
+            ("/v1/knowledge", "allowed" if kbs.status_code < 400 else "denied"),
+            ("/v1/completions", "allowed"),
+        ]
+    )
+    refused = next(r for r in records if r["endpoint"] == "/v1/chat/completions")
+    assert "messages" in refused["reason"]
+
+
+async def test_metrics_scrapes_are_not_audited(gated: Gated) -> None:
+    before = len(gated.gateway.audit_log.query(AuditFilter(user="gate-admin"), limit=10_000))
+    async with httpx.AsyncClient(base_url=gated.url, timeout=30) as http:
+        for _ in range(3):
+            resp = await http.get("/metrics", headers={"Authorization": f"Bearer {gated.admin}"})
+            assert resp.status_code == 200
+    after = len(gated.gateway.audit_log.query(AuditFilter(user="gate-admin"), limit=10_000))
+    assert after == before

@@ -7,6 +7,7 @@ refuse on purpose (``best_of``, ``suffix``), which get a clear 400.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Annotated, Any, Literal
@@ -36,8 +37,40 @@ def now() -> int:
     return int(time.time())
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_at(value: Any, path: str = "") -> str | None:
+    """Where in ``value`` a string holds a lone surrogate, as ``[0].content``; None if nowhere."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    items: Any = ()
+    if isinstance(value, dict):
+        items = ((f".{k}", v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"[{i}]", v) for i, v in enumerate(value))
+    for step, item in items:
+        found = _surrogate_at(item, path + step)
+        if found is not None:
+            return found
+    return None
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_lone_surrogates(cls, value: Any) -> Any:
+        # JSON can spell "\ud800"; no UTF-8 text can hold it, so it would fail deep
+        # inside (a tokenizer, a digest) as a 500 instead of the client's 400.
+        where = _surrogate_at(value)
+        if where is not None:
+            raise ValueError(
+                f"text at {where or 'this field'} holds a lone surrogate, which is not"
+                " valid Unicode; send UTF-8 text"
+            )
+        return value
 
 
 class StreamOptions(_Body):
