@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from standin import StandIn
 
-from luodi.config.routing import BackendKind, BackendSettings
+from luodi.config.routing import BackendKind, BackendSettings, RoutingSettings
 from luodi.engine.llamacpp.prompts import prepare_embedded
 from luodi.engine.planning import completion_limit
+from luodi.engine.router import Router
 from luodi.engine.types import (
     ChatPrompt,
     PromptRequest,
@@ -139,3 +140,31 @@ def test_upstream_refuses_token_id_prompts() -> None:
     engine = UpstreamEngine(backend("http://127.0.0.1:9/v1"), model="qwen3")
     with pytest.raises(InvalidRequestError, match="text prompts"):
         engine.prepare(PromptRequest(SamplingParams(), prompt=[1, 2, 3]))
+
+
+class PlanningEngine:
+    """An embedded backend stand-in: it plans with the byte tokenizer above."""
+
+    def prepare(self, request: PromptRequest) -> list[Any]:
+        return prepare_embedded(ByteTokens(), request, None)
+
+
+def routed(*backends: dict[str, Any]) -> Router:
+    settings = RoutingSettings.model_validate(
+        {"mode": "private", "models": {"m": {"backends": list(backends)}}}
+    )
+    factories = {BackendKind.LLAMACPP: lambda *_: PlanningEngine()}
+    return Router.from_settings(settings, factories=factories)  # type: ignore[dict-item]
+
+
+def test_a_model_served_only_by_the_embedded_engine_is_planned_by_it() -> None:
+    router = routed({"name": "local", "kind": "llamacpp", "format": "gguf"})
+    [request] = router.engine("m").prepare(chat(None))
+    assert len(request.prompt_tokens) == 20 and request.messages is None
+
+
+def test_a_routed_upstream_model_gets_the_messages_as_they_are() -> None:
+    router = routed({"name": "v", "kind": "vllm", "url": "http://127.0.0.1:9/v1", "format": "awq"})
+    [request] = router.engine("m").prepare(chat(None))
+    assert request.prompt_tokens == [] and request.messages == [{"role": "user", "content": "hi"}]
+    assert request.params.max_tokens is None
