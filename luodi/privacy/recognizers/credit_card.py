@@ -13,7 +13,8 @@ __all__ = ["CreditCardRecognizer", "branded"]
 _AFTER_EDGE = r"(?<![0-9A-Za-z].)(?<![0-9][ -].)"
 _EDGE_R = r"(?![0-9A-Za-z])"
 _EDGE_RG = r"(?![0-9A-Za-z])(?![ -][0-9])"
-_FIRST = r"[1-69]"  # JCB 1800, 2131 and Mir/Mastercard 2…, 3-6, Troy 9792
+# JCB 1800, 2131; Mir, Mastercard 2…; 3-6; Troy 9792; Maestro's old 0604.
+_FIRST = r"(?:[1-69]|0(?=604))"
 
 
 def branded(digits: str) -> bool:
