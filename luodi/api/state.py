@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -75,7 +76,7 @@ class AppState:
         return embedder
 
 
-def _unknown(kind: str, model: str, served: dict[str, object]) -> NotFoundError:
+def _unknown(kind: str, model: str, served: Mapping[str, object]) -> NotFoundError:
     names = ", ".join(sorted(served)) or "none"
     return NotFoundError(
         f"the {kind} '{model}' does not exist; served: {names}",
