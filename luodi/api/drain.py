@@ -26,7 +26,7 @@ SHUTTING_DOWN = "the server is shutting down; retry the request"
 
 
 class Abortable(Protocol):
-    """A request in flight that can be ended early (the gateway's ``Trail``)."""
+    """A request in flight that can be ended early (the pipeline's ``Exchange``)."""
 
     def abort(self, reason: str) -> None: ...
 
