@@ -69,8 +69,10 @@ async def create_completion(
     body: CompletionRequest, pipeline: PipelineDep, principal: PrincipalDep, request: Request
 ) -> Response:
     """OpenAI text completions, streamed or not, with n choices per prompt."""
-    # OpenAI's default of 16 is the schema's; an explicit null is the engine's default.
-    params = sampling_params(body, max_tokens=body.max_tokens, logprobs=body.logprobs)
+    # OpenAI's completions API defaults to 16, for an explicit null too: a wire default,
+    # so the engine's policy (luodi.engine.planning) never sees an open limit here.
+    limit = 16 if body.max_tokens is None else body.max_tokens
+    params = sampling_params(body, max_tokens=limit, logprobs=body.logprobs)
     work = CompletionWork(prompts=[], params=params, n=body.n, stream=body.stream)
     exchange = pipeline.open(principal, request, body.model, work)
     async with pipeline.guarding(exchange):
