@@ -40,8 +40,9 @@ class EngineSettings(BaseModel):
 
     default_max_tokens: int | None = Field(default=None, ge=1)
     """Completion tokens for a chat request that sets neither ``max_tokens`` nor
-    ``max_completion_tokens``. None, as in OpenAI's API: up to the end of the context.
-    Nothing is reserved for them either way: a request takes KV cells as its answer
+    ``max_completion_tokens``, on every engine (upstreams too). None, as in OpenAI's
+    API: up to the end of the context (an upstream is sent no ``max_tokens``; the one
+    policy is ``luodi/engine/planning.py``). Nothing is reserved for them either way: a request takes KV cells as its answer
     grows, and when the cache is full the newest request of the lowest priority gives
     its cells back and is computed again later, without repeating what it streamed.
     A request is preempted at most 3 times. Only a request that alone needs more cells
