@@ -78,3 +78,106 @@ def make_xlsx() -> bytes:
     buf = io.BytesIO()
     workbook.save(buf)
     return buf.getvalue()
+
+
+def _zip(members: Mapping[str, bytes]) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+_DOCX_TYPES = (
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    b'<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    b'<Default Extension="rels" '
+    b'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    b'<Default Extension="xml" ContentType="application/xml"/>'
+    b'<Override PartName="/word/document.xml" ContentType="application/'
+    b'vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>'
+)
+_DOCX_RELS = (
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+    b'<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    b'<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+    b'relationships/officeDocument" Target="word/document.xml"/></Relationships>'
+)
+
+
+def make_docx_bomb(paragraphs: int = 1_000_000, padding: int = 0) -> bytes:
+    """A minimal DOCX of ``paragraphs`` empty paragraphs (and ``padding`` bytes of comment)."""
+    body = b"<w:p/>" * paragraphs + b"<w:p><w:r><w:t>end</w:t></w:r></w:p>"
+    document = (
+        b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
+        b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        + (b"<!--" + b" " * padding + b"-->" if padding else b"")
+        + b"<w:body>"
+        + body
+        + b"</w:body></w:document>"
+    )
+    return _zip(
+        {
+            "[Content_Types].xml": _DOCX_TYPES,
+            "_rels/.rels": _DOCX_RELS,
+            "word/document.xml": document,
+        }
+    )
+
+
+def make_xlsx_declaring(dimension: str, rows: int = 2) -> bytes:
+    """A workbook of ``rows`` one-cell rows whose sheet declares ``dimension``."""
+    import re
+    import zipfile
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["question"])
+    for n in range(rows):
+        sheet.append([f"How do I open account type {n}?"])
+    buf = io.BytesIO()
+    workbook.save(buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    members = {}
+    for info in src.infolist():
+        data = src.read(info.filename)
+        if info.filename == "xl/worksheets/sheet1.xml":
+            data = re.sub(
+                rb'<dimension ref="[^"]*"/>', f'<dimension ref="{dimension}"/>'.encode(), data
+            )
+            assert dimension.encode() in data
+        members[info.filename] = data
+    return _zip(members)
+
+
+def make_pdf_pages(count: int) -> bytes:
+    """A PDF of ``count`` real pages sharing one content stream (about 60 bytes a page)."""
+    stream = b"BT /F1 12 Tf 20 100 Td (Quarterly report) Tj ET"
+    head = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids ["
+        + b" ".join(b"%d 0 R" % (5 + i) for i in range(count))
+        + b"] /Count %d >>" % count,
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    page = b"<< /Type /Page /Parent 2 0 R /Contents 3 0 R /Resources << /Font << /F1 4 0 R >> >> >>"
+    objects = [*head, *([page] * count)]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
-from kb_factories import FIXTURES, make_docx, make_pdf, make_xlsx
+from kb_factories import (
+    FIXTURES,
+    make_docx,
+    make_docx_bomb,
+    make_pdf,
+    make_xlsx,
+    make_xlsx_declaring,
+)
 
 from luodi.knowledge import LOADERS, DocumentLoadError, load_document
+from luodi.knowledge.loaders import DocumentLimitError, ParseLimits
+from luodi.knowledge.loaders.isolation import parse_isolated
 
 
 @pytest.mark.parametrize(
@@ -57,3 +68,37 @@ def test_gb18030_text_is_decoded() -> None:
 def test_unreadable_file_error_names_the_file(name: str, data: bytes, message: str) -> None:
     with pytest.raises(DocumentLoadError, match=message):
         load_document(name, data, LOADERS)
+
+
+def test_xlsx_declared_dimension_is_ignored() -> None:
+    # 20,000 one-cell rows declared 16,384 columns wide: padding them was 327 million cells.
+    data = make_xlsx_declaring("A1:XFD20001", rows=20_000)
+    start = time.perf_counter()
+    blocks = parse_isolated("faq.xlsx", data, ParseLimits())
+    assert time.perf_counter() - start < 10
+    assert (
+        len(blocks) == 20_001 and blocks[-1].text == "question: How do I open account type 19999?"
+    )
+
+
+def test_isolated_parse_gives_the_same_blocks_as_in_process() -> None:
+    for name, data in (("a.docx", make_docx()), ("a.xlsx", make_xlsx()), ("a.md", b"# T\n\nbody")):
+        assert parse_isolated(name, data, ParseLimits()) == load_document(name, data, LOADERS)
+
+
+@pytest.mark.parametrize(
+    ("limits", "setting"),
+    [
+        (ParseLimits(), "knowledge.max_zip_ratio=100"),
+        (ParseLimits(max_zip_ratio=10_000, max_unzipped_mb=1), "knowledge.max_unzipped_mb=1"),
+        (ParseLimits(max_zip_ratio=10_000), "knowledge.max_parts=200000"),
+        (ParseLimits(max_zip_ratio=10_000, max_parts=10**8, memory_mb=200), "parse_memory_mb=200"),
+    ],
+)
+def test_docx_bomb_is_refused_naming_the_limit(limits: ParseLimits, setting: str) -> None:
+    bomb = make_docx_bomb()
+    start = time.perf_counter()
+    with pytest.raises(DocumentLimitError, match=setting.replace(".", r"\.")) as caught:
+        parse_isolated("bomb.docx", bomb, limits)
+    assert caught.value.message.startswith("bomb.docx: ")
+    assert time.perf_counter() - start < 30

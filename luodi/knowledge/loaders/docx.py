@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import zipfile
 
 import docx
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
+from luodi.knowledge.loaders.limits import ParseLimits, PartCounter, count_in_member
 from luodi.knowledge.types import Block
 
 __all__ = ["load_docx"]
@@ -22,8 +24,20 @@ def _heading_level(style: str) -> int:
     return 0
 
 
-def load_docx(data: bytes) -> list[Block]:
-    """Blocks of a Word document; consecutive list paragraphs form one list block."""
+def load_docx(data: bytes, limits: ParseLimits) -> list[Block]:
+    """Blocks of a Word document; consecutive list paragraphs form one list block.
+
+    Paragraphs and table cells are counted in the raw XML first: python-docx builds
+    the whole tree, so a million empty paragraphs must be refused before it does.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        if "word/document.xml" in archive.namelist():
+            count_in_member(
+                archive,
+                "word/document.xml",
+                (b"<w:p>", b"<w:p ", b"<w:p/", b"<w:tc>", b"<w:tc "),
+                PartCounter(limits, "paragraphs and table cells"),
+            )
     document = docx.Document(io.BytesIO(data))
     blocks: list[Block] = []
     items: list[str] = []

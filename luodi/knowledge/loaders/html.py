@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bs4 import BeautifulSoup, Tag
 
+from luodi.knowledge.loaders.limits import ParseLimits, PartCounter
 from luodi.knowledge.loaders.text import decode_text
 from luodi.knowledge.types import Block
 
@@ -21,9 +22,10 @@ def _table(tag: Tag) -> str:
     return "\n".join(r for r in rows if r.strip())
 
 
-def load_html(data: bytes) -> list[Block]:
+def load_html(data: bytes, limits: ParseLimits) -> list[Block]:
     """Blocks of an HTML page in document order."""
     soup = BeautifulSoup(decode_text(data), "html.parser")
+    PartCounter(limits, "HTML elements").add(len(soup.find_all(True)))
     for tag in soup(_DROP):
         tag.decompose()
     blocks: list[Block] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from luodi.knowledge.loaders.limits import ParseLimits, PartCounter
 from luodi.knowledge.loaders.text import decode_text
 from luodi.knowledge.types import Block, BlockKind
 
@@ -21,8 +22,9 @@ def _kind(line: str) -> BlockKind:
     return "text"
 
 
-def load_markdown(data: bytes) -> list[Block]:
+def load_markdown(data: bytes, limits: ParseLimits) -> list[Block]:
     """Headings, paragraphs, lists and tables of a Markdown file."""
+    counter = PartCounter(limits, "lines")
     blocks: list[Block] = []
     current: list[str] = []
     kind: BlockKind = "text"
@@ -33,6 +35,7 @@ def load_markdown(data: bytes) -> list[Block]:
             current.clear()
 
     for line in decode_text(data).replace("\r\n", "\n").split("\n"):
+        counter.add()
         heading = _HEADING.match(line)
         if heading:
             flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from luodi.knowledge.loaders.limits import ParseLimits, PartCounter
 from luodi.knowledge.types import Block
 
 __all__ = ["decode_text", "load_text"]
@@ -21,7 +22,13 @@ def decode_text(data: bytes) -> str:
     raise ValueError("not UTF-8 or GB18030 text")
 
 
-def load_text(data: bytes) -> list[Block]:
+def load_text(data: bytes, limits: ParseLimits) -> list[Block]:
     """One ``text`` block per paragraph."""
     text = decode_text(data).replace("\r\n", "\n")
-    return [Block("text", p.strip()) for p in _BLANK.split(text) if p.strip()]
+    counter = PartCounter(limits, "paragraphs")
+    blocks = []
+    for paragraph in _BLANK.split(text):
+        if paragraph.strip():
+            counter.add()
+            blocks.append(Block("text", paragraph.strip()))
+    return blocks

@@ -1,0 +1,119 @@
+"""Parse a document in a child process with CPU-time and memory limits.
+
+Uploaded files are hostile until parsed: a parser's cost is set by what a file
+declares, not by its size. Each document is parsed in a process forked from a
+``multiprocessing`` fork server (started once, single-threaded, the loaders already
+imported, so a parse costs a fork rather than an interpreter start). The child sets
+``RLIMIT_CPU`` and ``RLIMIT_AS`` on itself before it reads a byte, and answers with
+JSON over a pipe: the parent never unpickles what a child that parsed a hostile file
+sends back. A child that is killed (CPU limit), runs out of memory, crashes or
+outlives its wall-clock allowance is a ``DocumentLimitError`` naming the setting.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import resource
+import signal
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from pathlib import PurePath
+from typing import Any
+
+from luodi.knowledge.loaders import LOADERS
+from luodi.knowledge.loaders.base import load_document
+from luodi.knowledge.loaders.errors import DocumentLimitError, DocumentLoadError
+from luodi.knowledge.loaders.limits import ParseLimits, check_zip
+from luodi.knowledge.types import Block
+
+__all__ = ["parse_isolated"]
+
+_ZIPPED = frozenset({".docx", ".xlsx"})
+_CONTEXT: list[BaseContext] = []
+
+
+def _context() -> BaseContext:
+    """The fork-server context; its server starts at the first parse."""
+    if not _CONTEXT:
+        ctx = multiprocessing.get_context("forkserver")
+        # __main__ too: otherwise every child would re-run the main script (luodi's CLI).
+        ctx.set_forkserver_preload(["__main__", "luodi.knowledge.loaders.isolation"])
+        _CONTEXT.append(ctx)
+    return _CONTEXT[0]
+
+
+def _child(conn: Connection, name: str, data: bytes, limits: ParseLimits) -> None:
+    """Runs in the child: limit itself, parse, answer with JSON."""
+    cpu = limits.cpu_s
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    memory = limits.memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    answer: dict[str, Any]
+    try:
+        blocks = load_document(name, data, LOADERS, limits)
+        answer = {"blocks": [[b.kind, b.text, b.level] for b in blocks]}
+    except DocumentLoadError as exc:
+        answer = {"error": exc.message, "code": exc.code}
+    except MemoryError:
+        answer = {"error": _memory_message(name, limits), "code": DocumentLimitError.default_code}
+    conn.send_bytes(json.dumps(answer).encode())
+    conn.close()
+
+
+def _memory_message(name: str, limits: ParseLimits) -> str:
+    return f"{name}: needs more memory than knowledge.parse_memory_mb={limits.memory_mb}"
+
+
+def parse_isolated(name: str, data: bytes, limits: ParseLimits) -> list[Block]:
+    """Blocks of ``name`` parsed in a limited child process.
+
+    Raises:
+        DocumentLimitError: the file is over a limit, or its parser used more CPU time
+            or memory than allowed; the message names the setting.
+        DocumentLoadError: the file cannot be read as its format.
+    """
+    suffix = PurePath(name).suffix.lower()
+    if suffix not in LOADERS:
+        raise DocumentLoadError(f"{name}: unsupported file type {suffix or '(none)'}")
+    if suffix in _ZIPPED:
+        try:
+            check_zip(data, limits)
+        except DocumentLoadError as exc:
+            raise type(exc)(f"{name}: {exc.message}") from exc
+    ctx = _context()
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child, args=(send, name, data, limits), daemon=True)  # type: ignore[attr-defined]
+    child.start()
+    send.close()
+    payload: bytes | None = None
+    try:
+        # CPU time cannot exceed wall time, so twice the CPU limit means it was stuck.
+        if receive.poll(limits.cpu_s * 2 + 5):
+            try:
+                payload = receive.recv_bytes(int(limits.max_unzipped_mb * 2**20) + 2**24)
+            except (EOFError, OSError):
+                payload = None
+    finally:
+        if child.is_alive():
+            child.kill()
+        child.join()
+        receive.close()
+    if payload is None:
+        if child.exitcode in (-signal.SIGXCPU, -signal.SIGKILL, None):
+            raise DocumentLimitError(
+                f"{name}: parsing took more than knowledge.parse_cpu_s={limits.cpu_s} seconds"
+            )
+        raise DocumentLimitError(
+            f"{name}: the parser failed (exit {child.exitcode}); "
+            f"{_memory_message(name, limits).split(': ', 1)[1]}?"
+        )
+    answer = json.loads(payload)
+    if "error" in answer:
+        error = (
+            DocumentLimitError
+            if answer.get("code") == DocumentLimitError.default_code
+            else (DocumentLoadError)
+        )
+        raise error(str(answer["error"]))
+    return [Block(kind, text, level) for kind, text, level in answer["blocks"]]
