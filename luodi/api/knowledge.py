@@ -1,27 +1,46 @@
 """REST routes of the knowledge bases: ``/v1/knowledge/...``.
 
-Routes stay thin: parse, ask ``authorize`` for ``kb:<name>:read|write|download``,
-call the ``KnowledgeService`` in a worker thread, shape the answer.
+Routes stay thin: parse, ask ``authorize`` for ``kb:<name>:read|write|download``
+(which answers with the ``Caller`` the knowledge ACL applies to), call the
+``KnowledgeService`` in a worker thread, shape the answer. Uploads are read from the
+request stream by the route itself, after the permission check, with a hard cap.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 
-from luodi.errors import InvalidRequestError, LuodiError
-from luodi.knowledge import KnowledgeService, Principal
+from luodi.errors import InvalidRequestError
+from luodi.knowledge import KnowledgeService
+from luodi.knowledge.access import Caller
 
-__all__ = ["Authorize", "build_knowledge_router"]
+__all__ = ["Authorize", "UploadTooLargeError", "build_knowledge_router", "content_disposition"]
 
-Authorize = Callable[[Request, str], Awaitable[Principal]]
-"""``await authorize(request, "kb:faq:read")`` returns the principal or raises a luodi error."""
+Authorize = Callable[[Request, str | None], Awaitable[Caller]]
+"""``await authorize(request, "kb:faq:read")`` returns the caller or raises a luodi error;
+``None`` only authenticates."""
+
+# Room for the multipart boundaries, part headers and the small form fields.
+_FORM_OVERHEAD = 64 * 1024
+_MAX_FILES = 100
+
+
+class UploadTooLargeError(InvalidRequestError):
+    """An upload past ``knowledge.max_upload_mb``: refused with 413 before it is all read."""
+
+    status_code = 413
+    default_code = "upload_too_large"
 
 
 class CreateCollection(BaseModel):
@@ -29,6 +48,19 @@ class CreateCollection(BaseModel):
 
     name: str
     description: str = ""
+    shared: bool = False
+    """Seen by every tenant's readers (each sees only documents its ACL allows);
+    needs ``kb:<name>:publish``."""
+
+
+class UpdateCollection(BaseModel):
+    """Body of ``PATCH /v1/knowledge/{kb}``."""
+
+    tenant: str | None = Field(default=None, min_length=1, max_length=128)
+    """Give the collection to a tenant (``kb:<name>:manage``); its documents indexed
+    before tenancy become that tenant's."""
+    shared: bool | None = None
+    """Share or unshare it (``kb:<name>:publish``)."""
 
 
 class SearchRequest(BaseModel):
@@ -67,6 +99,82 @@ def _doc(info: Any) -> dict[str, Any]:
     }
 
 
+def _collection(info: Any) -> dict[str, Any]:
+    return {
+        "object": "knowledge.collection",
+        "name": info.name,
+        "owner": info.owner,
+        "tenant": info.tenant,
+        "shared": info.shared,
+        "description": info.description,
+        "documents": info.documents,
+        "chunks": info.chunks,
+    }
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with an ASCII ``filename`` and the exact name as RFC 5987 ``filename*``."""
+    base = name.rsplit("/", 1)[-1] or "download"
+    fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", base)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(base, safe='')}"
+
+
+async def _read_form(
+    request: Request, max_bytes: int
+) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
+    """Files and text fields of a multipart upload, streamed to temporary files.
+
+    The body is counted as it arrives and refused past ``max_bytes`` (plus the form's
+    own overhead): a declared ``Content-Length`` over it is refused before any byte is
+    read, a chunked body as soon as it crosses it.
+
+    Raises:
+        UploadTooLargeError: the body or one file is larger than ``max_bytes``.
+        InvalidRequestError: not ``multipart/form-data``, or a malformed form.
+    """
+    limit = max_bytes + _FORM_OVERHEAD
+    mb = max_bytes / (1024 * 1024)
+    too_large = f"upload larger than knowledge.max_upload_mb ({mb:g} MB)"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UploadTooLargeError(too_large, param="files")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise InvalidRequestError("send the files as multipart/form-data", param="files")
+
+    async def capped() -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in request.stream():
+            seen += len(chunk)
+            if seen > limit:
+                raise UploadTooLargeError(too_large, param="files")
+            yield chunk
+
+    parser = MultiPartParser(request.headers, capped(), max_files=_MAX_FILES, max_fields=_MAX_FILES)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidRequestError(f"malformed upload: {exc.message}", param="files") from exc
+    try:
+        files: list[tuple[str, bytes]] = []
+        fields: dict[str, str] = {}
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if key != "files":
+                    continue
+                data = await value.read(max_bytes + 1)
+                name = value.filename or "upload"
+                if len(data) > max_bytes:
+                    raise UploadTooLargeError(f"{name}: {too_large}", param="files")
+                files.append((name, data))
+            else:
+                fields[key] = value
+    finally:
+        await form.close()
+    if not files:
+        raise InvalidRequestError("no files in the upload (field 'files')", param="files")
+    return files, fields
+
+
 def _report(report: Any) -> dict[str, Any]:
     return {
         "added": report.added,
@@ -84,111 +192,107 @@ def build_knowledge_router(service: KnowledgeService, authorize: Authorize) -> A
 
     @router.post("")
     async def create_collection(body: CreateCollection, request: Request) -> dict[str, Any]:
-        principal = await authorize(request, f"kb:{body.name}:write")
-        owner = getattr(principal, "user", None) or principal.tenant or ""
+        caller = await authorize(request, f"kb:{body.name}:write")
+        if body.shared:
+            caller = await authorize(request, f"kb:{body.name}:publish")
         info = await run_in_threadpool(
-            service.create_collection, body.name, str(owner), body.description
+            lambda: service.create_collection(
+                body.name, description=body.description, caller=caller, shared=body.shared
+            )
         )
-        return {"object": "knowledge.collection", "name": info.name, "owner": info.owner}
+        return _collection(info)
 
     @router.get("")
     async def list_collections(request: Request) -> dict[str, Any]:
-        data = []
-        for info in await run_in_threadpool(service.list_collections):
-            try:
-                await authorize(request, f"kb:{info.name}:read")
-            except LuodiError:
-                continue  # collections the caller may not read are not listed
-            data.append(
-                {
-                    "object": "knowledge.collection",
-                    "name": info.name,
-                    "owner": info.owner,
-                    "description": info.description,
-                    "documents": info.documents,
-                    "chunks": info.chunks,
-                }
-            )
+        caller = await authorize(request, None)
+        infos = await run_in_threadpool(service.list_collections, caller)
+        # Collections the caller may not read are not listed.
+        data = [_collection(i) for i in infos if caller.may(f"kb:{i.name}:read")]
         return {"object": "list", "data": data}
 
-    @router.post("/{kb}/documents")
-    async def upload(
-        kb: str,
-        request: Request,
-        files: Annotated[list[UploadFile], File()],
-        access: Annotated[str, Form()] = "",
-        metadata: Annotated[str, Form()] = "{}",
+    @router.patch("/{kb}")
+    async def update_collection(
+        kb: str, body: UpdateCollection, request: Request
     ) -> dict[str, Any]:
-        await authorize(request, f"kb:{kb}:write")
+        caller = await authorize(request, f"kb:{kb}:read")
+        if body.tenant is not None:
+            caller = await authorize(request, f"kb:{kb}:manage")
+        if body.shared is not None:
+            caller = await authorize(request, f"kb:{kb}:publish")
+        info = await run_in_threadpool(
+            lambda: service.update_collection(
+                kb, caller=caller, tenant=body.tenant, shared=body.shared
+            )
+        )
+        return _collection(info)
+
+    @router.post("/{kb}/documents")
+    async def upload(kb: str, request: Request) -> dict[str, Any]:
+        caller = await authorize(request, f"kb:{kb}:write")
+        max_bytes = int(service.settings.max_upload_mb * 1024 * 1024)
+        items, fields = await _read_form(request, max_bytes)
         try:
-            meta = json.loads(metadata)
+            meta = json.loads(fields.get("metadata", "{}"))
         except json.JSONDecodeError as exc:
             raise InvalidRequestError(f"metadata is not JSON: {exc}", param="metadata") from exc
         if not isinstance(meta, dict):
             raise InvalidRequestError("metadata must be a JSON object", param="metadata")
-        items: list[tuple[str, bytes]] = []
-        for upload_file in files:
-            max_bytes = int(service.settings.max_upload_mb * 1024 * 1024)
-            data = await upload_file.read(max_bytes + 1)
-            name = upload_file.filename or "upload"
-            if len(data) > max_bytes:
-                raise InvalidRequestError(
-                    f"{name} is larger than {service.settings.max_upload_mb} MB", param="files"
-                )
-            items.append((name, data))
-        tags = [t.strip() for t in access.split(",") if t.strip()]
+        tags = [t.strip() for t in fields.get("access", "").split(",") if t.strip()]
         report = await run_in_threadpool(
             lambda: service.ingest(
-                kb, items, access=tags, meta={k: str(v) for k, v in meta.items()}
+                kb,
+                items,
+                access=tags,
+                meta={k: str(v) for k, v in meta.items()},
+                caller=caller,
             )
         )
         return {"object": "knowledge.ingest", **_report(report)}
 
     @router.get("/{kb}/documents")
     async def list_documents(kb: str, request: Request) -> dict[str, Any]:
-        principal = await authorize(request, f"kb:{kb}:read")
-        docs = await run_in_threadpool(service.list_documents, kb, principal)
+        caller = await authorize(request, f"kb:{kb}:read")
+        docs = await run_in_threadpool(service.list_documents, kb, caller)
         return {"object": "list", "data": [_doc(d) for d in docs]}
 
     @router.get("/{kb}/documents/{doc_id}")
     async def get_document(kb: str, doc_id: str, request: Request) -> dict[str, Any]:
-        principal = await authorize(request, f"kb:{kb}:read")
-        return _doc(await run_in_threadpool(service.get_document, kb, doc_id, principal))
+        caller = await authorize(request, f"kb:{kb}:read")
+        return _doc(await run_in_threadpool(service.get_document, kb, doc_id, caller))
 
     @router.get("/{kb}/documents/{doc_id}/file")
     async def download(kb: str, doc_id: str, request: Request) -> Response:
-        principal = await authorize(request, f"kb:{kb}:download")
-        name, data = await run_in_threadpool(service.original, kb, doc_id, principal)
-        filename = name.rsplit("/", 1)[-1].replace('"', "")
+        caller = await authorize(request, f"kb:{kb}:download")
+        name, data = await run_in_threadpool(service.original, kb, doc_id, caller)
         return Response(
             data,
             media_type="application/octet-stream",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            headers={"Content-Disposition": content_disposition(name)},
         )
 
     @router.delete("/{kb}/documents/{doc_id}")
     async def delete_document(kb: str, doc_id: str, request: Request) -> dict[str, Any]:
-        principal = await authorize(request, f"kb:{kb}:write")
-        actor = str(getattr(principal, "user", "") or "")
-        await run_in_threadpool(lambda: service.delete_document(kb, doc_id, actor=actor))
+        caller = await authorize(request, f"kb:{kb}:write")
+        await run_in_threadpool(
+            lambda: service.delete_document(kb, doc_id, actor=caller.user, caller=caller)
+        )
         return {"object": "knowledge.document.deleted", "id": doc_id, "deleted": True}
 
     @router.post("/{kb}/erase")
     async def erase(kb: str, body: EraseRequest, request: Request) -> dict[str, Any]:
-        principal = await authorize(request, f"kb:{kb}:write")
-        actor = str(getattr(principal, "user", "") or "")
+        caller = await authorize(request, f"kb:{kb}:write")
         n = await run_in_threadpool(
-            lambda: service.erase(body.key, body.value, collections=[kb], actor=actor)
+            lambda: service.erase(
+                body.key, body.value, collections=[kb], actor=caller.user, caller=caller
+            )
         )
         return {"object": "knowledge.erasure", "documents_deleted": n}
 
     @router.post("/{kb}/search")
     async def search(kb: str, body: SearchRequest, request: Request) -> dict[str, Any]:
-        principal = await authorize(request, f"kb:{kb}:read")
+        caller = await authorize(request, f"kb:{kb}:read")
         hits = await run_in_threadpool(
-            lambda: service.search(
-                [kb], body.query, body.top_k, principal=principal, meta=body.filter
-            )
+            lambda: service.search([kb], body.query, body.top_k, principal=caller, meta=body.filter)
         )
         return {
             "object": "list",
@@ -208,8 +312,8 @@ def build_knowledge_router(service: KnowledgeService, authorize: Authorize) -> A
 
     @router.post("/{kb}/sync")
     async def sync(kb: str, request: Request, body: SyncRequest | None = None) -> dict[str, Any]:
-        await authorize(request, f"kb:{kb}:write")
-        sources = [s.id for s in await run_in_threadpool(service.sources, kb)]
+        caller = await authorize(request, f"kb:{kb}:write")
+        sources = [s.id for s in await run_in_threadpool(service.sources, kb, caller)]
         if body is not None and body.source_id is not None:
             if body.source_id not in sources:
                 raise InvalidRequestError(

@@ -1,4 +1,4 @@
-"""How the knowledge base meets the gateway: permission checks and audit records."""
+"""How the knowledge base meets the gateway: permission checks, callers and audit records."""
 
 from __future__ import annotations
 
@@ -11,22 +11,43 @@ from fastapi import Request
 from luodi.api.gateway import audit_denial, get_principal
 from luodi.api.state import AppState
 from luodi.errors import LuodiError
+from luodi.knowledge.access import Caller
 from luodi.security import AuditEvent, Gateway, Principal
+from luodi.security.rbac import grants
 
-__all__ = ["KnowledgeAudit", "kb_authorizer"]
+__all__ = ["KnowledgeAudit", "kb_authorizer", "kb_caller"]
+
+
+def kb_caller(principal: Principal) -> Caller:
+    """The knowledge ACL's view of a principal: tenant, roles and its RBAC grants.
+
+    ``kb:<name>:publish`` and ``kb:<name>:manage`` are asked of the principal's
+    permission patterns (``*`` holds both; so does ``kb:<name>:*``).
+    """
+    permissions = principal.permissions
+    return Caller(
+        tenant=principal.tenant or None,
+        roles=frozenset(principal.roles),
+        user=principal.user,
+        may=lambda permission: grants(permissions, permission),
+    )
 
 
 def kb_authorizer(state: AppState) -> Any:
-    """``authorize(request, permission)`` for the knowledge routes: a denial is audited."""
+    """``authorize(request, permission)`` for the knowledge routes: a denial is audited.
 
-    async def authorize(request: Request, permission: str) -> Principal:
+    Returns the ``Caller``; a ``None`` permission only authenticates.
+    """
+
+    async def authorize(request: Request, permission: str | None) -> Caller:
         principal = await get_principal(request, state)
-        try:
-            state.gateway.authorize(principal, permission)
-        except LuodiError as exc:
-            await audit_denial(state.gateway, principal, request, exc)
-            raise
-        return principal
+        if permission is not None:
+            try:
+                state.gateway.authorize(principal, permission)
+            except LuodiError as exc:
+                await audit_denial(state.gateway, principal, request, exc)
+                raise
+        return kb_caller(principal)
 
     return authorize
 

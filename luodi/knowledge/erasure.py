@@ -7,12 +7,12 @@ the original file go together, under the service's lock, and the erasure is audi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from luodi.knowledge.catalog import ChunkRow, DocumentRow, collection_names
+from luodi.knowledge.catalog import ChunkRow, DocumentRow, collection_names, truncate_wal
 from luodi.knowledge.stores import Stores
 from luodi.knowledge.types import AuditSink
 
@@ -32,11 +32,19 @@ class Erasure:
         self._audit = audit
 
     def erase_where(
-        self, key: str, value: str, *, collections: Sequence[str] | None, actor: str
+        self,
+        key: str,
+        value: str,
+        *,
+        collections: Sequence[str] | None,
+        actor: str,
+        allow: Callable[[str, DocumentRow], bool] = lambda _name, _row: True,
     ) -> int:
         """Delete every document whose metadata ``key`` equals ``value``.
 
-        Returns the number of documents removed, across ``collections`` (None: all).
+        ``allow(collection, row)`` says which documents the asker may erase; the others
+        are left alone and not counted. Returns the number of documents removed, across
+        ``collections`` (None: all).
         """
         with Session(self._stores.catalog) as session:
             names = list(collections) if collections is not None else collection_names(session)
@@ -47,7 +55,7 @@ class Erasure:
                     for d in session.scalars(
                         select(DocumentRow).where(DocumentRow.collection == name)
                     )
-                    if d.meta.get(key) == value
+                    if d.meta.get(key) == value and allow(name, d)
                 ]
                 if ids:
                     self.delete(name, ids, actor=actor, reason=f"{key}={value}")
@@ -63,6 +71,8 @@ class Erasure:
             self._stores.vectors.flush()
             for doc_id in doc_ids:
                 self.forget_original(doc_id)
+            # Freed pages are zeroed in the file; the WAL still holds them until this.
+            truncate_wal(self._stores.catalog)
         if self._audit is not None:
             self._audit.record(
                 "kb.erase",

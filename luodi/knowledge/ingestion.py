@@ -19,13 +19,15 @@ from sqlalchemy.orm import Session
 
 from luodi.config.knowledge import KnowledgeSettings
 from luodi.embedding import Embedder
-from luodi.knowledge.catalog import ChunkRow, DocumentRow, require_collection
+from luodi.knowledge.access import Caller, document_tags, stored_access
+from luodi.knowledge.catalog import ChunkRow, DocumentRow, collection_scope, require_collection
 from luodi.knowledge.chunking import Chunker
 from luodi.knowledge.erasure import Erasure
-from luodi.knowledge.loaders import LOADERS, DocumentLoadError, load_document
+from luodi.knowledge.loaders import LOADERS, DocumentLimitError, DocumentLoadError, ParseLimits
+from luodi.knowledge.loaders.isolation import parse_isolated
 from luodi.knowledge.sources import SourceListingError, iter_source
 from luodi.knowledge.stores import Stores
-from luodi.knowledge.types import IngestReport, Payload, Progress, access_tags
+from luodi.knowledge.types import PUBLIC_TAG, IngestReport, Payload, Progress
 
 __all__ = ["Ingestion"]
 
@@ -72,22 +74,47 @@ class Ingestion:
         meta: Mapping[str, str] | None,
         source_id: str | None,
         progress: Progress | None,
+        caller: Caller | None = None,
+        owner: str | None = None,
     ) -> IngestReport:
         """Load, chunk, embed and index ``(name, content)`` files.
 
-        A file with a known name is replaced when its content, access list or metadata
-        changed and left untouched otherwise. A file that cannot be read is reported
-        in ``failed`` by name; the rest of the batch is kept.
+        Documents are owned by ``caller``'s tenant (trusted callers: ``owner``, else the
+        collection's tenant). A file whose name is known *in that scope* is replaced when
+        its content, access list or metadata changed and left untouched otherwise; a
+        document of that name the caller may not read is not replaced (reported in
+        ``failed``). A file that cannot be read is reported by name; the rest is kept. A
+        caller's file over a parse limit (a bomb) raises ``DocumentLimitError`` instead.
         """
         report = IngestReport()
         meta = dict(meta or {})
         with Session(self._stores.catalog) as session:
-            require_collection(session, collection)
+            row = require_collection(session, collection, caller)
+            if caller is not None:
+                scope = caller.scope
+            else:
+                scope = collection_scope(row) if owner is None else owner
+        stored = stored_access(
+            access, caller=caller, collection=collection, default=scope or PUBLIC_TAG
+        )
         for name, data in files:
             try:
                 self._ingest_one(
-                    collection, name, data, list(access), meta, source_id, embedder, report
+                    collection,
+                    name,
+                    data,
+                    scope,
+                    stored,
+                    meta,
+                    source_id,
+                    embedder,
+                    report,
+                    caller,
                 )
+            except DocumentLimitError as exc:
+                if caller is not None:
+                    raise  # an upload over a parse limit is refused: 400 naming the limit
+                report.failed[name] = exc.message  # a sync or the CLI goes on
             except DocumentLoadError as exc:
                 report.failed[name] = exc.message
             if progress is not None:
@@ -132,19 +159,33 @@ class Ingestion:
         collection: str,
         name: str,
         data: bytes,
+        owner: str,
         access: list[str],
         meta: dict[str, str],
         source_id: str | None,
         embedder: Embedder,
         report: IngestReport,
+        caller: Caller | None,
     ) -> None:
         digest = hashlib.sha256(data).hexdigest()
+        same_name = (
+            DocumentRow.collection == collection,
+            DocumentRow.name == name,
+            DocumentRow.owner == owner,
+        )
         with Session(self._stores.catalog) as session:
-            existing = session.scalars(
-                select(DocumentRow).where(
-                    DocumentRow.collection == collection, DocumentRow.name == name
+            existing = session.scalars(select(DocumentRow).where(*same_name)).first()
+            if (
+                existing is not None
+                and caller is not None
+                and not caller.reads(collection, existing.owner, existing.access)
+            ):
+                # Compared with nothing: its content must not show through the answer.
+                report.failed[name] = (
+                    f"{name}: a document of this name that you may not read exists in "
+                    "your tenant; choose another name"
                 )
-            ).first()
+                return
             if existing is not None and (existing.content_hash, existing.access, existing.meta) == (
                 digest,
                 access,
@@ -153,7 +194,7 @@ class Ingestion:
                 report.unchanged.append(name)
                 return
         # Parse, chunk and embed outside the lock: the slow part runs concurrently.
-        blocks = load_document(name, data, LOADERS)
+        blocks = parse_isolated(name, data, ParseLimits.from_settings(self._settings))
         if self._redact is not None:
             blocks = [dataclasses.replace(b, text=self._redact(b.text)) for b in blocks]
         chunks = self._chunker.chunk(blocks)
@@ -162,13 +203,11 @@ class Ingestion:
         inputs = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
         vectors = embedder.embed(inputs)
         with self._stores.lock, Session(self._stores.catalog) as session:
-            row = session.scalars(
-                select(DocumentRow).where(
-                    DocumentRow.collection == collection, DocumentRow.name == name
-                )
-            ).first()
+            row = session.scalars(select(DocumentRow).where(*same_name)).first()
             if row is None:
-                row = DocumentRow(id=uuid.uuid4().hex, collection=collection, name=name)
+                row = DocumentRow(
+                    id=uuid.uuid4().hex, collection=collection, name=name, owner=owner
+                )
                 session.add(row)
                 report.added.append(name)
             else:
@@ -190,7 +229,7 @@ class Ingestion:
                 for cid, c in zip(ids, chunks, strict=True)
             )
             session.commit()
-            payload = Payload(row.id, access_tags(access), dict(meta))
+            payload = Payload(row.id, document_tags(owner, access), dict(meta))
             self._stores.vectors.upsert(collection, ids, vectors, [payload] * len(ids))
             self._stores.bm25_of(session, collection).add(
                 (cid, text, payload) for cid, text in zip(ids, inputs, strict=True)

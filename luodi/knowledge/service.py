@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from luodi.config.knowledge import KnowledgeSettings
 from luodi.embedding import Embedder
-from luodi.errors import InvalidRequestError, NotFoundError
+from luodi.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from luodi.knowledge.access import Caller, as_caller
 from luodi.knowledge.catalog import (
     ChunkRow,
     CollectionRow,
@@ -33,6 +34,7 @@ from luodi.knowledge.catalog import (
     collection_names,
     open_catalog,
     require_collection,
+    sees_collection,
 )
 from luodi.knowledge.chunking import Chunker
 from luodi.knowledge.erasure import Erasure
@@ -51,16 +53,27 @@ from luodi.knowledge.types import (
     Filter,
     Hit,
     IngestReport,
-    Payload,
     Principal,
     Progress,
-    access_tags,
-    principal_tags,
 )
 
 __all__ = ["AuditSink", "CollectionInfo", "DocumentInfo", "KnowledgeService", "Progress"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _caller(principal: Principal | Caller | None) -> Caller | None:
+    return None if principal is None else as_caller(principal)
+
+
+def readable(caller: Caller | None, collection: str, row: DocumentRow) -> bool:
+    """Whether ``caller`` (None: trusted) may read a document of ``collection``."""
+    return caller is None or caller.reads(collection, row.owner, row.access)
+
+
+def writable(caller: Caller | None, collection: str, row: DocumentRow) -> bool:
+    """Whether ``caller`` may replace or delete it: it reads it and its tenant owns it."""
+    return caller is None or caller.writes(collection, row.owner, row.access)
 
 
 def _doc_info(row: DocumentRow) -> DocumentInfo:
@@ -143,41 +156,122 @@ class KnowledgeService:
     # ---- collections -------------------------------------------------------------
 
     def create_collection(
-        self, name: str, owner: str = "", description: str = ""
+        self,
+        name: str,
+        owner: str = "",
+        description: str = "",
+        *,
+        caller: Principal | Caller | None = None,
+        shared: bool = False,
     ) -> CollectionInfo:
         """Create an empty knowledge base.
 
+        Args:
+            owner: trusted callers (the CLI): the owning tenant; "" leaves it to managers.
+            caller: who creates it; the collection belongs to its tenant.
+            shared: seen by every tenant's readers; needs ``kb:<name>:publish``.
+
         Raises:
             InvalidRequestError: the name is not 1-64 of ``A-Za-z0-9_.-`` or already exists.
+            PermissionDeniedError: ``shared`` without ``kb:<name>:publish``.
         """
         if not _NAME.match(name):
             raise InvalidRequestError(
                 f"knowledge base name {name!r} must be 1-64 characters of A-Z a-z 0-9 _ . -",
                 param="name",
             )
+        who = _caller(caller)
+        if who is not None:
+            tenant: str | None = who.scope.removeprefix("tenant:")
+            if shared and not who.publishes(name):
+                raise PermissionDeniedError(
+                    f"sharing {name!r} needs permission 'kb:{name}:publish'"
+                )
+            creator = who.user
+        else:
+            tenant, creator = owner or None, owner
         with self._lock, Session(self._engine) as session:
             if session.get(CollectionRow, name) is not None:
                 raise InvalidRequestError(f"knowledge base {name!r} already exists", param="name")
-            session.add(CollectionRow(name=name, owner=owner, description=description))
+            session.add(
+                CollectionRow(
+                    name=name, owner=creator, description=description, tenant=tenant, shared=shared
+                )
+            )
             session.commit()
-        return CollectionInfo(name, owner, description, 0, 0)
+        return CollectionInfo(name, creator, description, 0, 0, tenant, shared)
 
-    def list_collections(self) -> list[CollectionInfo]:
-        """Every knowledge base with its document and chunk counts."""
+    def list_collections(self, principal: Principal | Caller | None = None) -> list[CollectionInfo]:
+        """Knowledge bases ``principal`` sees (all for None), counting only what it may read."""
+        caller = _caller(principal)
         with Session(self._engine) as session:
             out = []
             for name in collection_names(session):
                 row = session.get(CollectionRow, name)
                 assert row is not None
-                docs = session.scalars(
-                    select(DocumentRow).where(DocumentRow.collection == name)
-                ).all()
+                if caller is not None and not sees_collection(caller, row):
+                    continue
+                docs = [
+                    d
+                    for d in session.scalars(
+                        select(DocumentRow).where(DocumentRow.collection == name)
+                    )
+                    if readable(caller, name, d)
+                ]
                 out.append(
                     CollectionInfo(
-                        name, row.owner, row.description, len(docs), sum(d.n_chunks for d in docs)
+                        name,
+                        row.owner,
+                        row.description,
+                        len(docs),
+                        sum(d.n_chunks for d in docs),
+                        row.tenant,
+                        row.shared,
                     )
                 )
             return out
+
+    def update_collection(
+        self,
+        name: str,
+        *,
+        caller: Principal | Caller | None,
+        tenant: str | None = None,
+        shared: bool | None = None,
+    ) -> CollectionInfo:
+        """Give a collection a tenant, or share or unshare it.
+
+        Giving a tenant needs ``kb:<name>:manage``; documents indexed before tenancy
+        (owner "") then belong to that tenant. Sharing needs ``kb:<name>:publish``.
+
+        Raises:
+            NotFoundError: no such collection, or one the caller does not see.
+            PermissionDeniedError: the permission above is missing.
+        """
+        who = _caller(caller)
+        with self._lock, Session(self._engine) as session:
+            row = require_collection(session, name, who)
+            if tenant is not None:
+                if who is not None and not who.manages(name):
+                    raise PermissionDeniedError(
+                        f"giving {name!r} a tenant needs permission 'kb:{name}:manage'"
+                    )
+                row.tenant = tenant
+                for doc in session.scalars(
+                    select(DocumentRow).where(
+                        DocumentRow.collection == name, DocumentRow.owner == ""
+                    )
+                ):
+                    doc.owner = f"tenant:{tenant}"
+            if shared is not None:
+                if who is not None and not who.publishes(name):
+                    raise PermissionDeniedError(
+                        f"sharing {name!r} needs permission 'kb:{name}:publish'"
+                    )
+                row.shared = shared
+            session.commit()
+        self._bm25.pop(name, None)
+        return next(c for c in self.list_collections(caller) if c.name == name)
 
     def drop_collection(self, name: str) -> None:
         """Delete a knowledge base with all its documents, chunks, vectors and sources."""
@@ -204,12 +298,19 @@ class KnowledgeService:
         meta: Mapping[str, str] | None = None,
         source_id: str | None = None,
         progress: Progress | None = None,
+        caller: Principal | Caller | None = None,
+        owner: str | None = None,
     ) -> IngestReport:
         """Load, chunk, embed and index ``(name, content)`` files.
 
-        A file with a known name is replaced when its content, access list or metadata
-        changed and left untouched otherwise. A file that cannot be read is reported
-        in ``failed`` by name; the rest of the batch is kept.
+        A file with a known name in the same owner scope is replaced when its content,
+        access list or metadata changed and left untouched otherwise. A file that cannot
+        be read is reported in ``failed`` by name; the rest of the batch is kept.
+
+        Args:
+            caller: who uploads; its tenant owns the documents and its ACL applies
+                (see ``access.py``). None: trusted (the CLI, a sync run).
+            owner: trusted callers only: the owner scope (default: the collection's).
         """
         return self._ingestion.ingest(
             collection,
@@ -219,6 +320,8 @@ class KnowledgeService:
             meta=meta,
             source_id=source_id,
             progress=progress,
+            caller=_caller(caller),
+            owner=owner,
         )
 
     def ingest_paths(
@@ -243,14 +346,15 @@ class KnowledgeService:
         query: str,
         top_k: int | None = None,
         *,
-        principal: Principal | None = None,
+        principal: Principal | Caller | None = None,
         meta: Mapping[str, str] | None = None,
     ) -> list[Hit]:
         """Best passages for ``query`` across ``collections``.
 
         Args:
-            principal: whose access lists apply; None (trusted callers such as the CLI)
-                skips the access filter. Permission to read each collection is the
+            principal: whose ACL applies (collections it cannot see are NotFoundError,
+                documents it may not read are not found); None (trusted callers such
+                as the CLI) skips it. Permission to read each collection is the
                 caller's check (``kb:<name>:read``).
             meta: document metadata that every hit must match exactly.
 
@@ -258,14 +362,19 @@ class KnowledgeService:
             NotFoundError: an unknown collection.
         """
         k = top_k or self.settings.top_k
-        flt = Filter(principal_tags(principal) if principal is not None else None, dict(meta or {}))
+        caller = _caller(principal)
+        with Session(self._engine) as session:
+            for name in collections:
+                require_collection(session, name, caller)
         if not query.strip():
             return []
         query_vector = self.embedder.embed([query])[0]
         fused: list[tuple[str, str, float]] = []
         with self._lock, Session(self._engine) as session:
             for name in collections:
-                require_collection(session, name)
+                require_collection(session, name, caller)
+                tags = None if caller is None or caller.manages(name) else caller.read_tags()
+                flt = Filter(tags, dict(meta or {}))
                 bm25 = self._bm25_of(session, name)
                 for cid, score in self._retriever.search(
                     name, query, query_vector, bm25, self._store, flt
@@ -283,7 +392,7 @@ class KnowledgeService:
         messages: Sequence[Mapping[str, Any]],
         kb_names: Sequence[str],
         top_k: int | None,
-        principal: Principal | None,
+        principal: Principal | Caller | None,
     ) -> tuple[list[dict[str, Any]], list[Citation]]:
         """Chat messages with numbered passages for the last user turn, and their citations.
 
@@ -297,34 +406,37 @@ class KnowledgeService:
     # ---- documents and erasure ----------------------------------------------------
 
     def list_documents(
-        self, collection: str, principal: Principal | None = None
+        self, collection: str, principal: Principal | Caller | None = None
     ) -> list[DocumentInfo]:
         """Documents of a collection that ``principal`` may see (all for None)."""
+        caller = _caller(principal)
         with Session(self._engine) as session:
-            require_collection(session, collection)
+            require_collection(session, collection, caller)
             rows = session.scalars(
                 select(DocumentRow)
                 .where(DocumentRow.collection == collection)
-                .order_by(DocumentRow.name)
+                .order_by(DocumentRow.name, DocumentRow.owner)
             ).all()
-            flt = Filter(principal_tags(principal)) if principal is not None else None
-            return [
-                _doc_info(r)
-                for r in rows
-                if flt is None or flt.matches(Payload(r.id, access_tags(r.access), r.meta))
-            ]
+            return [_doc_info(r) for r in rows if readable(caller, collection, r)]
 
     def get_document(
-        self, collection: str, doc_id: str, principal: Principal | None = None
+        self, collection: str, doc_id: str, principal: Principal | Caller | None = None
     ) -> DocumentInfo:
         """One document; NotFoundError also when ``principal`` may not see it."""
-        for info in self.list_documents(collection, principal):
-            if info.id == doc_id:
-                return info
+        caller = _caller(principal)
+        with Session(self._engine) as session:
+            require_collection(session, collection, caller)
+            row = session.get(DocumentRow, doc_id)
+            if (
+                row is not None
+                and row.collection == collection
+                and readable(caller, collection, row)
+            ):
+                return _doc_info(row)
         raise NotFoundError(f"document {doc_id!r} not found in knowledge base {collection!r}")
 
     def original(
-        self, collection: str, doc_id: str, principal: Principal | None = None
+        self, collection: str, doc_id: str, principal: Principal | Caller | None = None
     ) -> tuple[str, bytes]:
         """The uploaded file ``(name, bytes)``; ``kb:<name>:download`` is the caller's check."""
         info = self.get_document(collection, doc_id, principal)
@@ -333,19 +445,58 @@ class KnowledgeService:
             raise NotFoundError(f"the original file of document {doc_id!r} is not kept")
         return info.name, path.read_bytes()
 
-    def delete_document(self, collection: str, doc_id: str, *, actor: str = "") -> None:
-        """Remove a document with every chunk, vector and kept original."""
-        self.get_document(collection, doc_id)
+    def delete_document(
+        self,
+        collection: str,
+        doc_id: str,
+        *,
+        actor: str = "",
+        caller: Principal | Caller | None = None,
+    ) -> None:
+        """Remove a document with every chunk, vector and kept original.
+
+        Raises:
+            NotFoundError: no such document, or one ``caller`` may not change (the same
+                answer as for a document it cannot see).
+        """
+        who = _caller(caller)
+        with Session(self._engine) as session:
+            require_collection(session, collection, who)
+            row = session.get(DocumentRow, doc_id)
+            if row is None or row.collection != collection or not writable(who, collection, row):
+                raise NotFoundError(
+                    f"document {doc_id!r} not found in knowledge base {collection!r}"
+                )
         self._erasure.delete(collection, [doc_id], actor=actor, reason=f"document {doc_id}")
 
     def erase(
-        self, key: str, value: str, *, collections: Sequence[str] | None = None, actor: str = ""
+        self,
+        key: str,
+        value: str,
+        *,
+        collections: Sequence[str] | None = None,
+        actor: str = "",
+        caller: Principal | Caller | None = None,
     ) -> int:
         """Right to erasure: delete every document whose metadata ``key`` equals ``value``.
 
-        Returns the number of documents removed, across ``collections`` (None: all).
+        Only documents ``caller`` may change are touched (None: all). Returns the number
+        of documents removed, across ``collections`` (None: all).
         """
-        return self._erasure.erase_where(key, value, collections=collections, actor=actor)
+        who = _caller(caller)
+        if who is not None:
+            if collections is None:
+                raise InvalidRequestError("an erasure by a caller names its collections")
+            with Session(self._engine) as session:
+                for name in collections:
+                    require_collection(session, name, who)
+        return self._erasure.erase_where(
+            key,
+            value,
+            collections=collections,
+            actor=actor,
+            allow=lambda name, row: writable(who, name, row),
+        )
 
     # ---- sources and sync ------------------------------------------------------------
 
@@ -357,19 +508,39 @@ class KnowledgeService:
         schedule: str | None = None,
         access: Sequence[str] = (),
         meta: Mapping[str, str] | None = None,
+        owner: str | None = None,
     ) -> str:
         """Register folders, files or local-network URLs to sync; returns the source id.
+
+        Sources are registered by operators (the CLI); what a source syncs is owned by
+        ``owner`` (default: the collection's tenant scope).
 
         Raises:
             InvalidRequestError: ``schedule`` is not a valid cron expression.
         """
         return self._sync.add_source(
-            collection, locations, schedule=schedule, access=access, meta=meta
+            collection, locations, schedule=schedule, access=access, meta=meta, owner=owner
         )
 
-    def sources(self, collection: str | None = None) -> list[SourceRow]:
-        """Registered sources (detached rows), of one collection or all."""
-        return self._sync.sources(collection)
+    def sources(
+        self, collection: str | None = None, principal: Principal | Caller | None = None
+    ) -> list[SourceRow]:
+        """Registered sources (detached rows), of one collection or all.
+
+        With a ``principal``: only sources of its scope, or all of a collection it manages;
+        NotFoundError for a collection it does not see.
+        """
+        caller = _caller(principal)
+        if caller is not None and collection is not None:
+            with Session(self._engine) as session:
+                require_collection(session, collection, caller)
+        return [
+            s
+            for s in self._sync.sources(collection)
+            if caller is None
+            or caller.manages(s.collection)
+            or (caller.tenant is not None and s.owner == f"tenant:{caller.tenant}")
+        ]
 
     def sync(
         self, source_id: str, *, trigger: str = "manual", progress: Progress | None = None

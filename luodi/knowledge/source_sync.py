@@ -19,7 +19,13 @@ from sqlalchemy.orm import Session
 
 from luodi.config.knowledge import KnowledgeSettings
 from luodi.errors import InvalidRequestError, NotFoundError
-from luodi.knowledge.catalog import DocumentRow, SourceRow, SyncReportRow, require_collection
+from luodi.knowledge.catalog import (
+    DocumentRow,
+    SourceRow,
+    SyncReportRow,
+    collection_scope,
+    require_collection,
+)
 from luodi.knowledge.erasure import Erasure
 from luodi.knowledge.loaders import LOADERS
 from luodi.knowledge.sources import SourceListingError, iter_source
@@ -41,6 +47,7 @@ class Ingest(Protocol):
         meta: Mapping[str, str] | None,
         source_id: str | None,
         progress: Progress | None,
+        owner: str | None,
     ) -> IngestReport: ...
 
 
@@ -81,8 +88,11 @@ class SourceSync:
         schedule: str | None = None,
         access: Sequence[str] = (),
         meta: Mapping[str, str] | None = None,
+        owner: str | None = None,
     ) -> str:
         """Register folders, files or local-network URLs to sync; returns the source id.
+
+        ``owner`` is the scope that owns what it syncs (default: the collection's).
 
         Raises:
             InvalidRequestError: ``schedule`` is not a valid cron expression.
@@ -93,11 +103,12 @@ class SourceSync:
             )
         source_id = uuid.uuid4().hex
         with self._stores.lock, Session(self._stores.catalog) as session:
-            require_collection(session, collection)
+            row = require_collection(session, collection)
             session.add(
                 SourceRow(
                     id=source_id,
                     collection=collection,
+                    owner=collection_scope(row) if owner is None else owner,
                     locations=list(locations),
                     schedule=schedule,
                     access=list(access),
@@ -132,7 +143,7 @@ class SourceSync:
             if source is None:
                 raise NotFoundError(f"sync source {source_id!r} not found")
             collection, locations = source.collection, list(source.locations)
-            access, meta = list(source.access), dict(source.meta)
+            access, meta, owner = list(source.access), dict(source.meta), source.owner
         report = IngestReport()
         seen: set[str] = set()
         listed = True
@@ -142,6 +153,7 @@ class SourceSync:
                     locations,
                     LOADERS,
                     allow_public_urls=self._settings.allow_public_urls,
+                    allow_metadata_urls=self._settings.allow_metadata_urls,
                     timeout_s=self._settings.fetch_timeout_s,
                 )
             )
@@ -156,7 +168,13 @@ class SourceSync:
             except Exception as exc:  # OSError or any HTTP client error: report, keep going
                 report.failed[item.name] = f"{item.name}: {exc}"
         part = self._ingest(
-            collection, files, access=access, meta=meta, source_id=source_id, progress=progress
+            collection,
+            files,
+            access=access,
+            meta=meta,
+            source_id=source_id,
+            progress=progress,
+            owner=owner,
         )
         report.added, report.updated, report.unchanged = part.added, part.updated, part.unchanged
         report.failed.update(part.failed)

@@ -22,14 +22,12 @@ __all__ = [
     "Payload",
     "Principal",
     "Progress",
-    "access_tags",
-    "principal_tags",
 ]
 
 BlockKind = Literal["heading", "text", "list", "table", "row"]
 
 PUBLIC_TAG = "*"
-"""Access tag of a document without an access list: every reader of the collection sees it."""
+"""Access tag of a public document: every reader of its collection sees it (``access.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,19 +72,6 @@ class AuditSink(Protocol):
 
 Progress = Callable[[str], None]
 """Called with a document's name after it is processed (drives the CLI's progress bar)."""
-
-
-def access_tags(access: Sequence[str]) -> frozenset[str]:
-    """Tags stored with a document's chunks: its access list (``tenant:x``, ``role:y``)."""
-    return frozenset(access) if access else frozenset({PUBLIC_TAG})
-
-
-def principal_tags(principal: Principal) -> frozenset[str]:
-    """Tags a principal may read: public chunks plus its tenant's and roles' chunks."""
-    tags = {PUBLIC_TAG, *(f"role:{r}" for r in principal.roles)}
-    if principal.tenant:
-        tags.add(f"tenant:{principal.tenant}")
-    return frozenset(tags)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +145,8 @@ class CollectionInfo:
     description: str
     documents: int
     chunks: int
+    tenant: str | None = None
+    shared: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from luodi.config.knowledge import KnowledgeSettings
 from luodi.engine.embeddings import MiniLMEmbedder
 from luodi.errors import AuthenticationError, PermissionDeniedError
 from luodi.knowledge import KnowledgeService
+from luodi.knowledge.access import Caller
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "knowledge"
 
@@ -30,19 +31,22 @@ class User:
 
 USERS = {
     "admin": User(
-        "admin", "hq", ("admin",), frozenset({"kb:faq:read", "kb:faq:write", "kb:faq:download"})
+        "admin",
+        "hq",
+        ("admin",),
+        frozenset({"kb:faq:read", "kb:faq:write", "kb:faq:download", "kb:faq:publish"}),
     ),
     "teller": User("teller", "retail", ("teller",), frozenset({"kb:faq:read"})),
 }
 
 
-async def fake_authorize(request: Request, permission: str) -> User:
+async def fake_authorize(request: Request, permission: str | None) -> Caller:
     user = USERS.get(request.headers.get("x-user", ""))
     if user is None:
         raise AuthenticationError("unknown user")
-    if permission not in user.grants:
+    if permission is not None and permission not in user.grants:
         raise PermissionDeniedError(f"{user.user} lacks {permission}")
-    return user
+    return Caller(user.tenant, frozenset(user.roles), user.user, user.grants.__contains__)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +63,8 @@ async def client(tmp_path: Path, embedder: MiniLMEmbedder) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         c.headers["x-user"] = "admin"
-        assert (await c.post("/v1/knowledge", json={"name": "faq"})).status_code == 200
+        r = await c.post("/v1/knowledge", json={"name": "faq", "shared": True})
+        assert r.status_code == 200, r.text
         yield c
 
 
@@ -83,7 +88,9 @@ async def test_upload_reports_bad_file_by_name_and_keeps_the_rest(
 
 
 async def test_search_returns_passages_and_respects_access_lists(client: httpx.AsyncClient) -> None:
-    await client.post("/v1/knowledge/faq/documents", files=_files("faq_cn.md"))
+    await client.post(
+        "/v1/knowledge/faq/documents", files=_files("faq_cn.md"), data={"access": "public"}
+    )
     await client.post(
         "/v1/knowledge/faq/documents",
         files=[("files", ("hq.txt", "总行内部营业时间调整通知：九点半开门。".encode()))],

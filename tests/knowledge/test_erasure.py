@@ -53,3 +53,12 @@ def test_delete_by_document_id_removes_it_from_both_indexes(make_service: Make) 
     service.delete_document("tickets", doc.id)
     hits = service.search(["tickets"], SECRET, 10)
     assert {h.document for h in hits} == {"t2.txt"}
+
+
+def test_erased_text_does_not_linger_in_the_sqlite_wal(make_service: Make, tmp_path: Path) -> None:
+    service = _setup(make_service)
+    service.list_documents("tickets")  # the catalog stays open: its WAL is not removed
+    assert service.erase("subject", "u-42", actor="dpo") == 1
+    for path in (tmp_path / "kb").glob("catalog.db*"):
+        assert b"Zhang Wei" not in path.read_bytes(), path
+    service.close()

@@ -13,7 +13,7 @@ Make = Callable[..., KnowledgeService]
 
 async def test_ground_numbers_passages_and_returns_citations(make_service: Make) -> None:
     service = make_service()
-    service.create_collection("faq")
+    service.create_collection("faq", owner="t")
     service.ingest("faq", fixture_files())
     messages = [
         {"role": "system", "content": "You are a bank assistant."},

@@ -65,7 +65,7 @@ def test_reingesting_same_content_is_unchanged(faq: KnowledgeService) -> None:
 
 def test_documents_with_access_list_are_hidden_from_other_departments(make_service: Make) -> None:
     service = make_service()
-    service.create_collection("shared")
+    service.create_collection("shared", shared=True)
     service.ingest(
         "shared",
         [("credit.txt", b"Internal credit limit policy: 5 million.")],

@@ -60,7 +60,7 @@ def test_sync_adds_updates_deletes_and_leaves_unchanged_alone(
     texts = " ".join(h.text for h in service.search(["products"], "Product costs", 10))
     assert "25 yuan" in texts and "20 yuan" not in texts and "30 yuan" not in texts
     reports = service.sync_reports(source)
-    assert [r["deleted"] for r in reports][1] == [str(folder / "c.md")]
+    assert [r["deleted"] for r in reports][1] == ["products/c.md"]  # relative to the root
     assert audit.records[-1][0] == "kb.sync"
 
 
@@ -100,7 +100,7 @@ def test_scheduled_source_runs_only_when_due(make_service: Make, tmp_path: Path)
     assert service.run_due(now[0] + timedelta(days=6)) == {}
     due = service.run_due(now[0] + timedelta(days=7))
     assert list(due) == [weekly]
-    assert due[weekly].added == [str((tmp_path / "docs" / "a.txt").resolve())]
+    assert due[weekly].added == ["docs/a.txt"]
 
 
 def test_invalid_cron_schedule_is_refused(make_service: Make) -> None:
@@ -108,3 +108,42 @@ def test_invalid_cron_schedule_is_refused(make_service: Make) -> None:
     service.create_collection("kb")
     with pytest.raises(InvalidRequestError, match="not a cron expression"):
         service.add_source("kb", ["/tmp"], schedule="every monday")
+
+
+def test_symlink_out_of_the_source_root_is_not_followed(make_service: Make, tmp_path: Path) -> None:
+    secret = tmp_path / "etc" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("root password is hunter2")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "leak.md").write_text("database password is swordfish")
+    folder = tmp_path / "share"
+    folder.mkdir()
+    (folder / "faq.txt").write_text("Opening hours are nine to five.")
+    (folder / "linked.txt").symlink_to(secret)
+    (folder / "dir").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (folder / "same.txt").symlink_to(folder / "faq.txt")  # inside the root: kept
+    service = make_service()
+    service.create_collection("kb")
+    report = service.sync(service.add_source("kb", [str(folder)]))
+    assert sorted(report.added) == ["share/faq.txt", "share/same.txt"]
+    texts = " ".join(h.text for h in service.search(["kb"], "password hunter2 swordfish", 10))
+    assert "hunter2" not in texts and "swordfish" not in texts
+
+
+@pytest.mark.parametrize("allow_public", [False, True])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://[fe80::1]/x.html",
+        "http://100.100.100.200/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/x.html",
+    ],
+)
+def test_metadata_addresses_stay_blocked_even_with_public_urls(
+    make_service: Make, url: str, allow_public: bool
+) -> None:
+    service = make_service(allow_public_urls=allow_public)
+    service.create_collection("kb")
+    report = service.sync(service.add_source("kb", [url]))
+    assert "knowledge.allow_metadata_urls" in report.failed["(listing)"]
