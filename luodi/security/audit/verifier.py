@@ -26,6 +26,7 @@ import bisect
 import dataclasses
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select
@@ -73,7 +74,7 @@ def anchor_fields(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _time(us: int) -> str:
-    return Checkpoint(0, "", us).time
+    return datetime.fromtimestamp(us / 1e6, tz=UTC).isoformat()
 
 
 class _Trail:
