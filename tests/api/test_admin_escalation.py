@@ -207,3 +207,18 @@ async def test_audit_checkpoint_over_http(
     assert (
         await client.get("/admin/audit/checkpoint", headers=keys["aud-acme"])
     ).status_code == 403
+
+
+async def test_verify_against_checkpoints_over_http(
+    client: httpx.AsyncClient, keys: dict[str, dict[str, str]], sqlite_gateway: Gateway
+) -> None:
+    root = keys["root"]
+    checkpoint = (await client.get("/admin/audit/checkpoint", headers=root)).json()
+    r = await client.post("/admin/audit/verify", json=[checkpoint], headers=root)
+    assert r.status_code == 200 and r.json()["ok"] and r.json()["checkpoints_checked"] == 1
+    with sqlite_gateway.db.engine.begin() as conn:
+        conn.exec_driver_sql(f"DELETE FROM audit_records WHERE seq >= {checkpoint['seq']}")
+    r = await client.post("/admin/audit/verify", json=[checkpoint], headers=root)
+    assert r.status_code == 200 and r.json()["ok"] is False
+    r = await client.post("/admin/audit/verify", json=[{"seq": 1}], headers=root)
+    assert r.status_code == 400

@@ -25,6 +25,7 @@ from fastapi.responses import Response
 from luodi.api.admin.schemas import KeyCreate, RoleCreate, RoleUpdate, TenantCreate, UserCreate
 from luodi.errors import ServiceUnavailableError
 from luodi.security import AuditFilter, Gateway, Limits, Principal
+from luodi.security.audit import Checkpoint
 
 __all__ = ["build_admin_router"]
 
@@ -330,6 +331,22 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             "audit:read",
             {},
             lambda: gateway.admin.verify_audit(actor),
+        )
+        return asdict(report)
+
+    @router.post("/audit/verify")
+    async def verify_audit_against(
+        checkpoints: list[dict[str, Any]], request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        """Verify, and check the chain against checkpoints kept elsewhere (JSON array)."""
+        parsed = [Checkpoint.from_json(c) for c in checkpoints]
+        report = await act(
+            request,
+            actor,
+            "audit.verify",
+            "audit:read",
+            {"checkpoints": [c.seq for c in parsed]},
+            lambda: gateway.admin.verify_audit(actor, parsed),
         )
         return asdict(report)
 
