@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 import sys
@@ -101,3 +102,15 @@ def test_read_checkpoints_skips_comments_and_rejects_garbage(tmp_path: Path) -> 
     path.write_text("not json\n")
     with pytest.raises(InvalidRequestError, match="not JSON"):
         read_checkpoints(path)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"seq": -1}, {"ts_us": 10**20}, {"mac": 5}, {"key_id": ["x"]}, {"seq": "x"}, {"hash": None}],
+)
+def test_malformed_checkpoints_are_refused(fields: dict[str, object]) -> None:
+    body = {**json.loads(make_checkpoint(1, "a" * 64, ChainKey(KEY)).to_json()), **fields}
+    if fields.get("hash", "") is None:
+        del body["hash"]
+    with pytest.raises(InvalidRequestError, match="malformed audit checkpoint"):
+        Checkpoint.from_json(body)

@@ -37,6 +37,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _FORMAT = "luodi-audit-checkpoint/1"
+_MAX_TS_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ class Checkpoint:
                 f"not a luodi audit checkpoint (format {data.get('format')!r})"
             )
         try:
-            return cls(
+            checkpoint = cls(
                 seq=int(data["seq"]),
                 hash=str(data["hash"]),
                 ts_us=int(data["ts_us"]),
@@ -85,6 +86,13 @@ class Checkpoint:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidRequestError(f"malformed audit checkpoint: {exc}") from exc
+        if not (
+            checkpoint.seq >= 0
+            and 0 <= checkpoint.ts_us <= _MAX_TS_US
+            and all(isinstance(v, str | None) for v in (checkpoint.key_id, checkpoint.mac))
+        ):
+            raise InvalidRequestError("malformed audit checkpoint: field out of range or type")
+        return checkpoint
 
 
 def make_checkpoint(
