@@ -12,7 +12,7 @@ from luodi.security.directory import Directory
 from luodi.security.gateway import Gateway, check_bind_allowed
 from luodi.security.keys import KEY_PREFIX, ApiKeyInfo, CreatedKey, KeyStore
 from luodi.security.principal import Limits, Principal
-from luodi.security.quotas import QuotaStore
+from luodi.security.quotas import QuotaStore, Reservation
 from luodi.security.rbac import BUILTIN_ROLES
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "Limits",
     "Principal",
     "QuotaStore",
+    "Reservation",
     "VerifyReport",
     "check_bind_allowed",
     "decrypt_file",

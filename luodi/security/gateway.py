@@ -31,7 +31,7 @@ from luodi.security.directory import DEFAULT_TENANT, Directory
 from luodi.security.keys import KeyStore, parse_bearer
 from luodi.security.principal import ANONYMOUS_KEY_ID, Limits, Principal
 from luodi.security.quota_stores import build_quota_store
-from luodi.security.quotas import Limiter, QuotaStore
+from luodi.security.quotas import Limiter, QuotaStore, Reservation
 from luodi.security.rbac import SCOPED_RESOURCES, authorize, grants_in_some_tenant
 from luodi.storage import AuditChainHeadRow, Database
 
@@ -209,9 +209,17 @@ class Gateway:
         """Refuse with PermissionDeniedError unless ``permission`` is granted."""
         authorize(principal, permission)
 
-    async def admit(self, principal: Principal, *, tokens: int) -> None:
-        """Apply rate limits and quotas before a request runs (RateLimitError on excess)."""
-        await self._limiter.admit(principal, tokens=tokens)
+    async def admit(self, principal: Principal, *, tokens: int, reserve: int = 0) -> Reservation:
+        """Apply rate limits and quotas before a request runs (RateLimitError on excess).
+
+        ``tokens`` (the prompt) and ``reserve`` (the completion limit) are held in the
+        token budgets until ``settle`` replaces them with what was really used.
+        """
+        return await self._limiter.admit(principal, tokens=tokens, reserve=reserve)
+
+    async def settle(self, reservation: Reservation, *, tokens: int) -> None:
+        """Charge what a request really used in place of its reservation (any ending)."""
+        await self._limiter.settle(reservation, tokens=tokens)
 
     async def record_usage(self, principal: Principal, *, tokens: int) -> None:
         """Charge the tokens a finished request used."""

@@ -1,10 +1,13 @@
 """Rate limits and token quotas per API key and per tenant.
 
 Limits are fixed calendar windows: requests and tokens per UTC minute, tokens per
-UTC day. ``admit`` checks every window of the key and of its tenant at once and
-counts the request; token usage is charged afterwards by ``record_usage`` with the
-real count, so concurrent requests can overshoot a token limit by at most their own
-sizes, while request limits hold exactly. Counters live in a ``QuotaStore``:
+UTC day. ``admit`` checks every window of the key and of its tenant at once, counts
+the request and reserves its tokens (the prompt, plus the completion limit the client
+named) in the token windows; ``settle`` replaces the reservation with the real count
+when the request ends, however it ends, so concurrent requests cannot all pass on one
+budget and a stream the client drops is charged what it was sent. A request without
+a completion limit reserves only its prompt and can overshoot by its own answer.
+Counters live in a ``QuotaStore``:
 in-process by default, Redis when several replicas must share them (``quota_stores.py``).
 """
 
@@ -18,7 +21,7 @@ from typing import Protocol
 from luodi.errors import RateLimitError
 from luodi.security.principal import Limits, Principal
 
-__all__ = ["Limiter", "QuotaStore", "WindowCheck"]
+__all__ = ["Limiter", "QuotaStore", "Reservation", "WindowCheck"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,15 @@ class WindowCheck:
     need: int
     charge: int
     ttl_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Tokens charged at admission to each token window, until ``settle`` corrects them."""
+
+    tokens: int
+    windows: tuple[tuple[str, int], ...] = ()
+    """(counter key, ttl) of every token window charged."""
 
 
 class QuotaStore(Protocol):
@@ -84,21 +96,25 @@ class Limiter:
             ("tenant", principal.tenant, principal.tenant_limits),
         ]
 
-    async def admit(self, principal: Principal, *, tokens: int) -> None:
-        """Count one request and check token budgets for ``tokens`` more.
+    async def admit(self, principal: Principal, *, tokens: int, reserve: int = 0) -> Reservation:
+        """Count one request; reserve ``tokens`` + ``reserve`` in every token budget.
+
+        ``tokens`` is the prompt, ``reserve`` the completion tokens the request may
+        still use (its ``max_tokens``, 0 when it named none).
 
         Raises:
             RateLimitError: Naming the scope and the limit hit, with ``retry_after``
                 the seconds until that window resets.
         """
         now = self._clock()
+        hold = max(tokens + reserve, 1)
         checks: list[WindowCheck] = []
         labels: list[tuple[str, float]] = []
         for scope, name, limits in self._scopes(principal):
             table = (
                 ("requests", _MINUTE, limits.requests_per_minute, 1, 1),
-                ("tokens", _MINUTE, limits.tokens_per_minute, max(tokens, 1), 0),
-                ("tokens", _DAY, limits.tokens_per_day, max(tokens, 1), 0),
+                ("tokens", _MINUTE, limits.tokens_per_minute, hold, hold),
+                ("tokens", _DAY, limits.tokens_per_day, hold, hold),
             )
             for kind, window, limit, need, charge in table:
                 if limit is None:
@@ -117,8 +133,9 @@ class Limiter:
                 labels.append(
                     (f"{scope} {name!r}: {kind} per {window.label} ({limit})", retry_after)
                 )
+        windows = tuple((c.key, c.ttl_s) for c in checks if c.charge)
         if not checks:
-            return
+            return Reservation(hold, windows)
         failed = await self._store.acquire(checks)
         if failed is not None:
             label, retry_after = labels[failed]
@@ -127,9 +144,17 @@ class Limiter:
                 retry_after=retry_after,
                 code="rate_limit_exceeded",
             )
+        return Reservation(hold, windows)
+
+    async def settle(self, reservation: Reservation, *, tokens: int) -> None:
+        """Replace what ``admit`` reserved with the ``tokens`` the request really used."""
+        delta = tokens - reservation.tokens if reservation.windows else 0
+        if delta:
+            for key, ttl_s in reservation.windows:
+                await self._store.add(key, delta, ttl_s)
 
     async def record_usage(self, principal: Principal, *, tokens: int) -> None:
-        """Charge the tokens a finished request really used to every token window."""
+        """Charge ``tokens`` used outside a reservation (nothing was admitted for them)."""
         if tokens <= 0:
             return
         now = self._clock()

@@ -42,7 +42,7 @@ async def admitted(limiter: Limiter, principal: Principal, n: int, tokens: int =
     results = await asyncio.gather(
         *(limiter.admit(principal, tokens=tokens) for _ in range(n)), return_exceptions=True
     )
-    return sum(1 for r in results if r is None)
+    return sum(1 for r in results if not isinstance(r, BaseException))
 
 
 @pytest.mark.parametrize(
@@ -87,8 +87,8 @@ async def test_limit_resets_in_the_next_window() -> None:
 async def test_token_quota_refuses_once_usage_is_spent(limits: dict[str, int], label: str) -> None:
     limiter, _ = make_limiter()
     principal = make_principal(**limits)
-    await limiter.admit(principal, tokens=60)
-    await limiter.record_usage(principal, tokens=60)
+    reservation = await limiter.admit(principal, tokens=60)
+    await limiter.settle(reservation, tokens=60)
     with pytest.raises(RateLimitError, match=label.replace("(", r"\(").replace(")", r"\)")):
         await limiter.admit(principal, tokens=60)
     await limiter.admit(principal, tokens=40)
@@ -167,7 +167,7 @@ async def test_two_replicas_sharing_redis_enforce_one_limit(
         *(gw.admit(p, tokens=1) for _ in range(50) for gw, p in ((first, p1), (second, p2))),
         return_exceptions=True,
     )
-    assert sum(r is None for r in results) == 40
+    assert sum(not isinstance(r, BaseException) for r in results) == 40
     refusals = [r for r in results if isinstance(r, RateLimitError)]
     assert len(refusals) == 60
     assert "requests per minute (40)" in refusals[0].message
@@ -182,3 +182,32 @@ async def test_token_usage_recorded_on_one_replica_limits_the_other(
     await first.record_usage(limited, tokens=100)
     with pytest.raises(RateLimitError, match="tokens per minute"):
         await second.admit(limited, tokens=1)
+
+
+async def test_concurrent_requests_cannot_all_pass_on_one_token_budget() -> None:
+    limiter, _ = make_limiter()
+    principal = make_principal(key_tokens_per_minute=100)
+    results = await asyncio.gather(
+        *(limiter.admit(principal, tokens=10, reserve=30) for _ in range(6)),
+        return_exceptions=True,
+    )
+    assert sum(not isinstance(r, BaseException) for r in results) == 2  # 2 x 40 <= 100
+
+
+async def test_settling_returns_what_a_request_did_not_use() -> None:
+    limiter, _ = make_limiter()
+    principal = make_principal(key_tokens_per_minute=100)
+    first = await limiter.admit(principal, tokens=10, reserve=80)
+    with pytest.raises(RateLimitError):
+        await limiter.admit(principal, tokens=10, reserve=10)
+    await limiter.settle(first, tokens=15)  # it stopped early: 75 tokens come back
+    await limiter.admit(principal, tokens=10, reserve=70)
+
+
+async def test_a_request_that_overran_its_reservation_is_charged_in_full() -> None:
+    limiter, _ = make_limiter()
+    principal = make_principal(key_tokens_per_day=100)
+    first = await limiter.admit(principal, tokens=10)
+    await limiter.settle(first, tokens=95)  # no max_tokens: the answer came on top
+    with pytest.raises(RateLimitError, match="tokens per day"):
+        await limiter.admit(principal, tokens=10)

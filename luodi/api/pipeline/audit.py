@@ -15,10 +15,11 @@ __all__ = ["Audit"]
 class Audit:
     """Writes an exchange's record once: allowed, denied, cancelled or a 500.
 
-    A finished request is charged its real usage first (settling the quota
-    reservation Limit made); one the client hung up on is recorded, not charged.
-    Writing the record is also when the request leaves the drain's count of
-    requests in flight.
+    Whatever ends the request (a finish, an error, a hang-up, the shutdown), the quota
+    reservation Limit made is settled with what was really used, and the record says
+    the same numbers: the engines' usage, or the tokens counted as they were emitted
+    when the request ended before its engines reported. Writing the record is also
+    when the request leaves the drain's count of requests in flight.
     """
 
     name = "audit"
@@ -31,18 +32,15 @@ class Audit:
         """Count ``exchange`` in flight until its record is written."""
         self._drain.enter(exchange)
 
-    async def record(
-        self, exchange: Exchange, decision: Decision, reason: str | None, *, charge: bool = False
-    ) -> None:
-        """Write the record, unless one is written; ``charge`` the usage first (a finish)."""
+    async def record(self, exchange: Exchange, decision: Decision, reason: str | None) -> None:
+        """Write the record, unless one is written; settle the quota reservation first."""
         if exchange.closed:
             return
         exchange.closed = True
         self._drain.leave(exchange)
-        if charge:
-            await self._gateway().record_usage(
-                exchange.principal, tokens=exchange.usage.total_tokens
-            )
+        usage = exchange.billed
+        if exchange.reservation is not None:
+            await self._gateway().settle(exchange.reservation, tokens=usage.total_tokens)
         await self._gateway().audit(
             AuditEvent.for_request(
                 exchange.principal,
@@ -54,8 +52,8 @@ class Audit:
                 source_ip=exchange.source_ip,
                 model=exchange.model,
                 backend=exchange.backend,
-                prompt_tokens=exchange.usage.prompt_tokens,
-                completion_tokens=exchange.usage.completion_tokens,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
                 latency_ms=(time.monotonic() - exchange.started) * 1000,
                 pii_findings=exchange.pii_findings,
             )

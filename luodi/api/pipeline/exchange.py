@@ -26,7 +26,7 @@ from luodi.engine.types import (
 )
 from luodi.errors import ServiceUnavailableError
 from luodi.privacy import ProtectedInput
-from luodi.security import Principal
+from luodi.security import Principal, Reservation
 
 __all__ = [
     "ChatWork",
@@ -110,8 +110,13 @@ class Exchange:
     (its output is then parsed here: thinking, tool calls)."""
     prompt_tokens: int = 0
     """Route: what Limit admits against the quotas (an estimate for upstreams)."""
+    reservation: Reservation | None = None
+    """Limit: the tokens held in the quotas, settled by Audit however the request ends."""
     primed: list[Primed] = field(default_factory=list)
     """Launch: every choice started, with its first event."""
+    generated: int = 0
+    """Launch: completion tokens the engines emitted so far, counted as they come, so a
+    stream the client drops is charged what it was sent."""
     # -- what the audit record says -------------------------------------------------
     prompt: str = ""
     response: list[str] = field(default_factory=list)
@@ -123,6 +128,14 @@ class Exchange:
     """Why the server ended this request early (shutting down), if it did."""
     closed: bool = False
     """Its audit record is written."""
+
+    @property
+    def billed(self) -> Usage:
+        """The usage to charge and audit: the engines' own count, or what was counted on
+        the way when a request ended before its engines reported (a hang-up, an error)."""
+        prompt = self.usage.prompt_tokens or (self.prompt_tokens if self.primed else 0)
+        completion = max(self.usage.completion_tokens, self.generated)
+        return Usage(prompt, completion, self.usage.cached_tokens)
 
     @property
     def priority(self) -> Priority:

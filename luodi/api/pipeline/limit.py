@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from luodi.api.drain import SHUTTING_DOWN, Drain
-from luodi.api.pipeline.exchange import Exchange
+from luodi.api.pipeline.exchange import EmbeddingWork, Exchange
 from luodi.errors import ServiceUnavailableError
 from luodi.security import Gateway
 
@@ -23,11 +23,28 @@ class Limit:
 
     name = "limit"
 
-    def __init__(self, gateway: Callable[[], Gateway], drain: Drain) -> None:
+    def __init__(
+        self, gateway: Callable[[], Gateway], drain: Drain, default_max_tokens: int | None = None
+    ) -> None:
         self._gateway = gateway
         self._drain = drain
+        self._default_max_tokens = default_max_tokens
 
     async def run(self, exchange: Exchange) -> None:
         if self._drain.draining:
             raise ServiceUnavailableError(SHUTTING_DOWN, retry_after=1.0)
-        await self._gateway().admit(exchange.principal, tokens=exchange.prompt_tokens)
+        exchange.reservation = await self._gateway().admit(
+            exchange.principal, tokens=exchange.prompt_tokens, reserve=self._reserve(exchange)
+        )
+
+    def _reserve(self, exchange: Exchange) -> int:
+        """Completion tokens to hold: the limit the client (or the default) set, per choice.
+
+        A request with no limit at all holds none: it may run to the end of the context,
+        and holding that much would refuse every request of a small budget.
+        """
+        work = exchange.work
+        if isinstance(work, EmbeddingWork):
+            return 0
+        limit = work.params.max_tokens or self._default_max_tokens or 0
+        return limit * len(exchange.requests)

@@ -101,9 +101,7 @@ class Pipeline:
 
     async def finish(self, exchange: Exchange) -> None:
         """Charge the real usage and write the allowed record (once)."""
-        await self.audit.record(
-            exchange, Decision.ALLOWED, "; ".join(exchange.notes) or None, charge=True
-        )
+        await self.audit.record(exchange, Decision.ALLOWED, "; ".join(exchange.notes) or None)
 
     @contextlib.asynccontextmanager
     async def guarding(self, exchange: Exchange) -> AsyncIterator[Exchange]:
@@ -139,7 +137,7 @@ def build_pipeline(settings: Settings, state: AppState) -> Pipeline:
         stages.append(Protect(lambda: state.pii))
     stages += [
         Route(settings.engine.default_max_tokens),
-        Limit(gateway, state.drain),
+        Limit(gateway, state.drain, settings.engine.default_max_tokens),
         Launch(),
     ]
     return Pipeline(state, stages, restore=Restore(), audit=Audit(gateway, state.drain))
