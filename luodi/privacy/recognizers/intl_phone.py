@@ -44,10 +44,17 @@ POSSIBLE_SCORE = 0.55
 BARE_SCORE = 0.45
 
 _CANDIDATE = re.compile(
-    r"(?<![0-9A-Za-z+\-.])"  # not glued to a word, a sign or another number
-    r"(?:\+|00)?\(?\d[\d ().\-]{5,24}\d"
+    # The first character alone comes first, so the scan can skip to candidates; the
+    # look-behind then checks it is not glued to a word, a sign or another number.
+    r"[+(0-9](?<![0-9A-Za-z+\-.].)"
+    r"[\d ().\-]{5,24}\d"
     r"(?:[ ]?(?:x|ext\.?|extn\.?|#)[ ]?\d{1,6})?"
     r"(?![0-9A-Za-z])"
+)
+# A mainland mobile as cn_mobile finds it (bare or 3-4-4, after +86/0086 or not).
+_CN_MOBILE = re.compile(
+    r"(?:\+|00)?(?:86[ -]?)?1(?:3\d|4[5-9]|5[0-35-9]|6[2567]|7[0-8]|8\d|9[0-35-9])"
+    r"(?:\d{8}|([ -])\d{4}\1\d{4}|[ -]\d{4}[ -]\d{4})"
 )
 _EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|extn\.?|#)[ ]?\d{1,6}$")
 _GROUP = re.compile(r"\d+")
@@ -77,6 +84,8 @@ _CONTEXT = (
     "微信",
 )
 _MIN_DIGITS = 7
+_MAX_DIGITS = 21  # E.164's 15, an international prefix and a six-digit extension
+_MAX_NATIONAL = 14  # digits of a national number with its trunk prefix, extension apart
 
 
 class IntlPhoneRecognizer:
@@ -102,15 +111,23 @@ class IntlPhoneRecognizer:
         found: list[Finding] = []
         for m in _CANDIDATE.finditer(text):
             raw = m.group()
-            if sum(c.isdigit() for c in raw) < _MIN_DIGITS:
+            digits = sum(c.isdigit() for c in raw)
+            if digits < _MIN_DIGITS or digits > _MAX_DIGITS:
                 continue
+            if not raw.startswith(("+", "00")) and _national_digits(raw) > _MAX_NATIONAL:
+                continue  # a card or an ID, not a national phone number
+            if _CN_MOBILE.fullmatch(raw):
+                continue  # cn_mobile's, on the same span
             if _preceded_by(text, m.start(), _NEGATIVE):
                 continue
+            cued = has_context(text, m.start(), m.end(), _CONTEXT)
+            if not cued and raw.isdigit():
+                continue  # bare digits count only next to a calling word: skip the parse
             judged = self._judge(raw)
             if judged is None:
                 continue
             entity, score, rule = judged
-            if has_context(text, m.start(), m.end(), _CONTEXT):
+            if cued:
                 score = min(1.0, score + CONTEXT_BOOST)
             found.append(Finding(entity, m.start(), m.end(), score, f"{self.name}:{rule}"))
         return found
@@ -162,7 +179,7 @@ def _plausible(number: PhoneNumber) -> bool:
 
 def _entity(number: PhoneNumber) -> str:
     """LANDLINE for a mainland fixed line (the cn_landline type), else PHONE."""
-    if phonenumbers.region_code_for_number(number) == "CN" and (
+    if number.country_code == 86 and (
         phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE
     ):
         return "LANDLINE"
@@ -203,6 +220,12 @@ def _breaks(groups: list[str]) -> set[int]:
         at += len(g)
         out.add(at)
     return out
+
+
+def _national_digits(raw: str) -> int:
+    """Digits of a candidate without its extension."""
+    ext = _EXTENSION.search(raw)
+    return sum(c.isdigit() for c in (raw[: ext.start()] if ext else raw))
 
 
 def _preceded_by(text: str, start: int, words: Sequence[str]) -> bool:
