@@ -104,9 +104,13 @@ def parse_isolated(name: str, data: bytes, limits: ParseLimits) -> list[Block]:
             raise DocumentLimitError(
                 f"{name}: parsing took more than knowledge.parse_cpu_s={limits.cpu_s} seconds"
             )
-        raise DocumentLimitError(
-            f"{name}: the parser failed (exit {child.exitcode}); "
-            f"{_memory_message(name, limits).split(': ', 1)[1]}?"
+        if child.exitcode in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS):
+            # lxml and zlib abort rather than raise when an allocation fails.
+            raise DocumentLimitError(_memory_message(name, limits))
+        raise DocumentLoadError(
+            f"{name}: the parser process ended with exit code {child.exitcode} before "
+            "answering (a script that ingests must guard its entry point with "
+            "if __name__ == '__main__': multiprocessing starts the parser from it)"
         )
     answer = json.loads(payload)
     if "error" in answer:
