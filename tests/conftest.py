@@ -21,6 +21,7 @@ from luodi.engine.llamacpp.default_model import default_model_path
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.llamacpp.model import select_kernels
 from luodi.security import Gateway
+from luodi.security.client_address import UVICORN_PROXY_OPTIONS
 
 # The session engine is batch-invariant, and ggml fixes its kernels at the first matmul
 # of any model in the process (an embedding GGUF test may run first).
@@ -110,7 +111,14 @@ async def served(app: object) -> AsyncIterator[str]:
 
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            **UVICORN_PROXY_OPTIONS,  # as `luodi serve` runs it
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:  # uvicorn has no awaitable for it

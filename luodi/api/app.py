@@ -41,6 +41,7 @@ from luodi.knowledge import KnowledgeService
 from luodi.knowledge.sync import SyncScheduler
 from luodi.privacy import PIIStage
 from luodi.security import Gateway, KeySource, open_model_for_loading
+from luodi.security.local_guard import LocalGuard
 
 __all__ = ["create_app"]
 
@@ -238,6 +239,8 @@ def create_app(
         limits=_body_limits(settings),
         open_paths=_open_paths(settings, app),
     )
+    # With auth off, only this machine may call (DNS rebinding, cross-origin writes).
+    app.add_middleware(LocalGuard, enabled=not settings.security.auth_enabled)
     if settings.server.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -27,11 +27,14 @@ from luodi.security.audit.coverage import request_audit
 if TYPE_CHECKING:
     from luodi.api.state import AppState
 
-__all__ = ["ERROR_KEY", "PRINCIPAL_KEY", "BodyLimits", "RequestGate"]
+__all__ = ["CLIENT_IP_KEY", "PRINCIPAL_KEY", "BodyLimits", "RequestGate"]
 
 
 PRINCIPAL_KEY = "luodi_principal"
 """Where the gate leaves the authenticated Principal in ``request.state``."""
+
+CLIENT_IP_KEY = "luodi_client_ip"
+"""Where the gate leaves the client's address (``security.trusted_proxies``)."""
 
 
 _MB = 1024 * 1024
@@ -90,6 +93,8 @@ class RequestGate:
             status = 400 if not declared.isdigit() else 413
             await error_response(status, message, code="payload_too_large")(scope, receive, send)
             return
+        # X-Forwarded-For counts only from security.trusted_proxies (none by default).
+        scope.setdefault("state", {})[CLIENT_IP_KEY] = self._state().gateway.client_address(scope)
         if path in self._open:
             await self.app(scope, _counted(receive, limit), send)
             return
@@ -116,14 +121,13 @@ class RequestGate:
 
     async def _record(self, scope: Scope, status: int, reason: str | None) -> None:
         """The record of an authenticated request nothing else audited (one per request)."""
-        client = scope.get("client")
         await self._state().gateway.audit(
             AuditEvent.for_request(
                 scope.get("state", {}).get(PRINCIPAL_KEY),
                 endpoint=scope["path"],
                 decision=Decision.ALLOWED if status < 400 else Decision.DENIED,
                 reason=reason,
-                source_ip=client[0] if client else "unknown",
+                source_ip=scope["state"][CLIENT_IP_KEY],
             )
         )
 
@@ -131,8 +135,7 @@ class RequestGate:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
     ) -> bool:
         state = self._state()
-        client = scope.get("client")
-        ip = client[0] if client else "unknown"
+        ip = scope["state"][CLIENT_IP_KEY]
         try:
             principal = await state.gateway.authenticate(headers.get("authorization"), ip)
         except LuodiError as exc:

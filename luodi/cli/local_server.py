@@ -10,6 +10,7 @@ from types import TracebackType
 
 from luodi.config import Settings
 from luodi.errors import ServiceUnavailableError
+from luodi.security.client_address import UVICORN_PROXY_OPTIONS
 
 __all__ = ["LocalServer"]
 
@@ -42,6 +43,7 @@ class LocalServer:
             host="127.0.0.1",
             port=port,
             log_level="error",
+            **UVICORN_PROXY_OPTIONS,
         )
         server = uvicorn.Server(config)
         self._server = server

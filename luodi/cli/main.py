@@ -13,6 +13,7 @@ from rich.console import Console
 
 from luodi.config import Settings, load_settings
 from luodi.errors import ConfigError, LuodiError
+from luodi.security.client_address import UVICORN_PROXY_OPTIONS
 
 __all__ = ["app", "main"]
 
@@ -101,6 +102,7 @@ def serve(
             host=settings.server.host,
             port=settings.server.port,
             log_level=settings.server.log_level,
+            **UVICORN_PROXY_OPTIONS,
         ),
         drain=application.state.luodi.drain,
         drain_timeout_s=settings.server.drain_timeout_s,

@@ -42,12 +42,11 @@ class EngineSettings(BaseModel):
     """Completion tokens for a chat request that sets neither ``max_tokens`` nor
     ``max_completion_tokens``, on every engine (upstreams too). None, as in OpenAI's
     API: up to the end of the context (an upstream is sent no ``max_tokens``; the one
-    policy is ``luodi/engine/planning.py``). Nothing is reserved for them either way: a request takes KV cells as its answer
-    grows, and when the cache is full the newest request of the lowest priority gives
-    its cells back and is computed again later, without repeating what it streamed.
-    A request is preempted at most 3 times. Only a request that alone needs more cells
-    than the cache has ends early, with ``finish_reason`` ``length``, as at the end of
-    the context."""
+    policy is ``luodi/engine/planning.py``). Token quotas reserve this many completion
+    tokens per choice at admission (none when unset). No KV cells are reserved for
+    them either way: a request takes cells as its answer grows, and when the cache is
+    full the newest request of the lowest priority gives its cells back and is
+    computed again later, without repeating what it streamed."""
 
     max_wait_ms: float = Field(default=2.0, ge=0)
     """How long an idle engine waits to gather arrivals into its first batch."""

@@ -40,6 +40,7 @@ from luodi.api.pipeline.protect import Protect
 from luodi.api.pipeline.restore import AnswerRestorer, Restore
 from luodi.api.pipeline.route import Route
 from luodi.api.pipeline.stage import Stage
+from luodi.api.request_gate import CLIENT_IP_KEY
 from luodi.config import Settings
 from luodi.errors import LuodiError
 from luodi.security import Decision, Gateway, Principal
@@ -51,7 +52,12 @@ __all__ = ["Pipeline", "build_pipeline", "client_ip"]
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address as the RequestGate resolved it (trusted proxies only)."""
+    known: str | None = getattr(request.state, CLIENT_IP_KEY, None)
+    if known is not None:
+        return known
+    gateway: Gateway = request.app.state.luodi.gateway
+    return gateway.client_address(request.scope)
 
 
 class Pipeline:
