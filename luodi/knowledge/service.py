@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from luodi.config.knowledge import KnowledgeSettings
 from luodi.embedding import Embedder
 from luodi.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
-from luodi.knowledge.access import Caller, as_caller
+from luodi.knowledge.access import Caller, as_caller, document_tags
 from luodi.knowledge.catalog import (
     ChunkRow,
     CollectionRow,
@@ -53,6 +53,7 @@ from luodi.knowledge.types import (
     Filter,
     Hit,
     IngestReport,
+    Payload,
     Principal,
     Progress,
 )
@@ -242,7 +243,8 @@ class KnowledgeService:
         """Give a collection a tenant, or share or unshare it.
 
         Giving a tenant needs ``kb:<name>:manage``; documents indexed before tenancy
-        (owner "") then belong to that tenant. Sharing needs ``kb:<name>:publish``.
+        (owner "") then belong to that tenant. Sharing or unsharing needs
+        ``kb:<name>:publish`` in the owning tenant (or ``kb:<name>:manage``).
 
         Raises:
             NotFoundError: no such collection, or one the caller does not see.
@@ -257,21 +259,50 @@ class KnowledgeService:
                         f"giving {name!r} a tenant needs permission 'kb:{name}:manage'"
                     )
                 row.tenant = tenant
-                for doc in session.scalars(
-                    select(DocumentRow).where(
-                        DocumentRow.collection == name, DocumentRow.owner == ""
-                    )
-                ):
-                    doc.owner = f"tenant:{tenant}"
+                self._adopt(session, name, f"tenant:{tenant}")
             if shared is not None:
-                if who is not None and not who.publishes(name):
+                owns = who is None or who.manages(name) or row.tenant == who.tenant
+                if who is not None and not (who.publishes(name) and owns):
                     raise PermissionDeniedError(
-                        f"sharing {name!r} needs permission 'kb:{name}:publish'"
+                        f"sharing {name!r} needs permission 'kb:{name}:publish' "
+                        "in the tenant that owns it"
                     )
                 row.shared = shared
             session.commit()
-        self._bm25.pop(name, None)
-        return next(c for c in self.list_collections(caller) if c.name == name)
+            info = CollectionInfo(name, row.owner, row.description, 0, 0, row.tenant, row.shared)
+        visible = [c for c in self.list_collections(caller) if c.name == name]
+        return visible[0] if visible else info
+
+    def _adopt(self, session: Session, collection: str, owner: str) -> None:
+        """Give documents indexed before tenancy (owner "") to ``owner``, keeping the
+        indexes in step: a ``role:`` tag is narrowed to the owner's tenant, so those
+        documents' chunks are re-indexed with their new tags (text from the catalog)."""
+        for doc in session.scalars(
+            select(DocumentRow).where(DocumentRow.collection == collection, DocumentRow.owner == "")
+        ):
+            doc.owner = owner
+            if document_tags("", doc.access) == document_tags(owner, doc.access):
+                continue
+            chunks = list(
+                session.scalars(
+                    select(ChunkRow)
+                    .where(ChunkRow.document_id == doc.id)
+                    .order_by(ChunkRow.position)
+                )
+            )
+            if not chunks:
+                continue
+            texts = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
+            payload = Payload(doc.id, document_tags(owner, doc.access), dict(doc.meta))
+            self._store.upsert(
+                collection,
+                [c.id for c in chunks],
+                self.embedder.embed(texts),
+                [payload] * len(chunks),
+            )
+        session.flush()
+        self._store.flush()
+        self._bm25.pop(collection, None)  # rebuilt from the catalog with the new tags
 
     def drop_collection(self, name: str) -> None:
         """Delete a knowledge base with all its documents, chunks, vectors and sources."""
