@@ -36,6 +36,30 @@ _FORM_OVERHEAD = 64 * 1024
 _MAX_FILES = 100
 
 
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "access": {
+                            "type": "string",
+                            "description": "comma-separated: tenant:<t>, role:<r>, public",
+                        },
+                        "metadata": {"type": "string", "description": "a JSON object"},
+                    },
+                }
+            }
+        },
+    }
+}
+"""The upload's form, documented by hand: the route reads the stream itself."""
+
+
 class UploadTooLargeError(InvalidRequestError):
     """An upload past ``knowledge.max_upload_mb``: refused with 413 before it is all read."""
 
@@ -226,7 +250,7 @@ def build_knowledge_router(service: KnowledgeService, authorize: Authorize) -> A
         )
         return _collection(info)
 
-    @router.post("/{kb}/documents")
+    @router.post("/{kb}/documents", openapi_extra=_UPLOAD_BODY)
     async def upload(kb: str, request: Request) -> dict[str, Any]:
         caller = await authorize(request, f"kb:{kb}:write")
         max_bytes = int(service.settings.max_upload_mb * 1024 * 1024)
