@@ -89,7 +89,8 @@ _MAX_NATIONAL = 14  # digits of a national number with its trunk prefix, extensi
 
 
 class IntlPhoneRecognizer:
-    """International and national-format phone numbers (``PHONE``), by numbering plan.
+    """International and national-format phone numbers by numbering plan: ``PHONE``,
+    or ``LANDLINE`` for a mainland fixed line written with ``+86``.
 
     Args:
         regions: ISO 3166 codes tried, in order, for numbers without a country code.
