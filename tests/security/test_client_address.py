@@ -60,16 +60,9 @@ async def make_app(tmp_path: Path, security: SecuritySettings) -> tuple[Any, Gat
     return app, gateway, secret
 
 
-_NEEDS_GATE_WIRING = pytest.mark.xfail(
-    strict=True,
-    reason="RequestGate (luodi/api/request_gate.py) still authenticates with the TCP peer; "
-    "it must call gateway.client_address(scope): remove this mark once it does",
-)
-
-
 @pytest.mark.parametrize(
     ("trusted", "status"),
-    [([], 403), pytest.param(["127.0.0.1/32"], 200, marks=_NEEDS_GATE_WIRING)],
+    [([], 403), (["127.0.0.1/32"], 200)],
 )
 async def test_forwarded_header_passes_an_allowlist_only_from_a_trusted_proxy(
     tmp_path: Path, trusted: list[str], status: int

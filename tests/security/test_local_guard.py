@@ -92,12 +92,8 @@ async def test_dns_rebinding_to_admin_is_refused(apps: tuple[Any, Any]) -> None:
         assert (await c.get("/admin/users", headers={"Host": "localhost:8000"})).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="create_app does not add LocalGuard yet: remove this mark once it does",
-)
 async def test_create_app_guards_itself_when_auth_is_off(apps: tuple[Any, Any]) -> None:
-    bare, _guarded = apps  # today a rebound name reaches /admin as the anonymous admin
+    bare, _guarded = apps  # the app as create_app builds it, no extra wrapping
     async with client(bare) as c:
         assert (
             await c.get("/admin/users", headers={"Host": "attacker.example"})
