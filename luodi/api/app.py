@@ -40,7 +40,7 @@ from luodi.errors import ConfigError, ModelLoadError, ServiceUnavailableError
 from luodi.knowledge import KnowledgeService
 from luodi.knowledge.sync import SyncScheduler
 from luodi.privacy import PIIStage
-from luodi.security import Gateway, KeySource, open_model_for_loading
+from luodi.security import Gateway, model_opener
 from luodi.security.local_guard import LocalGuard
 
 __all__ = ["create_app"]
@@ -140,10 +140,8 @@ def load_embedded(settings: Settings) -> LocalEngine | None:
     """
     if settings.routing.mode is DeploymentMode.API:
         return None
-    key_source = KeySource.from_settings(settings.security.model_key)
-    engine = build_embedded(
-        settings.engine, opener=lambda path: open_model_for_loading(path, key_source)
-    )
+    # Key file permissions, encrypted-only models and a non-dumpable process apply here.
+    engine = build_embedded(settings.engine, opener=model_opener(settings.security))
     asyncio.run(_start_embedded(engine))
     return engine
 
@@ -245,7 +243,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.server.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     install_error_handlers(app)

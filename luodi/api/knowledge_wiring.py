@@ -9,28 +9,13 @@ from typing import Any
 from fastapi import Request
 
 from luodi.api.gateway import audit_denial, get_principal
+from luodi.api.knowledge_caller import kb_caller
 from luodi.api.state import AppState
 from luodi.errors import LuodiError
 from luodi.knowledge.access import Caller
-from luodi.security import AuditEvent, Gateway, Principal
-from luodi.security.rbac import grants
+from luodi.security import AuditEvent, Gateway
 
 __all__ = ["KnowledgeAudit", "kb_authorizer", "kb_caller"]
-
-
-def kb_caller(principal: Principal) -> Caller:
-    """The knowledge ACL's view of a principal: tenant, roles and its RBAC grants.
-
-    ``kb:<name>:publish`` and ``kb:<name>:manage`` are asked of the principal's
-    permission patterns (``*`` holds both; so does ``kb:<name>:*``).
-    """
-    permissions = principal.permissions
-    return Caller(
-        tenant=principal.tenant or None,
-        roles=frozenset(principal.roles),
-        user=principal.user,
-        may=lambda permission: grants(permissions, permission),
-    )
 
 
 def kb_authorizer(state: AppState) -> Any:

@@ -76,7 +76,9 @@ def _scanner(
             mask_keep_end=pol.mask_keep_end,
             mask_char=pol.mask_char,
         )
-    analyzer = Analyzer(RecognizerRegistry.with_rules(settings.custom_rules))
+    analyzer = Analyzer(
+        RecognizerRegistry.with_rules(settings.custom_rules, phone_regions=settings.phone_regions)
+    )
     secret = settings.hash_secret.get_secret_value().encode() if settings.hash_secret else None
     return FileScanner(analyzer, pol, fields or ()).with_hash_secret(secret)
 

@@ -38,17 +38,23 @@ BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "admin": ("Everything, including keys, users, roles and the audit log.", ("*",)),
     "developer": (
         "Invoke any model, read and write any knowledge base.",
-        ("model:*:invoke", "kb:*:read", "kb:*:write"),
+        ("model:*:invoke", "kb:*:read", "kb:*:write", "pii:use"),
     ),
-    "analyst": ("Invoke any model, read any knowledge base.", ("model:*:invoke", "kb:*:read")),
+    "analyst": (
+        "Invoke any model, read any knowledge base.",
+        ("model:*:invoke", "kb:*:read", "pii:use"),
+    ),
     "auditor": ("Read the audit log; invokes nothing.", ("audit:read",)),
+    "monitor": ("Scrape /metrics and read /health's detail; invokes nothing.", ("metrics:read",)),
 }
 """Role name → (description, permission patterns). Created at start, not editable."""
 
 # Resource → (segment counts allowed, actions): ``model:<name>:invoke``, ``audit:read[:<tenant>]``.
 _SHAPES: dict[str, tuple[frozenset[int], frozenset[str]]] = {
     "model": (frozenset({3}), frozenset({"invoke", "*"})),
-    "kb": (frozenset({3}), frozenset({"read", "write", "*"})),
+    "kb": (frozenset({3}), frozenset({"read", "write", "download", "publish", "manage", "*"})),
+    "metrics": (frozenset({2}), frozenset({"read", "*"})),
+    "pii": (frozenset({2}), frozenset({"use", "*"})),
     "audit": (frozenset({2, 3}), frozenset({"read", "purge", "*"})),
     "keys": (frozenset({2, 3}), frozenset({"manage", "*"})),
     "users": (frozenset({2, 3}), frozenset({"manage", "*"})),
@@ -78,8 +84,9 @@ def validate_permission(pattern: str) -> str:
     if shape is None or len(parts) not in shape[0] or not all(parts):
         raise InvalidRequestError(
             f"invalid permission {pattern!r}: expected one of model:<name>:invoke, "
-            "kb:<name>:read, kb:<name>:write, audit:read[:<tenant>], audit:purge, "
-            "keys:manage[:<tenant>], users:manage[:<tenant>]",
+            "kb:<name>:read|write|download|publish|manage, audit:read[:<tenant>], "
+            "audit:purge, keys:manage[:<tenant>], users:manage[:<tenant>], metrics:read, "
+            "pii:use",
             param="permissions",
         )
     action = parts[-1] if parts[0] not in SCOPED_RESOURCES else parts[1]

@@ -59,6 +59,21 @@ def test_encrypted_model_with_wrong_key_is_refused_in_one_line(tmp_path: Path) -
     assert len(lines) == 1 and "key" in lines[0], result.stderr
 
 
+def test_a_plaintext_model_is_refused_when_encryption_is_required(tmp_path: Path) -> None:
+    plain = _truncated(tmp_path / "small.gguf")
+    env = serve_env(tmp_path, LUODI_SECURITY__REQUIRE_ENCRYPTED_MODELS="true")
+    result = subprocess.run(
+        [*LUODI, "serve", "--model", str(plain), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "encrypt" in lines[0], result.stderr
+
+
 def test_auth_off_refuses_a_public_address(tmp_path: Path) -> None:
     result = subprocess.run(
         [*LUODI, "serve", "--host", "0.0.0.0", "--port", "1"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from luodi.api.knowledge_caller import kb_caller
 from luodi.api.pipeline.exchange import ChatWork, Exchange
 from luodi.errors import ServiceUnavailableError
 from luodi.knowledge import KnowledgeService
@@ -32,7 +33,7 @@ class Ground:
         if knowledge is None:
             raise ServiceUnavailableError("knowledge bases are not available on this server")
         grounded, found = await knowledge.ground(
-            work.messages, work.kb, work.kb_top_k, exchange.principal
+            work.messages, work.kb, work.kb_top_k, kb_caller(exchange.principal)
         )
         work.messages = grounded
         exchange.citations = [dataclasses.asdict(c) for c in found]

@@ -49,6 +49,7 @@ class Protect:
             policy=exchange.principal.pii_policy,
             conversation_id=exchange.conversation_id,
             force=exchange.leaves_premises,
+            owner=exchange.principal,  # pseudonyms are restored only to the key that made them
         )
         _found(exchange, protected)
         return protected.messages or messages
@@ -59,6 +60,7 @@ class Protect:
             policy=exchange.principal.pii_policy,
             conversation_id=exchange.conversation_id,
             force=exchange.leaves_premises,
+            owner=exchange.principal,  # pseudonyms are restored only to the key that made them
         )
         _found(exchange, protected)
         return protected.text if protected.text is not None else text
