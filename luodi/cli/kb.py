@@ -77,25 +77,59 @@ def _print_report(report: IngestReport) -> None:
 def create(
     name: str,
     description: Annotated[str, typer.Option(help="What the collection holds.")] = "",
-    owner: Annotated[str, typer.Option(help="Owning user or department.")] = "",
+    tenant: Annotated[
+        str, typer.Option(help="Tenant that owns it; empty: only kb managers see it.")
+    ] = "",
+    shared: Annotated[bool, typer.Option(help="Readable by every tenant's readers.")] = False,
+    owner: Annotated[str, typer.Option(hidden=True, help="Old name of --tenant.")] = "",
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Create an empty knowledge base."""
+    """Create an empty knowledge base, owned by a tenant (or shared by all)."""
     try:
-        _service(config, data_dir).create_collection(name, owner, description)
+        _service(config, data_dir).create_collection(
+            name, tenant or owner, description, shared=shared
+        )
     except LuodiError as exc:
         raise _fail(exc) from exc
     typer.echo(f"created {name}")
 
 
+@app.command()
+def assign(
+    name: str,
+    tenant: Annotated[str | None, typer.Option(help="Give the collection to this tenant.")] = None,
+    shared: Annotated[
+        bool | None, typer.Option("--shared/--private", help="Share it with every tenant, or not.")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Give a collection a tenant (collections made before tenancy have none), or share it."""
+    if tenant is None and shared is None:
+        typer.echo("error: say --tenant, --shared or --private", err=True)
+        raise typer.Exit(2)
+    try:
+        info = _service(config, data_dir).update_collection(
+            name, caller=None, tenant=tenant, shared=shared
+        )
+    except LuodiError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"{name}: tenant {info.tenant or '-'}, {'shared' if info.shared else 'private'}")
+
+
 @app.command("list")
 def list_(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List knowledge bases."""
-    table = Table("name", "owner", "documents", "chunks", "description")
+    table = Table("name", "tenant", "shared", "documents", "chunks", "description")
     for info in _service(config, data_dir).list_collections():
         table.add_row(
-            info.name, info.owner, str(info.documents), str(info.chunks), info.description
+            info.name,
+            info.tenant or "-",
+            "yes" if info.shared else "no",
+            str(info.documents),
+            str(info.chunks),
+            info.description,
         )
     Console().print(table)
 

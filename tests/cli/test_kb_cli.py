@@ -34,3 +34,19 @@ def test_unknown_collection_fails_with_message(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["search", "nope", "x", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "not found" in result.output
+
+
+def test_collections_get_a_tenant_and_can_be_shared(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(app, ["create", "hr", "--tenant", "acme", *data]).exit_code == 0
+    assert runner.invoke(app, ["create", "legacy", *data]).exit_code == 0  # as before tenancy
+    assigned = runner.invoke(app, ["assign", "legacy", "--tenant", "globex", "--shared", *data])
+    assert assigned.exit_code == 0, assigned.output
+    assert "tenant globex, shared" in assigned.output
+    listed = runner.invoke(app, ["list", *data], terminal_width=200).output
+    rows = {line.split()[1]: line for line in listed.splitlines() if "│" in line[:3]}
+    assert "acme" in rows["hr"] and "no" in rows["hr"]
+    assert "globex" in rows["legacy"] and "yes" in rows["legacy"]
+    nothing = runner.invoke(app, ["assign", "hr", *data])
+    assert nothing.exit_code == 2 and "--tenant" in nothing.output
