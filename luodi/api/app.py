@@ -179,10 +179,12 @@ def create_app(
         else:
             _load_embedder(state, settings)
         scheduler = _start_knowledge(state, settings)
+        lent: list[tuple[LocalEngine, Any]] = []  # engines passed in, and their observer before
         if not owned:
             state.engines.update(engines or {})
             for name, engine in state.engines.items():
                 if isinstance(engine, LocalEngine):
+                    lent.append((engine, engine.observer))
                     engine.observer = metrics.observer("llamacpp", name)
         elif settings.routing.mode is not DeploymentMode.API:
             embedded = embedded or build_embedded(settings.engine)
@@ -221,6 +223,8 @@ def create_app(
                 await state.pii.close()
             if gateway is None:
                 await state.gateway.close()
+            for engine, observer in lent:  # the engine outlives this app: hand its metrics back
+                engine.observer = observer
 
     app = FastAPI(
         title="luodi",

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import jsonschema
@@ -261,9 +262,26 @@ def validate_json_output(text: str, schema: Mapping[str, Any]) -> list[str]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         return [f"not valid JSON: {exc}"]
-    cls = jsonschema.validators.validator_for(schema)
+    base = jsonschema.validators.validator_for(schema)
+    # multipleOf in decimal: 0.59 is a multiple of 0.01, though 0.59 / 0.01 in binary
+    # floating point is 58.99999999999999 and jsonschema's own check says it is not.
+    cls = jsonschema.validators.extend(base, {"multipleOf": _multiple_of})
     # Formats too: sampling enforces date, time, email, uuid... (jsonschema skips a format
     # it has no checker for, e.g. date-time without rfc3339-validator installed).
-    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    validator = cls(schema, format_checker=base.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors]
+
+
+def _multiple_of(
+    validator: Any, divisor: Any, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    """``multipleOf`` checked on the numbers as written (decimal), not as binary floats."""
+    if not validator.is_type(instance, "number") or isinstance(divisor, bool):
+        return
+    try:
+        remainder = Decimal(str(instance)) % Decimal(str(divisor))
+    except (InvalidOperation, ValueError):
+        remainder = None
+    if remainder is None or remainder != 0:
+        yield jsonschema.ValidationError(f"{instance!r} is not a multiple of {divisor}")

@@ -52,7 +52,7 @@ async def test_a_dropped_stream_is_charged_and_audited_with_what_it_was_sent(
     live_server: LiveServer,
 ) -> None:
     user = "usage-dropper"
-    key = make_key(live_server.gateway, user, ["developer"], limits=Limits(tokens_per_minute=200))
+    key = make_key(live_server.gateway, user, ["developer"], limits=Limits(tokens_per_day=200))
     await _drop_after(live_server, key, 40)
     (record,) = await _records(live_server, user, 1)
     assert record["completion_tokens"] >= 40  # was 0: dropped streams went unbilled
@@ -70,12 +70,12 @@ async def test_a_dropped_stream_is_charged_and_audited_with_what_it_was_sent(
             headers={"Authorization": f"Bearer {key}"},
         )
     assert resp.status_code == 429
-    assert "tokens per minute" in resp.json()["error"]["message"]
+    assert "tokens per day" in resp.json()["error"]["message"]
 
 
 async def test_concurrent_requests_reserve_their_max_tokens(live_server: LiveServer) -> None:
     user = "usage-burst"
-    key = make_key(live_server.gateway, user, ["developer"], limits=Limits(tokens_per_minute=100))
+    key = make_key(live_server.gateway, user, ["developer"], limits=Limits(tokens_per_day=100))
     body = {
         "model": live_server.model,
         "messages": [{"role": "user", "content": "Hi"}],

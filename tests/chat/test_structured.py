@@ -319,3 +319,9 @@ def test_llguidance_takes_every_grammar_luodi_builds_on_the_model_vocabulary() -
             assert not matcher.is_error(), (matcher.get_error(), grammar)
     finally:
         llama_cpp.llama_model_free(model)
+
+
+@pytest.mark.parametrize(("value", "ok"), [("0.59", True), ("1.1", True), ("0.595", False)])
+def test_multiple_of_is_checked_in_decimal_not_binary_floats(value: str, ok: bool) -> None:
+    schema = {"type": "object", "properties": {"p": {"type": "number", "multipleOf": 0.01}}}
+    assert (validate_json_output(f'{{"p": {value}}}', schema) == []) is ok

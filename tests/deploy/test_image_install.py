@@ -269,7 +269,7 @@ def test_image_install_serves_with_postgresql_and_redis(
     headers = {"Authorization": f"Bearer {key}"}
 
     with ServerProcess(env, luodi=luodi) as server:
-        model = httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"]
+        model = httpx.get(f"{server.url}/v1/models", headers=headers).json()["data"][0]["id"]
         body = {"model": model, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
         url = f"{server.url}/v1/completions"
         assert httpx.post(url, json=body).status_code == 401

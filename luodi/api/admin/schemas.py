@@ -19,9 +19,10 @@ __all__ = [
 class LimitsBody(BaseModel):
     """Optional limits; omitted fields fall back to the configured defaults."""
 
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_day: int | None = Field(default=None, ge=1)
+    # The columns' sizes (INTEGER, BIGINT in PostgreSQL): a larger value is a 400, not a 500.
+    requests_per_minute: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    tokens_per_minute: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    tokens_per_day: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
 
 class KeyCreate(BaseModel):
