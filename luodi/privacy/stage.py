@@ -41,6 +41,7 @@ class ProtectedInput:
     Attributes:
         messages: masked copies of the chat messages (None for ``protect_text``).
         text: the masked text (None for ``protect_messages``).
+        value: the masked copy of a JSON value (``protect_json``; None otherwise).
         findings: entity type -> count found in the input (for the audit record).
         policy: name of the policy applied.
         conversation_id: the conversation whose pseudonyms were used (as the caller
@@ -52,6 +53,7 @@ class ProtectedInput:
     findings: dict[str, int]
     policy: str
     conversation_id: str
+    value: Any = None
     _mapping: dict[str, str] = field(default_factory=dict, repr=False)
     _masker: OutputMasker | None = field(default=None, repr=False)
 
@@ -175,6 +177,37 @@ class PIIStage:
         result.text = done[0].text
         return result
 
+    async def protect_json(
+        self,
+        value: Any,
+        *,
+        policy: str | None = None,
+        conversation_id: str,
+        owner: PseudonymOwner | None = None,
+        force: bool = False,
+    ) -> ProtectedInput:
+        """Protect every string leaf of a JSON value (tool definitions, a response_format
+        schema, stop strings, template arguments); keys and structure are kept.
+
+        A leaf without findings comes back unchanged, so schema vocabulary ("object",
+        "string") passes as it is. ``ProtectedInput.value`` is the masked copy.
+
+        Raises:
+            PIIBlockedError: a leaf holds an entity the policy blocks.
+            PIIUnavailableError: detection failed or timed out.
+        """
+        box = [copy.deepcopy(value)]
+        holes: list[tuple[Any, Any]] = []
+        _collect_leaves(box, 0, holes)
+        pol = self.policy(policy, force=force)
+        done, result = await self._protect(
+            [str(c[k]) for c, k in holes], pol, conversation_id, owner, force=force
+        )
+        for (container, key), new in zip(holes, done, strict=True):
+            container[key] = new.text
+        result.value = box[0]
+        return result
+
     async def protect_messages(
         self,
         messages: list[dict[str, Any]],
@@ -184,8 +217,9 @@ class PIIStage:
         owner: PseudonymOwner | None = None,
         force: bool = False,
     ) -> ProtectedInput:
-        """Protect OpenAI chat messages: string or text-part contents, ``role: tool``
-        contents and assistant ``tool_calls[].function.arguments`` (JSON string leaves).
+        """Protect OpenAI chat messages: every string a message carries but its ``role``
+        and parts' ``type`` (contents, text parts, ``name``, ``reasoning_content``,
+        tool-call ids and names, ``function.arguments`` by its JSON string leaves).
 
         The input list is not modified; ``ProtectedInput.messages`` holds masked copies.
 
@@ -372,25 +406,59 @@ class PIIStage:
         return mask
 
 
+_VOCABULARY = frozenset({"role", "type"})
+"""Message and part keys whose values are protocol words, not client text."""
+
+
 def _collect_message(
     message: dict[str, Any], holes: list[tuple[Any, Any]], finishers: list[Callable[[], None]]
 ) -> None:
-    """Record every text-bearing place of one chat message as (container, key)."""
-    content = message.get("content")
-    if isinstance(content, str):
-        holes.append((message, "content"))
-    elif isinstance(content, list):
-        for part in content:
-            if (
-                isinstance(part, dict)
-                and part.get("type") == "text"
-                and isinstance(part.get("text"), str)
-            ):
-                holes.append((part, "text"))
-    for call in message.get("tool_calls") or ():
-        fn = call.get("function") if isinstance(call, dict) else None
-        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-            _collect_json(fn, "arguments", holes, finishers)
+    """Record every text-bearing place of one chat message as (container, key).
+
+    Everything but ``role`` and a part's ``type``: a field the gateway does not know
+    (a new OpenAI field) is masked too rather than let through unseen.
+    """
+    for key, value in message.items():
+        if key == "role":
+            continue
+        if key == "tool_calls" and isinstance(value, list):
+            for call in value:
+                if not isinstance(call, dict):
+                    continue
+                for ck, cv in call.items():
+                    fn = cv if ck == "function" and isinstance(cv, dict) else None
+                    if fn is None:
+                        if ck != "type":
+                            _collect_leaves(call, ck, holes)
+                        continue
+                    for fk in fn:
+                        if fk == "arguments" and isinstance(fn[fk], str):
+                            _collect_json(fn, "arguments", holes, finishers)
+                        else:
+                            _collect_leaves(fn, fk, holes)
+            continue
+        if key == "content" and isinstance(value, list):
+            for part in value:
+                if isinstance(part, dict):
+                    for pk in part:
+                        if pk not in _VOCABULARY:
+                            _collect_leaves(part, pk, holes)
+            continue
+        _collect_leaves(message, key, holes)
+
+
+def _collect_leaves(container: Any, key: Any, holes: list[tuple[Any, Any]]) -> None:
+    """Record every string leaf under ``container[key]``."""
+    stack: list[tuple[Any, Any]] = [(container, key)]
+    while stack:
+        parent, k = stack.pop()
+        value = parent[k]
+        if isinstance(value, str):
+            holes.append((parent, k))
+        elif isinstance(value, dict):
+            stack.extend((value, kk) for kk in value)
+        elif isinstance(value, list):
+            stack.extend((value, i) for i in range(len(value)))
 
 
 def _collect_json(

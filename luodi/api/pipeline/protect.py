@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from luodi.api.pipeline.exchange import ChatWork, CompletionWork, EmbeddingWork, Exchange
 from luodi.engine.base import TextEngine
 from luodi.errors import InvalidRequestError
-from luodi.privacy import PIIStage, ProtectedInput
+from luodi.privacy import PIIBlockedError, PIIStage, ProtectedInput
 
 __all__ = ["Protect"]
+
+_J = TypeVar("_J")
 
 
 class Protect:
@@ -34,8 +36,15 @@ class Protect:
             return
         work = exchange.work
         if isinstance(work, ChatWork):
+            if exchange.leaves_premises:
+                _refuse_unmaskable(work.messages)
+            # Everything else that is sent along is client text too: tool definitions,
+            # the response_format schema, template arguments, stop strings.
+            work.options = await self._json(stage, exchange, work.options)
+            work.params.stop = await self._json(stage, exchange, work.params.stop)
             work.messages = await self._messages(stage, exchange, work.messages)
         elif isinstance(work, CompletionWork):
+            work.params.stop = await self._json(stage, exchange, work.params.stop)
             work.prompts = [await self._prompt(stage, exchange, p) for p in work.prompts]
         elif isinstance(work, EmbeddingWork):
             work.texts = [await self._text(stage, exchange, t) for t in work.texts]
@@ -53,6 +62,20 @@ class Protect:
         )
         _found(exchange, protected)
         return protected.messages or messages
+
+    async def _json(self, stage: PIIStage, exchange: Exchange, value: _J) -> _J:
+        if not value:
+            return value
+        protected = await stage.protect_json(
+            value,
+            policy=exchange.principal.pii_policy,
+            conversation_id=exchange.conversation_id,
+            force=exchange.leaves_premises,
+            owner=exchange.principal,
+        )
+        _found(exchange, protected)
+        masked: _J = protected.value
+        return masked
 
     async def _text(self, stage: PIIStage, exchange: Exchange, text: str) -> str:
         protected = await stage.protect_text(
@@ -85,3 +108,22 @@ def _found(exchange: Exchange, protected: ProtectedInput) -> None:
     exchange.protected.append(protected)
     for entity, count in protected.findings.items():
         exchange.pii_findings[entity] = exchange.pii_findings.get(entity, 0) + count
+
+
+def _refuse_unmaskable(messages: list[dict[str, Any]]) -> None:
+    """Refuse content parts bound off the premises that text detection cannot inspect.
+
+    An image or audio part can carry a face, a signature or a scanned ID card; nothing
+    here can mask it, so a request that would send one to a cloud backend fails closed.
+    """
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind != "text":
+                raise PIIBlockedError(
+                    [f"messages[{index}] {kind or 'non-text'} content"],
+                    policy="off-premises: only text can be masked",
+                )
