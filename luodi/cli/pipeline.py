@@ -1,0 +1,135 @@
+"""``luodi pipeline run PIPELINE.yaml``: clean, dedup, filter and protect a JSONL dataset."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Collection
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from luodi.config import load_settings
+from luodi.errors import ConfigError, LuodiError
+from luodi.pipeline import LocalRunner, StageContext, StageTotals, load_pipeline
+from luodi.pipeline.spec import PIISpec
+from luodi.privacy import Analyzer, Anonymizer, OperatorContext, RecognizerRegistry
+
+__all__ = ["PrivacyScrubber", "app", "privacy_scrubber"]
+
+app = typer.Typer(help="Run data pipelines over JSONL records.", no_args_is_help=True)
+
+
+@app.callback()
+def _group() -> None:
+    """Run data pipelines over JSONL records."""
+
+
+class PrivacyScrubber:
+    """The pipeline's ``Scrubber`` over luodi.privacy: analyzer, then anonymizer operators.
+
+    redact → ``<ID_CARD>`` type tags; pseudonymize → ``<PHONE:hmac>`` with the configured
+    ``privacy.hash_secret`` (equal values, equal pseudonyms across the dataset), else
+    ``<PHONE_1>`` tags numbered within each record.
+    """
+
+    def __init__(self, analyzer: Analyzer, min_score: float, secret: bytes | None) -> None:
+        self.analyzer = analyzer
+        self.min_score = min_score
+        self.secret = secret
+
+    def entities(self, text: str, only: Collection[str] | None) -> list[str]:
+        found = self.analyzer.analyze(text, entities=only, min_score=self.min_score)
+        return [f.entity_type for f in found]
+
+    def scrub(
+        self, text: str, action: str, only: Collection[str] | None
+    ) -> tuple[str, dict[str, int]]:
+        findings = self.analyzer.analyze(text, entities=only, min_score=self.min_score)
+        if not findings:
+            return text, {}
+        operator = "type_tag" if action == "redact" else "hash" if self.secret else "replace"
+        result = Anonymizer(OperatorContext(hash_secret=self.secret)).anonymize(
+            text, findings, operator
+        )
+        return result.text, result.counts()
+
+
+def privacy_scrubber(config: Path | None, spec: PIISpec) -> PrivacyScrubber:
+    """Built in every worker process (module level, so the pool can pickle it)."""
+    privacy = load_settings(config).privacy
+    registry = RecognizerRegistry.with_rules(
+        privacy.custom_rules, phone_regions=privacy.phone_regions
+    )
+    secret = privacy.hash_secret.get_secret_value().encode() if privacy.hash_secret else None
+    return PrivacyScrubber(Analyzer(registry), spec.min_score, secret)
+
+
+class _StageBars:
+    """One progress line per stage: records in → out."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            disable=not sys.stderr.isatty(),
+        )
+        self.tasks: list[TaskID] = [
+            self.bar.add_task(f"{i + 1}. {name}", total=None, counts="")
+            for i, name in enumerate(names)
+        ]
+
+    def update(self, shard: int, totals: list[StageTotals]) -> None:
+        for task, t in zip(self.tasks, totals, strict=True):
+            self.bar.update(task, counts=f"{t.records_in:>10,} in {t.records_out:>10,} out")
+
+
+def _table(summary: dict[str, object]) -> Table:
+    table = Table(title=f"{summary['records_in']} records in, {summary['records_out']} kept")
+    for col in ("stage", "in", "out", "top reasons"):
+        table.add_column(col, justify="right" if col in ("in", "out") else "left")
+    stages = summary["stages"]
+    assert isinstance(stages, list)
+    for s in stages:
+        reasons = ", ".join(f"{k} {v}" for k, v in list(s["dropped"].items())[:3])
+        table.add_row(s["name"], str(s["in"]), str(s["out"]), reasons)
+    return table
+
+
+@app.command()
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.", show_default=False)],
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: the file's, else one per core).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="luodi config (privacy settings).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+) -> None:
+    """Run PIPELINE: kept records to its output, rejected.jsonl and summary.json beside it."""
+    try:
+        spec = load_pipeline(pipeline)
+        if workers is not None and workers < 1:
+            raise ConfigError("--workers must be at least 1")
+        ctx = StageContext(scrubber_factory=functools.partial(privacy_scrubber, config))
+        bars = _StageBars([s.stage for s in spec.stages])
+        runner = LocalRunner(
+            spec, ctx, workers=workers, progress=bars.update, pipeline_file=pipeline
+        )
+        with bars.bar:
+            summary = runner.run()
+    except LuodiError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from exc
+    if json_out:
+        typer.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        Console().print(_table(summary))
