@@ -1,4 +1,4 @@
-"""``luodi eval``: capability of any OpenAI-compatible endpoint (cost and compliance next)."""
+"""``luodi eval``: capability of any OpenAI-compatible endpoint, and cost (TCO)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,18 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from luodi.errors import ConfigError
 from luodi.evaluation.cache import ResponseCache
 from luodi.evaluation.capability import CapabilityResult, run_generate, run_loglikelihood
+from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
+from luodi.evaluation.gguf_memory import model_memory
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.tasks import load_task
 
-__all__ = ["app", "capability", "gguf_tokenizer"]
+__all__ = ["app", "capability", "cost", "gguf_tokenizer"]
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -120,3 +123,77 @@ def capability(
         f"{loaded.name} ({mode}, n={result.n}): acc {result.acc:.3f}{norm}"
         f"  [{result.requests_sent} requests, {result.cache_hits} cached] → {out}"
     )
+
+
+@app.command()
+def cost(
+    bench: Annotated[Path, typer.Option(help="A `luodi bench` JSON file (measured tokens/s).")],
+    out: Annotated[Path, typer.Option(help="Where to write the cost JSON.")],
+    prices: Annotated[
+        Path | None, typer.Option(help="Price sheet YAML (default: the bundled, dated one).")
+    ] = None,
+    gguf: Annotated[
+        Path | None, typer.Option(help="GGUF file: weight and KV bytes, what fits.")
+    ] = None,
+    kv_type: Annotated[str, typer.Option(help="KV cache type the server runs.")] = "q8_0",
+    memory_gb: Annotated[
+        float, typer.Option(help="GPU or RAM size for the sequences-that-fit figure.")
+    ] = 141.0,
+    sequence_tokens: Annotated[int, typer.Option(min=1, help="Tokens per sequence.")] = 4096,
+    volume: Annotated[
+        list[float] | None,
+        typer.Option(help="Output tokens/day to price (repeat; default 1e5..1e10)."),
+    ] = None,
+) -> None:
+    """Cost per million tokens private vs API, break-even volume, and model memory."""
+    sheet = load_prices(prices)
+    peak, concurrency, bench_model = measured_throughput(bench)
+    model = CostModel(sheet, peak)
+    volumes = volume or [10.0**e for e in range(5, 11)]
+    result = model.summary(volumes) | {
+        "bench": {"file": str(bench), "model": bench_model, "best_concurrency": concurrency}
+    }
+    if gguf is not None:
+        mem = model_memory(gguf, kv_type=kv_type)
+        result["memory"] = mem.to_json() | {
+            "memory_bytes": memory_gb * 1e9,
+            "sequence_tokens": sequence_tokens,
+            "sequences_that_fit": mem.sequences_that_fit(memory_gb * 1e9, sequence_tokens),
+        }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+    cur = sheet.currency
+    table = Table(title=f"luodi eval cost (prices of {sheet.taken_on}, {cur})")
+    for col in ("output tokens/day", "private", "hybrid", "api"):
+        table.add_column(col, justify="right")
+    for row in result["daily_cost_by_volume"]:
+        table.add_row(
+            f"{row['output_tokens_per_day']:.3g}",
+            *(f"{row[m]:,.2f}" for m in ("private", "hybrid", "api")),
+        )
+    out_console = Console()
+    out_console.print(table)
+    per_m = result["per_million_output_tokens"]
+    even = result["break_even_output_tokens_per_day"]
+    out_console.print(
+        f"measured {peak:.1f} output tok/s (concurrency {concurrency}) at"
+        f" {sheet.workload.target_utilisation:.0%}: {model.capacity_per_day:.3g} tokens/day;"
+        f" per million output tokens: private {per_m['private']:.2f}, api {per_m['api']:.2f} {cur}"
+    )
+    out_console.print(
+        f"break-even: {even:.3g} output tokens/day"
+        if even is not None
+        else "break-even: none; one server at target utilisation costs more than the API"
+    )
+    if gguf is not None:
+        m = result["memory"]
+        out_console.print(
+            f"{m['file']}: {m['parameters'] / 1e9:.2f}B params, weights"
+            f" {m['weight_bytes'] / 1e9:.2f} GB ({m['bits_per_weight']:.2f} bits/weight;"
+            f" F16 {m['weights_as']['f16'] / 1e9:.2f} GB), KV {m['kv_bytes_per_token']:.0f}"
+            f" B/token ({kv_type}; without GQA {m['kv_bytes_per_token_without_gqa']:.0f});"
+            f" {m['sequences_that_fit']} sequences of {sequence_tokens} tokens fit in"
+            f" {memory_gb:g} GB"
+        )
+    out_console.print(f"written to {out}")
