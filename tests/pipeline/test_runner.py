@@ -1,0 +1,172 @@
+"""The local runner: contract files, cross-shard dedup on a pool, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from luodi.cli.pipeline import app
+from luodi.pipeline import LocalRunner, StageTotals, load_pipeline
+from tests.pipeline.conftest import EN, ID_NUMBER, ZH, read_jsonl, write_jsonl, write_pipeline
+
+STAGES: list[dict[str, Any]] = [
+    {"stage": "normalize"},
+    {"stage": "dedup_exact"},
+    {"stage": "dedup_near", "threshold": 0.6},
+    {"stage": "quality"},
+]
+
+
+def corpus(n: int) -> list[dict[str, Any]]:
+    """n records: distinct sentences, with exact and edited copies far apart (other shards)."""
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        if i % 10 == 7:
+            text = out[i - 7]["text"]  # exact copy, seven records back
+        elif i % 10 == 9:
+            text = out[i - 9]["text"].replace("number", "count")  # a near copy
+        elif i % 2:
+            text = f"{ZH[i % 3]}这是第{i}号记录，内容编号{i * 7919 % 10007}，用于测试。"
+        else:
+            text = f"{EN[i % 3]} This is record number {i} with tag {i * 7919 % 10007} in it."
+        out.append({"id": f"doc{i}", "text": text, "source": "test"})
+    return out
+
+
+def run_cli(pipeline: Path, *args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["run", str(pipeline), *args])
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads((pipeline.parent / "out" / "summary.json").read_text())
+    return summary
+
+
+def test_contract_files_and_counts(tmp_path: Path) -> None:
+    write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"id": "a", "text": EN[0], "license": "cc-by-4.0"},
+            {"id": "b", "text": EN[0], "license": "cc-by-4.0"},
+            {"id": "c", "text": f"{ZH[0]}身份证{ID_NUMBER}。", "license": "cc-by-4.0"},
+            {"id": "d", "text": ZH[1]},
+        ],
+    )
+    stages = [*STAGES, {"stage": "language"}, {"stage": "pii", "action": "redact"}]
+    stages.append({"stage": "compliance"})
+    summary = run_cli(write_pipeline(tmp_path, stages, shard_size=2), "--workers", "1")
+    kept = read_jsonl(tmp_path / "out" / "kept.jsonl")
+    assert [r["id"] for r in kept] == ["a", "c"]
+    assert kept[0]["license"] == "cc-by-4.0" and kept[0]["language"] == "en"  # metadata kept
+    assert ID_NUMBER not in kept[1]["text"]
+    rejected = read_jsonl(tmp_path / "out" / "rejected.jsonl")
+    assert [(r["record"]["id"], r["stage"], r["reason"]) for r in rejected] == [
+        ("b", "dedup_exact", "exact_dup"),
+        ("d", "compliance", "license"),
+    ]
+    counts = [(s["name"], s["in"], s["out"]) for s in summary["stages"]]
+    assert counts[0] == ("normalize", 4, 4) and counts[-1] == ("compliance", 3, 2)
+    assert summary["records_in"] == 4 and summary["records_out"] == 2
+    checks = {row["check"]: row for row in summary["compliance"]}
+    assert (
+        checks["pii"]["removed"] >= 1 and "Art. 5(1)(c) data minimisation" in checks["pii"]["gdpr"]
+    )
+    assert checks["license"]["failed"] == 1
+    assert not (tmp_path / "out" / "kept.jsonl.work").exists()
+
+
+def test_pool_dedups_across_shards_like_one_process(tmp_path: Path) -> None:
+    results = []
+    for workers in (1, 2):
+        folder = tmp_path / f"w{workers}"
+        folder.mkdir()
+        write_jsonl(folder / "in.jsonl", corpus(200))
+        summary = run_cli(write_pipeline(folder, STAGES, shard_size=6), "--workers", str(workers))
+        results.append(((folder / "out" / "kept.jsonl").read_text(), summary["stages"]))
+    assert results[0] == results[1]
+    kept = [json.loads(line)["text"] for line in results[0][0].splitlines()]
+    assert len(kept) == len(set(kept))
+    dropped = {s["name"]: s["dropped"] for s in results[0][1]}
+    assert dropped["dedup_exact"] == {"exact_dup": 20}  # every copy, though 7 records back
+    assert dropped["dedup_near"]["near_dup"] >= 18
+
+
+def test_resume_after_a_crash_gives_the_same_output(tmp_path: Path) -> None:
+    reference = tmp_path / "ref"
+    crashed = tmp_path / "crash"
+    for folder in (reference, crashed):
+        folder.mkdir()
+        write_jsonl(folder / "in.jsonl", corpus(120))
+        write_pipeline(folder, STAGES, shard_size=10)
+    LocalRunner(load_pipeline(reference / "pipeline.yaml"), workers=1).run()
+
+    def crash_after_third(shard: int, totals: list[StageTotals]) -> None:
+        if shard == 2:
+            raise KeyboardInterrupt
+
+    spec = load_pipeline(crashed / "pipeline.yaml")
+    with pytest.raises(KeyboardInterrupt):
+        LocalRunner(spec, workers=1, progress=crash_after_third).run()
+    LocalRunner(spec, workers=1).run()
+    for name in ("kept.jsonl", "rejected.jsonl"):
+        assert (crashed / "out" / name).read_text() == (reference / "out" / name).read_text()
+
+
+def test_killed_run_resumes_without_duplicates(tmp_path: Path) -> None:
+    reference = tmp_path / "ref"
+    killed = tmp_path / "killed"
+    for folder in (reference, killed):
+        folder.mkdir()
+        write_jsonl(folder / "in.jsonl", corpus(4000))
+        write_pipeline(folder, STAGES, shard_size=100)
+    LocalRunner(load_pipeline(reference / "pipeline.yaml"), workers=1).run()
+
+    cmd = [sys.executable, "-m", "luodi.cli", "pipeline", "run", "pipeline.yaml", "--workers", "2"]
+    proc = subprocess.Popen(cmd, cwd=killed, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    checkpoint = killed / "out" / "kept.jsonl.work" / "checkpoint.pkl"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling another process's file: nothing to await
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "out" / "kept.jsonl").exists(), "the run finished before the kill"
+
+    result = subprocess.run(cmd, cwd=killed, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for name in ("kept.jsonl", "rejected.jsonl"):
+        assert (killed / "out" / name).read_text() == (reference / "out" / name).read_text()
+    ids = [r["id"] for r in read_jsonl(killed / "out" / "kept.jsonl")]
+    assert len(ids) == len(set(ids))
+
+
+def test_residue_with_stop_fails_the_run(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in.jsonl", [{"id": "x", "text": f"{ZH[0]}证件号{ID_NUMBER}。"}])
+    stages = [{"stage": "pii", "action": "redact", "entities": ["PHONE"], "on_residue": "stop"}]
+    result = CliRunner().invoke(
+        app, ["run", str(write_pipeline(tmp_path, stages)), "--workers", "2"]
+    )
+    assert result.exit_code == 1
+    assert "PII residue" in result.output and "ID_CARD" in result.output
+    assert not (tmp_path / "out" / "kept.jsonl").exists()
+
+
+def test_a_different_pipeline_will_not_resume_anothers_work(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in.jsonl", corpus(30))
+    spec = load_pipeline(write_pipeline(tmp_path, STAGES, shard_size=5))
+
+    def crash(shard: int, totals: list[StageTotals]) -> None:
+        if shard == 1:  # after shard 0's checkpoint
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        LocalRunner(spec, workers=1, progress=crash).run()
+    other = write_pipeline(tmp_path, STAGES[:2], shard_size=5)
+    result = CliRunner().invoke(app, ["run", str(other), "--workers", "1"])
+    assert result.exit_code == 2 and "different pipeline" in result.output
