@@ -1,4 +1,4 @@
-"""``luodi eval``: capability of any OpenAI-compatible endpoint, and cost (TCO)."""
+"""``luodi eval``: capability of any OpenAI-compatible endpoint, cost (TCO), compliance."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from luodi.config import load_settings
 from luodi.errors import ConfigError
 from luodi.evaluation.cache import ResponseCache
 from luodi.evaluation.capability import CapabilityResult, run_generate, run_loglikelihood
+from luodi.evaluation.compliance import Declarations, run_checklist
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.gguf_memory import model_memory
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.tasks import load_task
 
-__all__ = ["app", "capability", "cost", "gguf_tokenizer"]
+__all__ = ["app", "capability", "compliance", "cost", "gguf_tokenizer"]
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -197,3 +199,73 @@ def cost(
             f" {memory_gb:g} GB"
         )
     out_console.print(f"written to {out}")
+
+
+def _declarations(path: Path | None, audit_report: Path | None) -> Declarations:
+    import yaml  # type: ignore[import-untyped]
+
+    raw: dict[str, object] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: cannot read declarations ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: declarations must be a mapping")
+        known = {"tls_terminated_by", "backups", "cross_border_basis"}
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise ConfigError(f"{path}: unknown keys {unknown}; known: {sorted(known)}")
+        raw.update({k: str(v) for k, v in loaded.items() if v is not None})
+    if audit_report is not None:
+        try:
+            raw["audit_verified"] = json.loads(audit_report.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{audit_report}: not a luodi audit verify --json report") from exc
+    return Declarations(**raw)  # type: ignore[arg-type]
+
+
+@app.command()
+def compliance(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="luodi YAML config (also LUODI_CONFIG)."),
+    ] = None,
+    declarations: Annotated[
+        Path | None,
+        typer.Option(help="YAML: tls_terminated_by, backups, cross_border_basis."),
+    ] = None,
+    audit_report: Annotated[
+        Path | None, typer.Option(help="Output of `luodi audit verify --json`.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the JSON.")] = None,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when any control fails.")] = False,
+) -> None:
+    """Controls read from the live settings, mapped to MLPS 2.0 L3, ISO 27001, GDPR."""
+    result = run_checklist(load_settings(config), _declarations(declarations, audit_report))
+    table = Table(title="luodi eval compliance (control coverage, not certification)")
+    for col in ("control", "status", "evidence", "fix", "MLPS 2.0 L3", "ISO 27001:2022", "GDPR"):
+        table.add_column(col, overflow="fold")
+    colour = {"pass": "green", "fail": "red", "n.a.": "dim"}
+    for c in result["controls"]:
+        table.add_row(
+            c["id"],
+            f"[{colour[c['status']]}]{c['status']}[/]",
+            c["evidence"],
+            c["fix"],
+            c["mlps"],
+            c["iso27001"],
+            c["gdpr"],
+        )
+    out_console = Console()
+    out_console.print(table)
+    counts = result["counts"]
+    out_console.print(
+        f"{counts['pass']} pass, {counts['fail']} fail, {counts['n.a.']} n.a. — "
+        + result["disclaimer"]
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    if strict and counts["fail"]:
+        raise typer.Exit(1)

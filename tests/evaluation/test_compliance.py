@@ -1,0 +1,104 @@
+"""The compliance checklist reads the settings it is given and never claims certification."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from luodi.config import Settings
+from luodi.evaluation.compliance import CONTROLS, Declarations, run_checklist
+from luodi.evaluation.server_process import LUODI
+
+HARDENED = {
+    "server": {"host": "0.0.0.0"},
+    "security": {
+        "require_encrypted_models": True,
+        "model_key": {"env": "LUODI_MODEL_KEY"},
+        "audit": {"key": {"env": "LUODI_AUDIT_KEY"}, "checkpoint_file": "/var/log/luodi.ckpt"},
+        "quotas": {"per_key": {"requests_per_minute": 60}},
+    },
+}
+DECLARED = Declarations(tls_terminated_by="nginx", backups="nightly, off-site")
+
+
+def _status(result: dict[str, object]) -> dict[str, str]:
+    return {c["id"]: c["status"] for c in result["controls"]}  # type: ignore[attr-defined,index]
+
+
+def test_hardened_configuration_passes_every_control() -> None:
+    result = run_checklist(Settings.model_validate(HARDENED), DECLARED)
+    assert set(_status(result).values()) == {"pass"}
+    assert len(result["controls"]) == len(CONTROLS)
+
+
+def test_auth_off_fails_authentication_and_rbac_with_a_fix() -> None:
+    settings = Settings.model_validate({**HARDENED, "security": {"auth_enabled": False}})
+    result = run_checklist(settings, DECLARED)
+    by_id = {c["id"]: c for c in result["controls"]}
+    for control in ("AUTH", "RBAC"):
+        assert by_id[control]["status"] == "fail"
+        assert "security.auth_enabled = False" in by_id[control]["evidence"]
+        assert by_id[control]["fix"]
+
+
+def test_cloud_backend_without_pii_or_transfer_basis_fails_residency() -> None:
+    settings = Settings.model_validate(
+        {
+            "privacy": {"enabled": False},
+            "routing": {
+                "mode": "api",
+                "models": {
+                    "m": {
+                        "backends": [
+                            {"name": "dashscope", "kind": "openai", "url": "https://x/v1",
+                             "location": "cloud"},
+                        ]
+                    }
+                },
+            },
+        }
+    )  # fmt: skip
+    status = _status(run_checklist(settings))
+    assert status["PII"] == "fail" and status["RESIDENCY"] == "fail"
+
+
+def test_loopback_server_needs_no_tls_declaration_and_a_public_one_does() -> None:
+    assert _status(run_checklist(Settings()))["TLS"] == "n.a."
+    public = Settings.model_validate({"server": {"host": "0.0.0.0"}})
+    assert _status(run_checklist(public))["TLS"] == "fail"
+
+
+def test_failed_audit_verification_fails_integrity() -> None:
+    settings = Settings.model_validate(HARDENED)
+    bad = Declarations(tls_terminated_by="nginx", backups="nightly", audit_verified={"ok": False})
+    assert _status(run_checklist(settings, bad))["AUDIT_INTEGRITY"] == "fail"
+
+
+def test_checklist_never_claims_certification() -> None:
+    result = run_checklist(Settings.model_validate(HARDENED), DECLARED)
+    text = json.dumps(result).lower()
+    assert "not a certification" in text
+    assert "certified" not in text and "compliant" not in text
+
+
+@pytest.mark.parametrize("strict", [False, True])
+async def test_cli_strict_exits_non_zero_on_a_failed_control(tmp_path: Path, strict: bool) -> None:
+    out = tmp_path / "c.json"
+    proc = await asyncio.create_subprocess_exec(
+        *LUODI,
+        "eval",
+        "compliance",
+        "--out",
+        str(out),
+        *(["--strict"] if strict else []),
+        env={**os.environ, "COLUMNS": "200", "LUODI_SECURITY__AUTH_ENABLED": "false"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    text, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == (1 if strict else 0), text.decode()
+    assert _status(json.loads(out.read_text()))["AUTH"] == "fail"
