@@ -82,15 +82,21 @@ class StageTotals:
 # (kept, [(stage index, records in, outcome)]) for one shard through one segment.
 SegmentResult = tuple[Batch, list[tuple[int, int, Outcome]]]
 
+Step = tuple[int, bool]
+"""(stage index, prepare?): run the stage, or only its stateless ``prepare`` half."""
 
-def run_segment(stages: list[Stage], indices: list[int], batch: Batch) -> SegmentResult:
-    """Run ``stages[i] for i in indices`` over one batch, in order."""
-    steps: list[tuple[int, int, Outcome]] = []
-    for i in indices:
+
+def run_segment(stages: list[Stage], steps: list[Step], batch: Batch) -> SegmentResult:
+    """Run each step over one batch, in order."""
+    done: list[tuple[int, int, Outcome]] = []
+    for i, prepare in steps:
+        if prepare:
+            batch = stages[i].prepare(batch)  # type: ignore[attr-defined]
+            continue
         outcome = stages[i](batch)
-        steps.append((i, len(batch), outcome))
+        done.append((i, len(batch), outcome))
         batch = outcome.kept
-    return batch, steps
+    return batch, done
 
 
 # Worker processes build their stages once, in the pool's initializer; a pool task only
@@ -103,18 +109,31 @@ def _init_worker(spec: PipelineSpec, ctx: StageContext) -> None:
     _worker_stages = build_stages(spec, ctx)
 
 
-def _worker_segment(indices: list[int], batch: Batch) -> SegmentResult:
-    return run_segment(_worker_stages, indices, batch)
+def _worker_segment(steps: list[Step], batch: Batch) -> SegmentResult:
+    return run_segment(_worker_stages, steps, batch)
 
 
-def _segments(stages: list[Stage]) -> list[tuple[bool, list[int]]]:
-    """[(parallel?, stage indices)]: stateless runs grouped, each stateful stage alone."""
-    out: list[tuple[bool, list[int]]] = []
-    for i, stage in enumerate(stages):
-        if not stage.stateful and out and out[-1][0]:
-            out[-1][1].append(i)
+def _segments(stages: list[Stage]) -> list[tuple[bool, list[Step]]]:
+    """[(parallel?, steps)]: stateless stages grouped, each stateful stage alone.
+
+    A stateful stage with a stateless ``prepare`` half (near-dup signatures) has that half
+    run in the parallel segment before it.
+    """
+    out: list[tuple[bool, list[Step]]] = []
+
+    def parallel(step: Step) -> None:
+        if out and out[-1][0]:
+            out[-1][1].append(step)
         else:
-            out.append((not stage.stateful, [i]))
+            out.append((True, [step]))
+
+    for i, stage in enumerate(stages):
+        if not stage.stateful:
+            parallel((i, False))
+            continue
+        if hasattr(stage, "prepare"):
+            parallel((i, True))
+        out.append((False, [(i, False)]))
     return out
 
 
@@ -218,7 +237,7 @@ class LocalRunner:
         self,
         window: list[tuple[int, Batch, list[Any]]],
         stages: list[Stage],
-        segments: list[tuple[bool, list[int]]],
+        segments: list[tuple[bool, list[Step]]],
         pool: ProcessPoolExecutor | None,
         cp: _Checkpoint,
     ) -> None:
@@ -228,11 +247,11 @@ class LocalRunner:
         ]
         for _, _, bad in window:
             cp.read_rejects.add(len(bad), Outcome(kept=[], rejected=bad))
-        for parallel, indices in segments:
+        for parallel, steps in segments:
             if parallel and pool is not None:
-                results = list(pool.map(_worker_segment, [indices] * len(batches), batches))
+                results = list(pool.map(_worker_segment, [steps] * len(batches), batches))
             else:
-                results = [run_segment(stages, indices, b) for b in batches]
+                results = [run_segment(stages, steps, b) for b in batches]
             for n, (kept, steps) in enumerate(results):
                 batches[n] = kept
                 for i, n_in, outcome in steps:

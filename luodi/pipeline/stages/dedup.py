@@ -18,6 +18,9 @@ from luodi.pipeline.stage import Batch, Outcome, Rejection
 
 __all__ = ["DedupExact", "DedupNear", "shingles"]
 
+SIGNATURE = "_minhash"
+"""Key ``prepare`` stores a record's MinHash values under; removed by ``__call__``."""
+
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -100,10 +103,22 @@ class DedupNear:
             m.update_batch(list(grams))
         return m
 
+    def prepare(self, batch: Batch) -> Batch:
+        """Stateless half: each record's signature, computed wherever the batch is.
+
+        The runner calls it on the pool (it is most of the stage's cost); ``__call__``
+        then only queries and updates the index.
+        """
+        return [{**r, SIGNATURE: self.signature(r["text"]).hashvalues} for r in batch]
+
     def __call__(self, batch: Batch) -> Outcome:
         out = Outcome(kept=[], stats=Counter())
         for record in batch:
-            m = self.signature(record["text"])
+            values = record.pop(SIGNATURE, None)
+            if values is None:
+                m = self.signature(record["text"])
+            else:
+                m = self._minhash(hashvalues=values, scheme=self._template.scheme)
             similar = self._lsh.query(m)
             if similar:
                 out.rejected.append(Rejection(record, "near_dup", f"similar to {min(similar)}"))
