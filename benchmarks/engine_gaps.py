@@ -5,7 +5,9 @@ On the default model with 2 threads (``--threads``), in paired, interleaved roun
      - a bare llama.cpp decode loop, one row (decode, argmax, decode, ...);
      - the luodi engine serving one stream in its own process (``engine.generate``);
      - ``luodi serve`` serving one streamed HTTP request, and 16 at once (there also
-       the decode step the gap sits between);
+       the decode step the gap sits between), with the extra time's share of a 1-stream
+       step, and the CPU per streamed token of the server's event loop and of the
+       load generator (thread CPU time, /proc/<pid>/task/<tid>/schedstat);
   2. argmax over 16 fresh logits rows, read right after a 16-row decode (what greedy
      sampling reads each step at 16 streams);
   3. a bare batched decode loop's tokens/s at 16 rows over 1 row, with the
@@ -16,7 +18,8 @@ own process, as ggml fixes its kernels and OpenMP team per process. Medians per 
 then the median over rounds (ratios: the median of per-round ratios). Prints a table and
 writes JSON (``--out``), with the load average and CPU. Never a pass/fail test. The
 README's account of where the single-stream gap goes (the time between decodes, the
-argmax at 16 streams, the bare loop's 16-row speed-up) quotes these figures.
+CPU the event loop and the client take, the argmax at 16 streams, the bare loop's
+16-row speed-up) quotes these figures.
 
     python benchmarks/engine_gaps.py --out bench-results/engine_gaps.json
 """
@@ -228,16 +231,32 @@ def _serve_with_clock(records_out: Path, cli_args: list[str]) -> None:
     app(args=cli_args, prog_name="luodi")
 
 
-def http_window(url: str, model: str, streams: int, tokens: int) -> tuple[int, int]:
-    """Run ``streams`` streamed requests at once; the monotonic window they ran in."""
+def thread_cpu_ns(pid: int, tid: int) -> int:
+    """CPU time a thread of another process has run, in ns (``/proc/.../schedstat``)."""
+    return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+
+
+def http_window(
+    url: str, model: str, streams: int, tokens: int, server_pid: int
+) -> tuple[int, int, dict[str, float]]:
+    """Run ``streams`` streamed requests at once: the monotonic window they ran in, and
+    the CPU per output token of the server's event loop (its main thread, where uvicorn
+    runs it) and of the load generator (this process's thread)."""
     from luodi.evaluation.load import LoadConfig, run, run_level
 
     cfg = LoadConfig(base_url=url, model=model, max_tokens=tokens, requests_per_client=1)
+    loop_cpu, client_cpu = thread_cpu_ns(server_pid, server_pid), time.thread_time_ns()
     since = time.monotonic_ns()
     result = run(run_level(cfg, streams))
+    until = time.monotonic_ns()
     if result.errors:
         raise RuntimeError(f"{result.errors} of {streams} streamed requests failed")
-    return since, time.monotonic_ns()
+    out = streams * tokens
+    cpu = {
+        "event_loop_ms_per_token": (thread_cpu_ns(server_pid, server_pid) - loop_cpu) / 1e6 / out,
+        "client_ms_per_token": (time.thread_time_ns() - client_cpu) / 1e6 / out,
+    }
+    return since, until, cpu
 
 
 # -- the rounds -------------------------------------------------------------------------
@@ -258,7 +277,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     rounds: dict[str, list[Any]] = {
         k: [] for k in ("bare_1", "bare_n", "bare_default_1", "bare_default_n", "engine_1")
     }
-    windows: dict[str, list[tuple[int, int]]] = {"http_1": [], "http_n": []}
+    windows: dict[str, list[tuple[int, int, dict[str, float]]]] = {"http_1": [], "http_n": []}
     bare = BareProcess(args.threads, args.cache_dir, invariant=True)
     bare_default = BareProcess(args.threads, args.cache_dir, invariant=False)
     engine = EngineProcess(args.threads, args.cache_dir)
@@ -268,19 +287,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             import httpx
 
             model = httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"]
+            assert server.proc is not None
+            pid = server.proc.pid
             bare.loop(n, 8)  # warm-up, untimed
             bare_default.loop(n, 8)
             engine.gap_us(1, 8)
-            http_window(server.url, model, n, 8)
+            http_window(server.url, model, n, 8, pid)
             for r in range(args.rounds):
                 console.print(f"round {r + 1}/{args.rounds}")
                 rounds["bare_1"].append(bare.loop(1, tokens))
                 rounds["engine_1"].append(engine.gap_us(1, tokens))
-                windows["http_1"].append(http_window(server.url, model, 1, tokens))
+                windows["http_1"].append(http_window(server.url, model, 1, tokens, pid))
                 rounds["bare_n"].append(bare.loop(n, tokens))
                 rounds["bare_default_1"].append(bare_default.loop(1, tokens))
                 rounds["bare_default_n"].append(bare_default.loop(n, tokens))
-                windows["http_n"].append(http_window(server.url, model, n, tokens))
+                windows["http_n"].append(http_window(server.url, model, n, tokens, pid))
     finally:
         bare.close()
         bare_default.close()
@@ -288,12 +309,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     decodes: list[Record] = [tuple(r) for r in json.loads(records_out.read_text())]  # type: ignore[misc]
     for key, rows in (("http_1", 1), ("http_n", n)):
         rounds[key] = []
-        for since, until in windows[key]:
+        for since, until, cpu in windows[key]:
             seen = window(decodes, since, until)
             rounds[key].append(
                 {
                     "gap_us": statistics.median(gaps_us(seen, rows)),
                     "decode_ms": statistics.median(decodes_ms(seen, rows)),
+                    **cpu,
                 }
             )
     return rounds
@@ -308,10 +330,18 @@ def summarize(rounds: dict[str, list[Any]]) -> dict[str, float]:
             a[field] / b[field] for a, b in zip(rounds[num], rounds[den], strict=True)
         )
 
+    engine_share = statistics.median(
+        (h["gap_us"] - b["gap_us"]) / (h["decode_ms"] * 1e3 + h["gap_us"])
+        for h, b in zip(rounds["http_1"], rounds["bare_1"], strict=True)
+    )
     return {
         "gap_bare_1_us": med("bare_1", "gap_us"),
         "gap_engine_1_us": med("engine_1"),
         "gap_http_1_us": med("http_1", "gap_us"),
+        "decode_http_1_ms": med("http_1", "decode_ms"),
+        "engine_python_share_1": engine_share,
+        "event_loop_ms_per_token_1": med("http_1", "event_loop_ms_per_token"),
+        "client_ms_per_token_1": med("http_1", "client_ms_per_token"),
         "gap_http_n_us": med("http_n", "gap_us"),
         "decode_http_n_ms": med("http_n", "decode_ms"),
         "argmax_n_rows_us": med("bare_n", "argmax_us"),
@@ -364,6 +394,16 @@ def main() -> None:
         "  luodi serve, 1 streamed HTTP request",
         f"{s['gap_http_1_us']:.0f} us",
         f"{s['gap_http_1_us'] / bare:.2f}x",
+    )
+    table.add_row(
+        "  luodi serve's extra time between decodes, share of a 1-stream step",
+        f"{s['gap_http_1_us'] - bare:.0f} us of {s['decode_http_1_ms']:.1f} ms decodes",
+        f"{s['engine_python_share_1'] * 100:.1f}%",
+    )
+    table.add_row(
+        "CPU per streamed token, 1 stream: server event loop / load generator",
+        f"{s['event_loop_ms_per_token_1']:.2f} / {s['client_ms_per_token_1']:.2f} ms",
+        "",
     )
     table.add_row(
         f"  luodi serve, {n} streamed HTTP requests",

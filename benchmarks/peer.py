@@ -164,6 +164,29 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of every CPU together, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def wait_for_quiet(max_busy: float, timeout_s: float, sample_s: float = 1.0) -> float:
+    """Wait until the machine's CPUs are at most ``max_busy`` busy over ``sample_s``
+    (both servers idle or paused: the busy share is other work), or ``timeout_s``
+    passes; returns the last busy share. On a shared 2-core machine ggml's OpenMP
+    threads spin in every barrier, and a third busy process slows a decode by up to
+    10x, far more than its share of the cores: rounds measured then are noise."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        b0, t0 = _cpu_ticks()
+        time.sleep(sample_s)
+        b1, t1 = _cpu_ticks()
+        busy = (b1 - b0) / max(1, t1 - t0)
+        if busy <= max_busy or time.monotonic() > deadline:
+            return round(busy, 3)
+
+
 def compare(
     *,
     threads: int = 2,
@@ -173,6 +196,9 @@ def compare(
     rounds: int = 3,
     max_tokens: int = 64,
     requests_per_client: int = 1,
+    max_busy: float = 0.25,
+    quiet_timeout_s: float = 120.0,
+    batch_invariant: bool = True,
 ) -> dict[str, Any]:
     """Paired rounds of luodi (gateway chain on) and llama-server; the JSON summary."""
     binary = build_llama_server()
@@ -183,6 +209,7 @@ def compare(
         "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{scratch}/peer.db",
         "LUODI_KNOWLEDGE__DATA_DIR": f"{scratch}/kb",
         "LUODI_ENGINE__N_CTX": str(n_ctx),
+        "LUODI_ENGINE__BATCH_INVARIANT": str(batch_invariant).lower(),
     }
     key = _key_with_quota(env)
     luodi_args = ["--threads", str(threads), "--max-batch-size", str(parallel)]
@@ -190,6 +217,7 @@ def compare(
         level: {"luodi": [], "llama_server": []} for level in levels
     }
     loads: list[dict[str, Any]] = []
+    pairs: list[dict[str, Any]] = []
     load_before = _load()
     with (
         ServerProcess(env, luodi_args) as luodi,
@@ -216,12 +244,20 @@ def compare(
             # Each round swaps who goes first, so a drift in load hits both alike.
             order = list(sides.items()) if r % 2 == 0 else list(sides.items())[::-1]
             for level in levels:
+                busy = wait_for_quiet(max_busy, quiet_timeout_s)
+                pairs.append({"round": r + 1, "streams": level, "cpu_busy_before": busy,
+                              "load_average": _load()})  # fmt: skip
                 for side, (cfg, other) in order:
                     with paused(other):
                         result = run(run_level(cfg, level))
                     if result.errors:
                         raise RuntimeError(f"{side}: {result.errors} failed requests")
                     rows[level][side].append(result.requests * max_tokens / result.wall_s)
+                console.print(
+                    f"round {r + 1}, {level} streams (CPU {busy:.0%} busy before):"
+                    f" luodi {rows[level]['luodi'][-1]:.1f},"
+                    f" llama-server {rows[level]['llama_server'][-1]:.1f} tok/s"
+                )
             loads.append({"round": r + 1, "load_average": _load()})
             console.print(f"round {r + 1}/{rounds}, load average {loads[-1]['load_average']}")
 
@@ -246,16 +282,20 @@ def compare(
         "rounds": rounds,
         "llama_cpp_python": version("llama-cpp-python"),
         "gateway_chain": "auth + key quota (rpm/tpm) + audit + PII (default policy)",
+        "luodi_batch_invariant": batch_invariant,
         "cpus": os.cpu_count(),
         "load_average": {"before": load_before, "per_round": loads, "after": _load()},
+        "quiet_gate": {"max_busy": max_busy, "timeout_s": quiet_timeout_s, "pairs": pairs},
         "levels": summary,
     }
 
 
 def print_table(result: dict[str, Any]) -> None:
     """The luodi / llama-server table, side by side per level."""
+    kernels = "batch-invariant" if result["luodi_batch_invariant"] else "llama.cpp's default"
     table = Table(
-        title=f"luodi (gateway chain on) vs llama-server, {result['threads']} threads,"
+        title=f"luodi (gateway chain on, {kernels} kernels) vs llama-server,"
+        f" {result['threads']} threads,"
         f" median of {result['rounds']} paired rounds"
     )
     for col in ("streams", "luodi tok/s", "llama-server tok/s", "per-round ratios",
@@ -281,6 +321,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--peer-levels", type=int, nargs="+", default=[1, 16, 32])
     parser.add_argument("--peer-rounds", type=int, default=5, help="paired rounds per level")
     parser.add_argument(
+        "--max-busy",
+        type=float,
+        default=0.25,
+        help="before each pair, wait (up to --quiet-timeout) until other work keeps the"
+        " CPUs at most this busy",
+    )
+    parser.add_argument("--quiet-timeout", type=float, default=120.0)
+    parser.add_argument(
         "--requests-per-client",
         type=int,
         default=1,
@@ -298,6 +346,9 @@ def run_from(args: argparse.Namespace) -> dict[str, Any]:
         rounds=args.peer_rounds,
         max_tokens=args.max_tokens,
         requests_per_client=args.requests_per_client,
+        max_busy=args.max_busy,
+        quiet_timeout_s=args.quiet_timeout,
+        batch_invariant=not args.no_batch_invariant,
     )
     print_table(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -309,6 +360,11 @@ def run_from(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--no-batch-invariant",
+        action="store_true",
+        help="serve luodi with llama.cpp's default kernels (engine.batch_invariant: false)",
+    )
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--out", type=Path, default=Path("bench-results/peer.json"))
     add_arguments(parser)

@@ -190,6 +190,15 @@ async def paired_speedup(
     return ratios
 
 
+QUIET = (0.25, 120.0)
+"""Before each paired round: wait until other work keeps the CPUs at most this busy, for
+at most this many seconds (peer.wait_for_quiet; ``--max-busy``, ``--quiet-timeout``)."""
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 CHAT_TOPICS = [
     "a lighthouse", "the moon", "tea", "a bicycle", "rain", "a library", "the ocean",
     "bread", "a violin", "snow", "a bridge", "coffee", "a forest", "a clock", "paper", "salt",
@@ -268,8 +277,10 @@ async def paired_chat_rounds(
     await chat_streams(url, model, streams, 4, 4)
     out = []
     for r in range(rounds):
+        busy = await asyncio.to_thread(peer.wait_for_quiet, QUIET[0], QUIET[1])
         for max_tokens in (None, tokens) if r % 2 == 0 else (tokens, None):
-            out.append(await chat_streams(url, model, streams, max_tokens, tokens))
+            run = await chat_streams(url, model, streams, max_tokens, tokens)
+            out.append({**run, "round": r + 1, "cpu_busy_before": busy, "load": _load()})
     return out
 
 
@@ -375,6 +386,8 @@ async def paired_constrained(
         for fmt, temperature in CONSTRAINED_RUNS.values():  # warm-up (the vocabulary build)
             await _decode_rate(client, model, fmt, temperature, 8, 0)
         for r in range(rounds):
+            busy = await asyncio.to_thread(peer.wait_for_quiet, QUIET[0], QUIET[1])
+            out.setdefault("cpu_busy_before", []).append(busy)
             for name, (fmt, temperature) in CONSTRAINED_RUNS.items():
                 out[name].append(
                     await _decode_rate(client, model, fmt, temperature, max_tokens, r + 1)
@@ -386,6 +399,8 @@ def constrained_rows(table: Table, rates: dict[str, list[float]]) -> dict[str, o
     """Add the constrained-vs-unconstrained rows to ``table``; their summary for the JSON."""
     ratios: dict[str, float] = {}
     for name, values in rates.items():
+        if name not in CONSTRAINED_RUNS:
+            continue  # the quiet gate's record
         base = "unconstrained, " + name.split(", ")[1]
         ratio = median_ratio(values, rates[base])
         if name != base:
@@ -444,6 +459,8 @@ def main() -> None:
     if args.peer:
         peer.run_from(args)
         return
+    global QUIET
+    QUIET = (args.max_busy, args.quiet_timeout)
     load_before = [round(x, 2) for x in os.getloadavg()]
 
     env = {
