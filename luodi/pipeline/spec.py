@@ -53,6 +53,8 @@ class NormalizeSpec(_Stage):
 
     stage: Literal["normalize"]
     form: Literal["NFC", "NFKC"] = "NFKC"
+    keep_cjk_punctuation: bool = True
+    """Keep ，！？；：（） full-width under NFKC (Chinese punctuation, not ASCII)."""
     strip_html: bool = False
     """Remove tags, scripts, styles and nav/header/footer/aside boilerplate."""
 

@@ -47,6 +47,7 @@ def pii_stage(**kw: Any) -> PII:
     ("raw", "clean"),
     [
         ("ＡＢＣ１２３", "ABC123"),  # full-width forms
+        ("价格：１２３元，好吗？（含税）", "价格：123元，好吗？（含税）"),  # zh punctuation kept
         ("hello\u200b  world\x07", "hello world"),  # zero-width space, BEL, space run
         ("第一行\r\n\r\n\r\n第二行\t\t结束", "第一行\n\n第二行 结束"),
     ],
@@ -56,13 +57,19 @@ def test_normalize_applies_nfkc_and_cleans_whitespace(raw: str, clean: str) -> N
     assert out.kept[0]["text"] == clean
 
 
+def test_normalize_can_turn_cjk_punctuation_into_ascii() -> None:
+    spec = NormalizeSpec(stage="normalize", keep_cjk_punctuation=False)
+    out = Normalize(spec)(recs("好吗？是的，１２３。"))
+    assert out.kept[0]["text"] == "好吗?是的,123。"
+
+
 def test_normalize_strips_html_boilerplate() -> None:
     html = (
         "<html><head><style>p{}</style></head><body><nav>首页 | 登录</nav>"
         "<p>正文：公园里有很多人。</p><script>track()</script><footer>版权所有</footer></body></html>"
     )
     out = Normalize(NormalizeSpec(stage="normalize", strip_html=True))(recs(html))
-    assert out.kept[0]["text"] == "正文:公园里有很多人。"
+    assert out.kept[0]["text"] == "正文：公园里有很多人。"
 
 
 def test_normalize_rejects_records_left_empty() -> None:
