@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -12,10 +13,15 @@ from typing import IO, Any
 from luodi.errors import ConfigError
 from luodi.pipeline.stage import Batch, Rejection
 
-__all__ = ["LINE", "append_file", "read_shards", "rejection_line", "write_jsonl"]
+__all__ = ["LINE", "SOURCE_HASH", "append_file", "read_shards", "rejection_line", "write_jsonl"]
 
 LINE = "_line"
 """Key the reader adds to each record: its 1-based line in the input; removed on output."""
+
+SOURCE_HASH = "_source_sha256"
+"""Key the reader adds: SHA-256 of the text as read (for provenance); removed on output."""
+
+_PRIVATE = frozenset({LINE, SOURCE_HASH})
 
 
 def read_shards(
@@ -56,13 +62,14 @@ def read_shards(
                     )
                     continue
                 record[LINE] = line_no
+                record[SOURCE_HASH] = hashlib.sha256(record["text"].encode()).hexdigest()
                 batch.append(record)
             yield index, batch, bad
             index += 1
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in record.items() if k != LINE}
+    return {k: v for k, v in record.items() if k not in _PRIVATE}
 
 
 def rejection_line(stage: str, rejection: Rejection) -> dict[str, Any]:
@@ -75,12 +82,12 @@ def rejection_line(stage: str, rejection: Rejection) -> dict[str, Any]:
     }
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]], *, strip_line: bool = False) -> None:
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write ``rows`` to ``path`` through a temporary file and a rename (all or nothing)."""
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as out:
         for row in rows:
-            out.write(json.dumps(_public(row) if strip_line else row, ensure_ascii=False))
+            out.write(json.dumps(row, ensure_ascii=False))
             out.write("\n")
     os.replace(tmp, path)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from luodi.errors import ConfigError
+from luodi.pipeline.export import export_batch
 from luodi.pipeline.records import LINE, append_file, read_shards, rejection_line, write_jsonl
 from luodi.pipeline.registry import StageContext, build_stages
 from luodi.pipeline.spec import PipelineSpec
@@ -147,6 +148,7 @@ class _Checkpoint:
     fingerprint: str
     shards_done: int = 0
     read_rejects: StageTotals = field(default_factory=lambda: StageTotals("input"))
+    export_rejects: StageTotals = field(default_factory=lambda: StageTotals("export"))
     totals: list[StageTotals] = field(default_factory=list)
     states: dict[int, object] = field(default_factory=dict)
     elapsed_s: float = 0.0
@@ -258,7 +260,10 @@ class LocalRunner:
                     cp.totals[i].add(n_in, outcome)
                     rejected[n] += [rejection_line(stages[i].name, r) for r in outcome.rejected]
         for n, (index, _, _) in enumerate(window):
-            write_jsonl(self.work / f"kept-{index:06d}.jsonl", batches[n], strip_line=True)
+            rows, bad = export_batch(batches[n], self.spec, cp.fingerprint[:12])
+            cp.export_rejects.add(len(batches[n]), Outcome(kept=rows, rejected=bad))
+            rejected[n] += [rejection_line("export", r) for r in bad]
+            write_jsonl(self.work / f"kept-{index:06d}.jsonl", rows)
             write_jsonl(self.work / f"rejected-{index:06d}.jsonl", rejected[n])
             cp.shards_done = index + 1
             if self.progress is not None:
@@ -285,7 +290,7 @@ class LocalRunner:
     def _summary(self, cp: _Checkpoint, stages: list[Stage]) -> dict[str, Any]:
         spec = self.spec
         first = cp.totals[0].records_in if cp.totals else 0
-        last = cp.totals[-1].records_out if cp.totals else 0
+        last = cp.export_rejects.records_out  # what was written, after the export shape
         read = first + cp.read_rejects.records_in
         return {
             "pipeline": str(self.pipeline_file) if self.pipeline_file else None,
@@ -296,6 +301,8 @@ class LocalRunner:
             "records_out": last,
             "records_rejected": read - last,
             "unreadable_lines": dict(cp.read_rejects.dropped),
+            "export_rejected": dict(cp.export_rejects.dropped),
+            "format": spec.format,
             "shards": cp.shards_done,
             "shard_size": spec.shard_size,
             "workers": self.workers,

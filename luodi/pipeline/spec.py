@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from luodi.errors import ConfigError
 
 __all__ = [
+    "ChatExportSpec",
     "ComplianceSpec",
     "DedupExactSpec",
     "DedupNearSpec",
@@ -172,6 +173,17 @@ StageSpec = Annotated[
 ]
 
 
+class ChatExportSpec(BaseModel):
+    """``format: chat``: each kept record as one SFT conversation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt_field: str = "prompt"
+    """Metadata field holding the user turn; the record's text is the assistant turn."""
+    system: str | None = None
+    """A system message put first in every conversation."""
+
+
 class PipelineSpec(BaseModel):
     """A whole pipeline: where records come from, what runs on them, where they go."""
 
@@ -181,6 +193,11 @@ class PipelineSpec(BaseModel):
     output: Path
     rejected: Path | None = None
     """Rejected-records file; ``rejected.jsonl`` beside the output when None."""
+    format: Literal["records", "chat"] = "records"
+    """records: the kept records as they are; chat: ``{"messages": [...], "metadata"}``."""
+    chat: ChatExportSpec = Field(default_factory=ChatExportSpec)
+    provenance: bool = False
+    """Add ``provenance``: source file and line, SHA-256 before and after, stages passed."""
     shard_size: int = Field(10_000, ge=1)
     workers: int = Field(0, ge=0)
     """Worker processes; 0 = one per CPU core available to this process."""

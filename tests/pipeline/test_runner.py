@@ -170,3 +170,31 @@ def test_a_different_pipeline_will_not_resume_anothers_work(tmp_path: Path) -> N
     other = write_pipeline(tmp_path, STAGES[:2], shard_size=5)
     result = CliRunner().invoke(app, ["run", str(other), "--workers", "1"])
     assert result.exit_code == 2 and "different pipeline" in result.output
+
+
+def test_chat_export_with_provenance(tmp_path: Path) -> None:
+    write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"id": "q1", "prompt": "图书馆什么时候闭馆？", "text": f"  {ZH[2]}  ", "src": "faq"},
+            {"id": "q2", "text": EN[1]},
+        ],
+    )
+    pipeline = write_pipeline(
+        tmp_path,
+        [{"stage": "normalize"}],
+        format="chat",
+        provenance=True,
+        chat={"system": "你是图书馆助理。"},
+    )
+    summary = run_cli(pipeline, "--workers", "1")
+    (row,) = read_jsonl(tmp_path / "out" / "kept.jsonl")
+    assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+    assert row["messages"][2]["content"] == ZH[2]
+    assert row["metadata"] == {"id": "q1", "src": "faq"}
+    prov = row["provenance"]
+    assert prov["source"] == "in.jsonl" and prov["line"] == 1 and prov["stages"] == ["normalize"]
+    assert prov["source_sha256"] != prov["sha256"]  # normalize trimmed the text
+    (bad,) = read_jsonl(tmp_path / "out" / "rejected.jsonl")
+    assert (bad["stage"], bad["reason"]) == ("export", "no_prompt")
+    assert summary["records_out"] == 1 and summary["export_rejected"] == {"no_prompt": 1}
