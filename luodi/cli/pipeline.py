@@ -91,6 +91,45 @@ class _StageBars:
             self.bar.update(task, counts=f"{t.records_in:>10,} in {t.records_out:>10,} out")
 
 
+def write_knowledge(
+    output: Path, collection: str, access: list[str], config: Path | None, data_dir: Path | None
+) -> dict[str, int]:
+    """Ingest the kept records into a knowledge base, one document per record.
+
+    Each document is named after the record's ``id`` (else its line in the output) and
+    carries its string metadata and, when the run recorded it, its provenance. The
+    collection is created when missing. The output is streamed, never loaded whole.
+    """
+    from luodi.cli.kb import _service
+
+    service = _service(config, data_dir)
+    try:
+        if collection not in {c.name for c in service.list_collections()}:
+            service.create_collection(collection, description="luodi pipeline output")
+        counts = {"added": 0, "updated": 0, "unchanged": 0, "failed": 0, "chunks": 0}
+        with output.open(encoding="utf-8") as src:
+            for n, line in enumerate(src, 1):
+                record = json.loads(line)
+                if "text" not in record:
+                    raise ConfigError("--kb needs records output (format: records), not chat")
+                meta = {k: v for k, v in record.items() if k != "text" and isinstance(v, str)}
+                for key, value in (record.get("provenance") or {}).items():
+                    if isinstance(value, str | int):
+                        meta[f"provenance.{key}"] = str(value)
+                name = f"{record.get('id', n)}.txt"
+                report = service.ingest(
+                    collection, [(name, record["text"].encode())], access=access, meta=meta
+                )
+                counts["added"] += len(report.added)
+                counts["updated"] += len(report.updated)
+                counts["unchanged"] += len(report.unchanged)
+                counts["failed"] += len(report.failed)
+                counts["chunks"] += report.chunks
+        return counts
+    finally:
+        service.close()
+
+
 def _table(summary: dict[str, object]) -> Table:
     table = Table(title=f"{summary['records_in']} records in, {summary['records_out']} kept")
     for col in ("stage", "in", "out", "top reasons"):
@@ -113,6 +152,15 @@ def run(
         Path | None, typer.Option("--config", "-c", help="luodi config (privacy settings).")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print summary.json.")] = False,
+    kb: Annotated[
+        str | None, typer.Option("--kb", help="Also ingest kept records into this knowledge base.")
+    ] = None,
+    kb_access: Annotated[
+        list[str] | None, typer.Option("--kb-access", help="Role that may read them (repeat).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Knowledge data folder (with --kb).")
+    ] = None,
 ) -> None:
     """Run PIPELINE: kept records to its output, rejected.jsonl and summary.json beside it."""
     try:
@@ -126,6 +174,11 @@ def run(
         )
         with bars.bar:
             summary = runner.run()
+        if kb is not None:
+            summary["knowledge"] = {
+                "collection": kb,
+                **write_knowledge(spec.output, kb, kb_access or [], config, data_dir),
+            }
     except LuodiError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from exc

@@ -198,3 +198,26 @@ def test_chat_export_with_provenance(tmp_path: Path) -> None:
     (bad,) = read_jsonl(tmp_path / "out" / "rejected.jsonl")
     assert (bad["stage"], bad["reason"]) == ("export", "no_prompt")
     assert summary["records_out"] == 1 and summary["export_rejected"] == {"no_prompt": 1}
+
+
+def test_kept_records_go_into_a_knowledge_base(tmp_path: Path) -> None:
+    from luodi.cli.kb import app as kb_app
+
+    write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"id": "closing", "text": ZH[2], "dept": "library"},
+            {"id": "copy", "text": ZH[2]},
+            {"id": "cooking", "text": EN[1]},
+        ],
+    )
+    pipeline = write_pipeline(tmp_path, [{"stage": "dedup_exact"}], provenance=True)
+    kb = tmp_path / "kb"
+    result = CliRunner().invoke(
+        app,
+        ["run", str(pipeline), "--workers", "1", "--kb", "docs", "--data-dir", str(kb), "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert '"added": 2' in result.output
+    found = CliRunner().invoke(kb_app, ["search", "docs", "图书馆闭馆", "--data-dir", str(kb)])
+    assert found.exit_code == 0 and "closing.txt" in found.output
