@@ -1,0 +1,133 @@
+"""luodi eval on the default model: capability items/s and accuracy, cost from a bench run.
+
+Starts ``luodi serve`` on the default model (2 threads, auth off on loopback), then:
+  1. scores each bundled task set (luodi/evaluation/tasks) by log-likelihood, with the
+     forced-token scorer (luodi's /v1/completions gives no prompt logprobs, so echo
+     scoring cannot run against it), and by constrained chat (generate mode): acc,
+     acc_norm, items/s, requests sent; a second, cached pass shows what a resumed run costs;
+  2. measures streaming throughput at concurrency 1 and 8 (``luodi bench``'s load
+     generator) and prices it with the default price sheet (``luodi eval cost``);
+  3. reads the model's memory figures from its GGUF header.
+The issue asks for lm-eval's ``local-completions`` against the same server in the same
+run; it cannot score luodi until /v1/completions returns prompt logprobs with ``echo``
+(docs/evaluation.md), so that column is reported as not run, with the reason.
+
+    python benchmarks/eval.py --out bench-results/eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from luodi.cli.eval import gguf_tokenizer
+from luodi.engine.llamacpp.default_model import default_model_path
+from luodi.evaluation.cache import ResponseCache
+from luodi.evaluation.capability import run_generate, run_loglikelihood
+from luodi.evaluation.cost import CostModel, load_prices
+from luodi.evaluation.endpoint import Endpoint
+from luodi.evaluation.gguf_memory import model_memory
+from luodi.evaluation.load import LoadConfig, run_level
+from luodi.evaluation.scoring import ChatChooser, ForcedTokenScorer
+from luodi.evaluation.server_process import ServerProcess
+from luodi.evaluation.tasks import load_task
+
+TASKS = Path(__file__).parents[1] / "luodi" / "evaluation" / "tasks"
+CACHE = Path(os.environ.get("LUODI_ENGINE__CACHE_DIR", Path.home() / ".cache" / "luodi"))
+
+
+async def capability(url: str, model: str, gguf: Path, concurrency: int) -> list[dict[str, object]]:
+    tokenize = gguf_tokenizer(gguf)
+    rows: list[dict[str, object]] = []
+    scratch = Path(tempfile.mkdtemp())
+    for name in ("general_en", "general_zh"):
+        task = load_task(TASKS / f"{name}.jsonl")
+        cache = ResponseCache(scratch / f"{name}.sqlite")
+        for mode in ("loglikelihood", "generate", "loglikelihood (cached)"):
+            endpoint = Endpoint(url, model, concurrency=concurrency, cache=cache)
+            started = time.perf_counter()
+            if mode == "generate":
+                result = await run_generate(task, ChatChooser(endpoint))
+            else:
+                scorer = ForcedTokenScorer(endpoint, tokenize)
+                result = await run_loglikelihood(task, scorer, endpoint)
+            wall = time.perf_counter() - started
+            await endpoint.aclose()
+            rows.append(
+                {
+                    "task": name,
+                    "mode": mode,
+                    "n": result.n,
+                    "acc": result.acc,
+                    "acc_norm": result.acc_norm,
+                    "items_per_s": result.n / wall,
+                    "requests_sent": result.requests_sent,
+                    "wall_s": wall,
+                }
+            )
+            print(json.dumps(rows[-1]))
+        cache.close()
+    return rows
+
+
+async def bench(url: str, model: str) -> list[dict[str, object]]:
+    cfg = LoadConfig(base_url=url, model=model, max_tokens=64, requests_per_client=2)
+    await run_level(LoadConfig(base_url=url, model=model, max_tokens=8, requests_per_client=1), 1)
+    return [(await run_level(cfg, level)).as_dict() for level in (1, 8)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=Path("bench-results/eval.json"))
+    args = parser.parse_args()
+    gguf = default_model_path(CACHE)
+    env = {
+        "LUODI_SERVER__LOG_LEVEL": "warning",
+        "LUODI_SECURITY__AUTH_ENABLED": "false",
+        # The model is under test, not the gateway: PII masking would rewrite prompts (or
+        # refuse token-id ones), and the Chinese set has false PERSON hits (熊猫, 汤圆).
+        "LUODI_PRIVACY__ENABLED": "false",
+        "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
+        "LUODI_ENGINE__CACHE_DIR": str(CACHE),
+    }
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    with ServerProcess(env, ["--threads", str(args.threads)]) as server:
+        model = httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"]
+        rows = asyncio.run(capability(server.url, model, gguf, args.concurrency))
+        levels = asyncio.run(bench(server.url, model))
+    peak = max(float(lv["throughput_tok_s"]) for lv in levels)
+    cost = CostModel(load_prices(), peak).summary([1e5, 1e6, 1e7, 1e8])
+    memory = model_memory(gguf).to_json()
+    result = {
+        "model": model,
+        "threads": args.threads,
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "capability": rows,
+        "lm_eval_local_completions": "not run: luodi's /v1/completions returns no prompt"
+        " logprobs with echo, which local-completions needs",
+        "bench_levels": levels,
+        "cost": cost,
+        "memory": memory,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(
+        f"peak {peak:.1f} output tok/s; private per M output tokens"
+        f" {cost['per_million_output_tokens']['private']:.2f} USD;"
+        f" break-even {cost['break_even_output_tokens_per_day']}"
+    )
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
