@@ -33,6 +33,7 @@ from luodi.errors import ConfigError
 from luodi.pipeline.export import export_batch
 from luodi.pipeline.records import LINE, append_file, read_shards, rejection_line, write_jsonl
 from luodi.pipeline.registry import StageContext, build_stages
+from luodi.pipeline.report import render_html
 from luodi.pipeline.spec import PipelineSpec
 from luodi.pipeline.stage import Batch, Outcome, Stage
 from luodi.pipeline.stages import EVIDENCE, Compliance
@@ -284,6 +285,8 @@ class LocalRunner:
         tmp = spec.summary_path.with_name("summary.json.tmp")
         tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, spec.summary_path)
+        report = spec.summary_path.with_name("report.html")
+        report.write_text(render_html(summary), encoding="utf-8")
         shutil.rmtree(self.work)
         return summary
 

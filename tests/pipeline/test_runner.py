@@ -80,6 +80,9 @@ def test_contract_files_and_counts(tmp_path: Path) -> None:
     )
     assert checks["license"]["failed"] == 1
     assert not (tmp_path / "out" / "kept.jsonl.work").exists()
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "<svg" in report and "exact_dup" in report and "Art. 6(1)" in report
+    assert ID_NUMBER not in report and "http" not in report.replace("http://www.w3.org", "")
 
 
 def test_pool_dedups_across_shards_like_one_process(tmp_path: Path) -> None:
