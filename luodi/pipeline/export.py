@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from luodi.pipeline.records import LINE, SOURCE_HASH
+from luodi.pipeline.records import LINE, SOURCE_HASH, public
 from luodi.pipeline.spec import PipelineSpec
 from luodi.pipeline.stage import Batch, Rejection
 
@@ -34,7 +34,7 @@ def export_batch(batch: Batch, spec: PipelineSpec, run: str) -> tuple[Batch, lis
     rows: Batch = []
     bad: list[Rejection] = []
     for record in batch:
-        public = {k: v for k, v in record.items() if k not in (LINE, SOURCE_HASH)}
+        fields = public(record)
         if spec.format == "chat":
             prompt = record.get(spec.chat.prompt_field)
             if not isinstance(prompt, str) or not prompt.strip():
@@ -45,10 +45,10 @@ def export_batch(batch: Batch, spec: PipelineSpec, run: str) -> tuple[Batch, lis
                 {"role": "user", "content": prompt},
                 {"role": "assistant", "content": record["text"]},
             ]
-            meta = {k: v for k, v in public.items() if k not in ("text", spec.chat.prompt_field)}
+            meta = {k: v for k, v in fields.items() if k not in ("text", spec.chat.prompt_field)}
             row: dict[str, Any] = {"messages": messages, "metadata": meta}
         else:
-            row = public
+            row = fields
         if spec.provenance:
             row["provenance"] = _provenance(record, spec, run)
         rows.append(row)

@@ -13,7 +13,16 @@ from typing import IO, Any
 from luodi.errors import ConfigError
 from luodi.pipeline.stage import Batch, Rejection
 
-__all__ = ["LINE", "SOURCE_HASH", "append_file", "read_shards", "rejection_line", "write_jsonl"]
+__all__ = [
+    "LINE",
+    "SIGNATURE",
+    "SOURCE_HASH",
+    "append_file",
+    "public",
+    "read_shards",
+    "rejection_line",
+    "write_jsonl",
+]
 
 LINE = "_line"
 """Key the reader adds to each record: its 1-based line in the input; removed on output."""
@@ -21,7 +30,10 @@ LINE = "_line"
 SOURCE_HASH = "_source_sha256"
 """Key the reader adds: SHA-256 of the text as read (for provenance); removed on output."""
 
-_PRIVATE = frozenset({LINE, SOURCE_HASH})
+SIGNATURE = "_minhash"
+"""Key dedup_near's ``prepare`` stores a record's MinHash values under, until the stage."""
+
+_PRIVATE = frozenset({LINE, SOURCE_HASH, SIGNATURE})
 
 
 def read_shards(
@@ -68,7 +80,8 @@ def read_shards(
             index += 1
 
 
-def _public(record: dict[str, Any]) -> dict[str, Any]:
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without the keys the runner and stages add for themselves."""
     return {k: v for k, v in record.items() if k not in _PRIVATE}
 
 
@@ -78,7 +91,7 @@ def rejection_line(stage: str, rejection: Rejection) -> dict[str, Any]:
         "reason": rejection.reason,
         "detail": rejection.detail,
         "line": rejection.record.get(LINE),
-        "record": _public(rejection.record),
+        "record": public(rejection.record),
     }
 
 

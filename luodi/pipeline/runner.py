@@ -119,22 +119,24 @@ def _segments(stages: list[Stage]) -> list[tuple[bool, list[Step]]]:
     """[(parallel?, steps)]: stateless stages grouped, each stateful stage alone.
 
     A stateful stage with a stateless ``prepare`` half (near-dup signatures) has that half
-    run in the parallel segment before it.
+    run in the latest parallel segment before it. Stateful stages only drop records and
+    never change one, so a prepare step may move back past them: near-dup signatures are
+    then computed in the same pool round trip as normalize, before exact dedup.
     """
     out: list[tuple[bool, list[Step]]] = []
-
-    def parallel(step: Step) -> None:
-        if out and out[-1][0]:
-            out[-1][1].append(step)
-        else:
-            out.append((True, [step]))
-
     for i, stage in enumerate(stages):
         if not stage.stateful:
-            parallel((i, False))
+            if out and out[-1][0]:
+                out[-1][1].append((i, False))
+            else:
+                out.append((True, [(i, False)]))
             continue
         if hasattr(stage, "prepare"):
-            parallel((i, True))
+            parallel = [seg for seg in out if seg[0]]
+            if parallel:
+                parallel[-1][1].append((i, True))
+            else:
+                out.append((True, [(i, True)]))
         out.append((False, [(i, False)]))
     return out
 

@@ -224,3 +224,18 @@ def test_kept_records_go_into_a_knowledge_base(tmp_path: Path) -> None:
     assert '"added": 2' in result.output
     found = CliRunner().invoke(kb_app, ["search", "docs", "图书馆闭馆", "--data-dir", str(kb)])
     assert found.exit_code == 0 and "closing.txt" in found.output
+
+
+def test_near_dup_signatures_join_normalize_in_one_pool_round_trip() -> None:
+    from luodi.pipeline.registry import StageContext, build_stages
+    from luodi.pipeline.runner import _segments
+    from luodi.pipeline.spec import parse_pipeline
+
+    spec = parse_pipeline({"input": "a", "output": "b", "stages": [*STAGES, {"stage": "language"}]})
+    segments = _segments(build_stages(spec, StageContext()))
+    assert segments == [
+        (True, [(0, False), (2, True)]),  # normalize, then dedup_near's signatures
+        (False, [(1, False)]),  # dedup_exact
+        (False, [(2, False)]),  # dedup_near's index
+        (True, [(3, False), (4, False)]),  # quality, language
+    ]

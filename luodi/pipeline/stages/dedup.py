@@ -13,13 +13,11 @@ import re
 from collections import Counter
 from typing import Any
 
+from luodi.pipeline.records import SIGNATURE
 from luodi.pipeline.spec import DedupExactSpec, DedupNearSpec
 from luodi.pipeline.stage import Batch, Outcome, Rejection
 
 __all__ = ["DedupExact", "DedupNear", "shingles"]
-
-SIGNATURE = "_minhash"
-"""Key ``prepare`` stores a record's MinHash values under; removed by ``__call__``."""
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 _WORD = re.compile(r"\w+", re.UNICODE)
