@@ -14,8 +14,9 @@
       - stage: pii
         action: redact
 
-A malformed file raises ``ConfigError`` with one line naming the key
-(``stages[2].threshold: ...``).
+A stage may also be written ``- normalize``, ``- pii: {action: redact}`` or with
+``name:`` instead of ``stage:``. A malformed file raises ``ConfigError`` with one line
+naming the key (``stages[2].threshold: ...``).
 """
 
 from __future__ import annotations
@@ -231,10 +232,27 @@ _STAGE_NAMES = frozenset(
 )
 
 
+def _stage_entry(entry: Any) -> Any:
+    """Shorthands for a stage: ``- normalize``, ``- pii: {action: redact}``, ``name:``."""
+    if isinstance(entry, str):
+        return {"stage": entry}
+    if isinstance(entry, dict) and "stage" not in entry:
+        if len(entry) == 1:
+            (key, value) = next(iter(entry.items()))
+            if key in _STAGE_NAMES and (value is None or isinstance(value, dict)):
+                return {"stage": key, **(value or {})}
+        if "name" in entry:
+            rest = {k: v for k, v in entry.items() if k != "name"}
+            return {"stage": entry["name"], **rest}
+    return entry
+
+
 def parse_pipeline(data: Any, base: Path | None = None) -> PipelineSpec:
     """Validate a parsed document; relative paths are taken from ``base``."""
     if not isinstance(data, dict):
         raise ConfigError("pipeline file must be a mapping with input, output and stages")
+    if isinstance(data.get("stages"), list):
+        data = {**data, "stages": [_stage_entry(e) for e in data["stages"]]}
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:

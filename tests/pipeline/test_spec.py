@@ -74,3 +74,20 @@ def test_cli_reports_broken_yaml_with_its_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", str(path)])
     assert result.exit_code == 2
     assert "invalid pipeline YAML" in result.output and "line" in result.output
+
+
+def test_stage_shorthands_name_the_same_stages(tmp_path: Path) -> None:
+    spec = _load(
+        tmp_path,
+        "input: a.jsonl\noutput: b.jsonl\nstages:\n  - normalize\n"
+        "  - pii: {action: drop}\n  - name: dedup_near\n    threshold: 0.6\n"
+        "  - dedup_exact:\n",
+    )
+    stages = spec.stages  # type: ignore[attr-defined]
+    assert [s.stage for s in stages] == ["normalize", "pii", "dedup_near", "dedup_exact"]
+    assert stages[1].action == "drop" and stages[2].threshold == 0.6
+
+
+def test_shorthand_errors_still_name_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.action"):
+        _load(tmp_path, "input: a\noutput: b\nstages:\n  - pii: {action: burn}\n")
