@@ -1,4 +1,4 @@
-"""``luodi eval``: capability of any OpenAI-compatible endpoint, cost (TCO), compliance."""
+"""``luodi eval``: capability, cost (TCO) and compliance of endpoints; run a plan, report."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ from luodi.evaluation.compliance import Declarations, run_checklist
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.gguf_memory import model_memory
+from luodi.evaluation.plan import load_plan, run_plan
+from luodi.evaluation.report import render_html, summarise
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.tasks import load_task
 
-__all__ = ["app", "capability", "compliance", "cost", "gguf_tokenizer"]
+__all__ = ["app", "capability", "compliance", "cost", "gguf_tokenizer", "report", "run"]
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -269,3 +271,70 @@ def compliance(
         out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     if strict and counts["fail"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Eval plan YAML.")],
+    out: Annotated[Path, typer.Option(help="Where to write the results JSON.")] = Path(
+        "eval-results/results.json"
+    ),
+    cache: Annotated[
+        Path | None, typer.Option(help="Answer cache (default: <out>.cache.sqlite).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LUODI_API_KEY", help="Bearer key for the endpoints.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Run a plan: capability, cost and compliance for each candidate it names."""
+    plan = load_plan(config)
+    tokenizers = {c.name: gguf_tokenizer(c.tokenizer) for c in plan.candidates if c.tokenizer}
+    store = ResponseCache(cache or out.with_name(out.name + ".cache.sqlite"))
+    try:
+        with Progress(
+            TextColumn("[bold]luodi eval run"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            bar = progress.add_task("items", total=None)
+            results = asyncio.run(
+                run_plan(
+                    plan,
+                    tokenizers=tokenizers,
+                    api_key=api_key,
+                    cache=store,
+                    on_item=lambda: progress.advance(bar),
+                )
+            )
+    finally:
+        store.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"results written to {out}; next: luodi eval report --results {out}")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Option(help="Results JSON from `luodi eval run`.")],
+    out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path(
+        "eval-results/report.html"
+    ),
+) -> None:
+    """One self-contained HTML report (inline SVG) and its JSON summary beside it."""
+    try:
+        data = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{results}: not a luodi eval run results file ({exc})") from None
+    summary = summarise(data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_html(data, summary), encoding="utf-8")
+    summary_path = out.with_suffix(".json")
+    summary_path.write_text(
+        json.dumps({"summary": summary, "results": data}, indent=2, ensure_ascii=False) + "\n"
+    )
+    Console().print(f"pick: {summary['pick']} — {summary['why']}\nwritten {out}, {summary_path}")

@@ -1,0 +1,211 @@
+"""``luodi eval run``: one plan (YAML), several candidates, any of the three Cs.
+
+A plan names candidate deployments and what to measure on each::
+
+    candidates:
+      - name: local-q4
+        endpoint: http://127.0.0.1:8000
+        model: gemma-3-270m-q4_k_m
+        tokenizer: models/gemma-3-270m-q4_k_m.gguf   # forced-token scoring (luodi)
+        modes: [loglikelihood, generate]              # which tasks it runs (default both)
+        bench: bench-results/serving.json             # cost: measured tokens/s
+        gguf: models/gemma-3-270m-q4_k_m.gguf         # cost: memory figures
+        config: luodi.yaml                            # compliance: its settings
+    tasks:
+      - {path: tasks/general_en.jsonl, mode: loglikelihood}
+      - {path: tasks/general_zh.jsonl, mode: generate}
+    weights: {capability: 0.5, cost: 0.3, compliance: 0.2}
+
+Each part runs where its inputs are given and is left out otherwise; the results file
+says which. The tokenizer is passed in by the caller (the CLI loads GGUF vocabularies),
+so this module stays free of llama.cpp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from luodi.config import load_settings
+from luodi.errors import ConfigError
+from luodi.evaluation.cache import ResponseCache
+from luodi.evaluation.capability import CapabilityResult, run_generate, run_loglikelihood
+from luodi.evaluation.compliance import Declarations, run_checklist
+from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
+from luodi.evaluation.endpoint import Endpoint
+from luodi.evaluation.gguf_memory import model_memory
+from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
+from luodi.evaluation.tasks import load_task
+
+__all__ = ["Candidate", "EvalPlan", "load_plan", "run_plan"]
+
+Tokenizer = Callable[[str, bool], list[int]]
+TaskMode = Literal["loglikelihood", "generate"]
+ALL_MODES: tuple[TaskMode, ...] = ("loglikelihood", "generate")
+VOLUMES = [1e5, 1e6, 1e7, 1e8, 1e9, 1e10]
+
+
+class _Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Candidate(_Plan):
+    name: str = Field(min_length=1)
+    endpoint: str | None = None
+    model: str | None = None
+    tokenizer: Path | None = None
+    bench: Path | None = None
+    prices: Path | None = None
+    gguf: Path | None = None
+    kv_type: str = "q8_0"
+    config: Path | None = None
+    declarations: dict[str, str] = Field(default_factory=dict)
+    modes: list[TaskMode] = Field(default_factory=lambda: list(ALL_MODES))
+    """The task modes this candidate runs (a chat-only API: generate alone)."""
+
+
+class TaskRun(_Plan):
+    path: Path
+    mode: TaskMode
+    definition: Path | None = None
+
+
+class Weights(_Plan):
+    capability: float = Field(default=0.5, ge=0)
+    cost: float = Field(default=0.3, ge=0)
+    compliance: float = Field(default=0.2, ge=0)
+
+
+class EvalPlan(_Plan):
+    """The plan file; relative paths are relative to the file."""
+
+    candidates: list[Candidate] = Field(min_length=1)
+    tasks: list[TaskRun] = Field(default_factory=list)
+    limit: int | None = Field(default=None, ge=1)
+    concurrency: int = Field(default=4, ge=1)
+    seed: int = 1234
+    weights: Weights = Field(default_factory=Weights)
+
+
+def load_plan(path: Path) -> EvalPlan:
+    """Read a plan; paths inside it resolved against its folder."""
+    try:
+        plan = EvalPlan.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such eval plan") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not YAML ({exc})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+    base = path.parent
+
+    def here(p: Path | None) -> Path | None:
+        return None if p is None or p.is_absolute() else base / p
+
+    for c in plan.candidates:
+        for attr in ("tokenizer", "bench", "prices", "gguf", "config"):
+            value = getattr(c, attr)
+            if value is not None and not value.is_absolute():
+                setattr(c, attr, here(value))
+    for t in plan.tasks:
+        t.path = t.path if t.path.is_absolute() else base / t.path
+        t.definition = here(t.definition) if t.definition else None
+    return plan
+
+
+async def _capability(
+    plan: EvalPlan,
+    c: Candidate,
+    tokenizer: Tokenizer | None,
+    api_key: str | None,
+    cache: ResponseCache | None,
+    on_item: Callable[[], None] | None,
+) -> list[dict[str, Any]]:
+    if c.endpoint is None or c.model is None or not plan.tasks:
+        return []
+    out: list[dict[str, Any]] = []
+    for run in plan.tasks:
+        if run.mode not in c.modes:
+            continue
+        task = load_task(run.path, run.definition)
+        endpoint = Endpoint(
+            c.endpoint, c.model, api_key=api_key, concurrency=plan.concurrency, cache=cache
+        )
+        try:
+            result: CapabilityResult
+            if run.mode == "generate":
+                chooser = ChatChooser(endpoint, seed=plan.seed)
+                result = await run_generate(task, chooser, limit=plan.limit, on_item=on_item)
+            else:
+                scorer: ChoiceScorer = (
+                    ForcedTokenScorer(endpoint, tokenizer, seed=plan.seed)
+                    if tokenizer is not None
+                    else EchoScorer(endpoint, seed=plan.seed)
+                )
+                result = await run_loglikelihood(
+                    task, scorer, endpoint, limit=plan.limit, seed=plan.seed, on_item=on_item
+                )
+        finally:
+            await endpoint.aclose()
+        row = result.to_json()
+        row["correct"] = [int(r["pred"] == r["answer"]) for r in result.items]
+        out.append(row)
+    return out
+
+
+def _cost(c: Candidate) -> dict[str, Any] | None:
+    if c.bench is None:
+        return None
+    peak, concurrency, model = measured_throughput(c.bench)
+    summary = CostModel(load_prices(c.prices), peak).summary(VOLUMES)
+    summary["bench"] = {"file": str(c.bench), "model": model, "best_concurrency": concurrency}
+    if c.gguf is not None:
+        summary["memory"] = model_memory(c.gguf, kv_type=c.kv_type).to_json()
+    return summary
+
+
+def _compliance(c: Candidate) -> dict[str, Any] | None:
+    if c.config is None:
+        return None
+    known = {"tls_terminated_by", "backups", "cross_border_basis"}
+    unknown = sorted(set(c.declarations) - known)
+    if unknown:
+        raise ConfigError(f"candidate {c.name}: unknown declarations {unknown}")
+    return run_checklist(load_settings(c.config), Declarations(**c.declarations))  # type: ignore[arg-type]
+
+
+async def run_plan(
+    plan: EvalPlan,
+    *,
+    tokenizers: dict[str, Tokenizer],
+    api_key: str | None = None,
+    cache: ResponseCache | None = None,
+    on_item: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Run every part each candidate has inputs for; JSON-ready results."""
+    candidates = []
+    for c in plan.candidates:
+        candidates.append(
+            {
+                "name": c.name,
+                "endpoint": c.endpoint,
+                "model": c.model,
+                "capability": await _capability(
+                    plan, c, tokenizers.get(c.name), api_key, cache, on_item
+                ),
+                "cost": _cost(c),
+                "compliance": _compliance(c),
+            }
+        )
+    return {
+        "seed": plan.seed,
+        "limit": plan.limit,
+        "weights": plan.weights.model_dump(),
+        "candidates": candidates,
+    }
