@@ -3,9 +3,9 @@
 
 Capability per task with bootstrap 95% intervals, cost per day by volume (log-log
 lines), the compliance table, and a 3C summary: each axis scored in [0, 1]
-(capability: mean accuracy over the tasks run; cost: cheapest private cost per million
-output tokens among the candidates over this one's; compliance: passed over decided
-controls), weighted by the plan's weights over the axes a candidate has, and ranked.
+(capability: mean accuracy over the tasks run; cost: the cheapest cost per million
+output tokens, any candidate's server or the priced API, over this candidate's;
+compliance: passed over decided controls), weighted by the plan's weights over the axes a candidate has, and ranked.
 No script, no external resource: it opens offline.
 """
 
@@ -41,7 +41,14 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
         for c in results["candidates"]
         if c.get("cost")
     }
-    cheapest = min(per_m.values()) if per_m else None
+    # The cheapest way to the same tokens: any candidate's server, or the API priced
+    # in its sheet; a lone private candidate is not "cheapest" by default.
+    api_per_m = [
+        c["cost"]["per_million_output_tokens"]["api"]
+        for c in results["candidates"]
+        if c.get("cost")
+    ]
+    cheapest = min([*per_m.values(), *api_per_m]) if per_m else None
     rows = []
     for c in results["candidates"]:
         for cap in c["capability"]:
