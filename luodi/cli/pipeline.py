@@ -161,16 +161,30 @@ def run(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Knowledge data folder (with --kb).")
     ] = None,
+    executor: Annotated[
+        str, typer.Option(help="local (process pool) or ray (needs the ray extra).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (ray://head:10001, auto); default: local Ray."),
+    ] = None,
 ) -> None:
     """Run PIPELINE: kept records to its output, rejected.jsonl and summary.json beside it."""
     try:
         spec = load_pipeline(pipeline)
         if workers is not None and workers < 1:
             raise ConfigError("--workers must be at least 1")
+        if executor not in ("local", "ray"):
+            raise ConfigError(f"--executor must be local or ray, not {executor!r}")
         ctx = StageContext(scrubber_factory=functools.partial(privacy_scrubber, config))
+        pool = None
+        if executor == "ray":
+            from luodi.pipeline.ray_pool import ray_pool
+
+            pool = ray_pool(ray_address)
         bars = _StageBars([s.stage for s in spec.stages])
         runner = LocalRunner(
-            spec, ctx, workers=workers, progress=bars.update, pipeline_file=pipeline
+            spec, ctx, workers=workers, progress=bars.update, pipeline_file=pipeline, pool=pool
         )
         with bars.bar:
             summary = runner.run()

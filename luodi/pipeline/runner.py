@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from luodi.errors import ConfigError
 from luodi.pipeline.export import export_batch
@@ -38,7 +38,14 @@ from luodi.pipeline.spec import PipelineSpec
 from luodi.pipeline.stage import Batch, Outcome, Stage
 from luodi.pipeline.stages import EVIDENCE, Compliance
 
-__all__ = ["LocalRunner", "StageTotals", "default_workers"]
+__all__ = [
+    "LocalRunner",
+    "PoolFactory",
+    "ProcessPool",
+    "SegmentPool",
+    "StageTotals",
+    "default_workers",
+]
 
 _EXAMPLES = 3
 
@@ -115,6 +122,33 @@ def _worker_segment(steps: list[Step], batch: Batch) -> SegmentResult:
     return run_segment(_worker_stages, steps, batch)
 
 
+class SegmentPool(Protocol):
+    """Where parallel segments run: one shard per task, results in the shards' order."""
+
+    def map(self, steps: list[Step], batches: list[Batch]) -> list[SegmentResult]: ...
+
+    def close(self) -> None: ...
+
+
+PoolFactory = Callable[[PipelineSpec, StageContext, int], SegmentPool]
+"""(spec, context, workers) → a pool whose workers have built the pipeline's stages."""
+
+
+class ProcessPool:
+    """The local pool: ``workers`` processes, each building its stages once."""
+
+    def __init__(self, spec: PipelineSpec, ctx: StageContext, workers: int) -> None:
+        self._executor = ProcessPoolExecutor(
+            workers, initializer=_init_worker, initargs=(spec, ctx)
+        )
+
+    def map(self, steps: list[Step], batches: list[Batch]) -> list[SegmentResult]:
+        return list(self._executor.map(_worker_segment, [steps] * len(batches), batches))
+
+    def close(self) -> None:
+        self._executor.shutdown(cancel_futures=True)
+
+
 def _segments(stages: list[Stage]) -> list[tuple[bool, list[Step]]]:
     """[(parallel?, steps)]: stateless stages grouped, each stateful stage alone.
 
@@ -172,12 +206,16 @@ class LocalRunner:
         workers: int | None = None,
         progress: Progress | None = None,
         pipeline_file: Path | None = None,
+        pool: PoolFactory | None = None,
     ) -> None:
+        """``pool``: where parallel segments run (default: a process pool of ``workers``,
+        or this process alone when ``workers`` is 1); ``RayPool`` runs them on Ray."""
         self.spec = spec
         self.ctx = ctx or StageContext()
         self.workers = workers or spec.workers or default_workers()
         self.progress = progress
         self.pipeline_file = pipeline_file
+        self.pool_factory = pool
         self.work = spec.output.with_name(spec.output.name + ".work")
 
     # -- checkpoint -------------------------------------------------------------------
@@ -217,11 +255,11 @@ class LocalRunner:
         stages = build_stages(spec, self.ctx)
         cp = self._load_checkpoint(stages)
         segments = _segments(stages)
-        pool = (
-            ProcessPoolExecutor(self.workers, initializer=_init_worker, initargs=(spec, self.ctx))
-            if self.workers > 1
-            else None
-        )
+        pool: SegmentPool | None = None
+        if self.pool_factory is not None:
+            pool = self.pool_factory(spec, self.ctx, self.workers)
+        elif self.workers > 1:
+            pool = ProcessPool(spec, self.ctx, self.workers)
         try:
             shards = read_shards(spec.input, spec.shard_size, skip=cp.shards_done)
             while True:
@@ -234,7 +272,7 @@ class LocalRunner:
                 self._save_checkpoint(cp, stages)
         finally:
             if pool is not None:
-                pool.shutdown(cancel_futures=True)
+                pool.close()
         cp.elapsed_s += time.monotonic() - started
         return self._finish(cp, stages)
 
@@ -243,7 +281,7 @@ class LocalRunner:
         window: list[tuple[int, Batch, list[Any]]],
         stages: list[Stage],
         segments: list[tuple[bool, list[Step]]],
-        pool: ProcessPoolExecutor | None,
+        pool: SegmentPool | None,
         cp: _Checkpoint,
     ) -> None:
         batches = [batch for _, batch, _ in window]
@@ -254,7 +292,7 @@ class LocalRunner:
             cp.read_rejects.add(len(bad), Outcome(kept=[], rejected=bad))
         for parallel, steps in segments:
             if parallel and pool is not None:
-                results = list(pool.map(_worker_segment, [steps] * len(batches), batches))
+                results = pool.map(steps, batches)
             else:
                 results = [run_segment(stages, steps, b) for b in batches]
             for n, (kept, done) in enumerate(results):
