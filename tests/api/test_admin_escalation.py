@@ -20,9 +20,15 @@ from luodi.security import AuditFilter, Gateway
 
 ROLES = {
     # Mints keys, and holds what the analysts it serves hold.
-    "keymaster": ["keys:manage", "model:*:invoke", "kb:*:read"],
+    "keymaster": ["keys:manage", "model:*:invoke", "kb:*:read", "pii:use"],
     "useradmin": ["users:manage"],
-    "acme-admin": ["users:manage:acme", "keys:manage:acme", "model:*:invoke", "kb:*:read"],
+    "acme-admin": [
+        "users:manage:acme",
+        "keys:manage:acme",
+        "model:*:invoke",
+        "kb:*:read",
+        "pii:use",
+    ],
     "acme-auditor": ["audit:read:acme"],
 }
 USERS = {  # name: (tenant, roles)
