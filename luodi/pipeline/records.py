@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 from luodi.errors import ConfigError
-from luodi.pipeline.stage import Batch, Rejection
+from luodi.pipeline.stage import Batch, Record, Rejection
 
 __all__ = [
     "LINE",
     "SIGNATURE",
     "SOURCE_HASH",
     "append_file",
+    "input_format",
     "public",
     "read_shards",
     "rejection_line",
@@ -36,46 +38,77 @@ SIGNATURE = "_minhash"
 _PRIVATE = frozenset({LINE, SOURCE_HASH, SIGNATURE})
 
 
-def read_shards(
-    path: Path, shard_size: int, skip: int = 0
-) -> Iterator[tuple[int, Batch, list[Rejection]]]:
-    """(shard index, records, unreadable lines) per ``shard_size`` input lines.
+def _rows(src: TextIO, fmt: str, text_field: str) -> Iterator[tuple[int, Record | Rejection]]:
+    """(row number, record or why it is unreadable) for each row of the input, lazily."""
+    if fmt == "csv":
+        reader = csv.DictReader(src)
+        for n, row in enumerate(reader, 1):
+            if None in row:  # more cells than the header names
+                yield n, Rejection({LINE: n}, "bad_csv", "more cells than header columns")
+                continue
+            yield n, _with_text(dict(row), n, text_field)
+        return
+    for n, raw in enumerate(src, 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            yield n, Rejection({LINE: n}, "bad_json", exc.msg)
+            continue
+        yield n, _with_text(record, n, text_field)
 
-    Shards are cut by line count, so a shard is the same on every run of the same input:
-    the unit of resume. The first ``skip`` shards are passed over without parsing.
+
+def _with_text(record: Any, n: int, text_field: str) -> Record | Rejection:
+    if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+        return Rejection({LINE: n}, "no_text", f"not an object with a {text_field} string")
+    if text_field != "text":
+        record["text"] = record.pop(text_field)
+    record[LINE] = n
+    record[SOURCE_HASH] = hashlib.sha256(record["text"].encode()).hexdigest()
+    return record
+
+
+def input_format(path: Path, declared: str) -> str:
+    """``jsonl`` or ``csv``: as declared, else by suffix (.csv, .tsv → csv)."""
+    if declared != "auto":
+        return declared
+    return "csv" if path.suffix.lower() == ".csv" else "jsonl"
+
+
+def read_shards(
+    path: Path,
+    shard_size: int,
+    skip: int = 0,
+    *,
+    fmt: str = "jsonl",
+    text_field: str = "text",
+) -> Iterator[tuple[int, Batch, list[Rejection]]]:
+    """(shard index, records, unreadable rows) per ``shard_size`` input rows.
+
+    Shards are cut by row count, so a shard is the same on every run of the same input:
+    the unit of resume. The first ``skip`` shards are read past. Only one shard is held.
     """
     try:
-        src = path.open(encoding="utf-8")
+        src = path.open(encoding="utf-8", newline="" if fmt == "csv" else None)
     except OSError as exc:
         raise ConfigError(f"cannot read input {path}: {exc.strerror}") from exc
     with src:
-        for _ in islice(src, skip * shard_size):
+        rows = _rows(src, fmt, text_field)
+        for _ in islice(rows, skip * shard_size):
             pass
         index = skip
-        line_no = skip * shard_size
         while True:
-            lines = list(islice(src, shard_size))
-            if not lines:
+            chunk = list(islice(rows, shard_size))
+            if not chunk:
                 return
             batch: Batch = []
             bad: list[Rejection] = []
-            for raw in lines:
-                line_no += 1
-                if not raw.strip():
-                    continue
-                try:
-                    record = json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    bad.append(Rejection({LINE: line_no}, "bad_json", exc.msg))
-                    continue
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    bad.append(
-                        Rejection({LINE: line_no}, "no_text", "not an object with a text string")
-                    )
-                    continue
-                record[LINE] = line_no
-                record[SOURCE_HASH] = hashlib.sha256(record["text"].encode()).hexdigest()
-                batch.append(record)
+            for _, item in chunk:
+                if isinstance(item, Rejection):
+                    bad.append(item)
+                else:
+                    batch.append(item)
             yield index, batch, bad
             index += 1
 

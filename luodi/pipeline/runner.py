@@ -31,7 +31,14 @@ from typing import Any, Protocol
 
 from luodi.errors import ConfigError
 from luodi.pipeline.export import export_batch
-from luodi.pipeline.records import LINE, append_file, read_shards, rejection_line, write_jsonl
+from luodi.pipeline.records import (
+    LINE,
+    append_file,
+    input_format,
+    read_shards,
+    rejection_line,
+    write_jsonl,
+)
 from luodi.pipeline.registry import StageContext, build_stages
 from luodi.pipeline.report import render_html
 from luodi.pipeline.spec import PipelineSpec
@@ -176,7 +183,13 @@ def _segments(stages: list[Stage]) -> list[tuple[bool, list[Step]]]:
 
 
 def _fingerprint(spec: PipelineSpec) -> str:
+    """The pipeline and its input file's size and time: resume only the same run."""
     data = spec.model_dump(mode="json", exclude={"workers"})
+    try:
+        stat = spec.input.stat()
+        data["_input"] = [stat.st_size, stat.st_mtime_ns]
+    except OSError:
+        pass  # the reader names the missing input
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -261,7 +274,13 @@ class LocalRunner:
         elif self.workers > 1:
             pool = ProcessPool(spec, self.ctx, self.workers)
         try:
-            shards = read_shards(spec.input, spec.shard_size, skip=cp.shards_done)
+            shards = read_shards(
+                spec.input,
+                spec.shard_size,
+                skip=cp.shards_done,
+                fmt=input_format(spec.input, spec.input_format),
+                text_field=spec.text_field,
+            )
             while True:
                 window = [s for _, s in zip(range(self.workers), shards, strict=False)]
                 if not window:

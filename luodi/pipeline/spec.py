@@ -191,6 +191,10 @@ class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: Path
+    input_format: Literal["auto", "jsonl", "csv"] = "auto"
+    """auto: .csv → csv (a header row names the columns), anything else → JSONL."""
+    text_field: str = "text"
+    """Field (or CSV column) holding the text; written back as ``text``."""
     output: Path
     rejected: Path | None = None
     """Rejected-records file; ``rejected.jsonl`` beside the output when None."""

@@ -239,3 +239,39 @@ def test_near_dup_signatures_join_normalize_in_one_pool_round_trip() -> None:
         (False, [(2, False)]),  # dedup_near's index
         (True, [(3, False), (4, False)]),  # quality, language
     ]
+
+
+def test_csv_input_with_a_named_text_column(tmp_path: Path) -> None:
+    rows = [f'1,"{EN[0]}",a', f'2,"{EN[0]}",b', f"3,{ZH[0]},c", f"4,{EN[1]},d"]
+    (tmp_path / "in.csv").write_text("id,body,dept\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    stages = [{"stage": "dedup_exact"}]
+    pipeline = write_pipeline(tmp_path, stages, input="in.csv", text_field="body")
+    summary = run_cli(pipeline, "--workers", "1")
+    kept = read_jsonl(tmp_path / "out" / "kept.jsonl")
+    assert kept == [
+        {"id": "1", "dept": "a", "text": EN[0]},
+        {"id": "3", "dept": "c", "text": ZH[0]},
+    ]
+    assert summary["records_in"] == 4 and summary["unreadable_lines"] == {"bad_csv": 1}
+
+
+def test_empty_input_writes_empty_output_and_a_summary(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text("")
+    summary = run_cli(write_pipeline(tmp_path, STAGES), "--workers", "2")
+    assert (tmp_path / "out" / "kept.jsonl").read_text() == ""
+    assert summary["records_in"] == 0 and summary["stages"][0]["in"] == 0
+
+
+def test_a_changed_input_is_not_resumed(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in.jsonl", corpus(30))
+    spec = load_pipeline(write_pipeline(tmp_path, STAGES, shard_size=5))
+
+    def crash(shard: int, totals: list[StageTotals]) -> None:
+        if shard == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        LocalRunner(spec, workers=1, progress=crash).run()
+    write_jsonl(tmp_path / "in.jsonl", corpus(31))
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "pipeline.yaml"), "--workers", "1"])
+    assert result.exit_code == 2 and "different pipeline" in result.output
