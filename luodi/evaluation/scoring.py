@@ -20,6 +20,7 @@ match: the mode for chat-only endpoints, reported apart from log-likelihood.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -128,28 +129,32 @@ class ForcedTokenScorer:
 
     async def score(self, context: str, continuation: str) -> Score:
         ctx, cont = self.split(context, continuation)
-        total, greedy = 0.0, True
-        for i, token in enumerate(cont):
-            answer = await self.endpoint.post(
-                "/completions",
-                {
-                    "prompt": ctx + cont[:i],
-                    "max_tokens": 1,
-                    "temperature": 0.0,
-                    "logprobs": 1,
-                    "logit_bias": {str(token): 100},
-                    "seed": self.seed,
-                },
-            )
-            lp = (answer.get("choices") or [{}])[0].get("logprobs") or {}
-            values = lp.get("token_logprobs") or []
-            if not values or values[0] is None:
-                raise EndpointError(f"{self.endpoint.base_url}/completions returned no logprobs")
-            total += float(values[0])
-            top = (lp.get("top_logprobs") or [None])[0]
-            if top and max(top.values()) > float(values[0]) + 1e-6:
-                greedy = False
-        return Score(total, greedy)
+        # Each token's request needs only the tokens before it, never an answer: they
+        # all go at once (the endpoint's bound applies) and the engine batches them.
+        values = await asyncio.gather(
+            *(self._forced(ctx + cont[:i], t) for i, t in enumerate(cont))
+        )
+        return Score(sum(v for v, _ in values), all(g for _, g in values))
+
+    async def _forced(self, prompt: list[int], token: int) -> tuple[float, bool]:
+        answer = await self.endpoint.post(
+            "/completions",
+            {
+                "prompt": prompt,
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "logprobs": 1,
+                "logit_bias": {str(token): 100},
+                "seed": self.seed,
+            },
+        )
+        lp = (answer.get("choices") or [{}])[0].get("logprobs") or {}
+        values = lp.get("token_logprobs") or []
+        if not values or values[0] is None:
+            raise EndpointError(f"{self.endpoint.base_url}/completions returned no logprobs")
+        value = float(values[0])
+        top = (lp.get("top_logprobs") or [None])[0]
+        return value, not (top and max(top.values()) > value + 1e-6)
 
 
 @dataclass(frozen=True, slots=True)
