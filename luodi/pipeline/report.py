@@ -88,6 +88,15 @@ def render_html(summary: dict[str, Any]) -> str:
         )
         if langs:
             parts += ["<h2>Language mix</h2>", _bars(langs[:20], "#5aa469")]
+        for metric, title in (("chars", "length in characters (from)"), ("digits", "digit share")):
+            hist = [
+                (k.rsplit(":", 1)[1], v)
+                for k, v in stats.items()
+                if k.startswith(f"hist:{metric}:")
+            ]
+            if hist:
+                hist.sort(key=lambda kv: float(kv[0]))
+                parts += [f"<h2>Quality input: {title}</h2>", _bars(hist, "#c9a227")]
         pii = [
             (k, v) for k, v in stats.items() if k.split(":")[0] in ("found", "removed", "residue")
         ]

@@ -82,6 +82,7 @@ def test_contract_files_and_counts(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "kept.jsonl.work").exists()
     report = (tmp_path / "out" / "report.html").read_text()
     assert "<svg" in report and "exact_dup" in report and "Art. 6(1)" in report
+    assert "Quality input: length" in report
     assert ID_NUMBER not in report and "http" not in report.replace("http://www.w3.org", "")
 
 

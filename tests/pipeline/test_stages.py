@@ -145,6 +145,12 @@ def test_quality_drops_junk_with_the_rule_named(text: str, reason: str) -> None:
     assert [r.reason for r in out.rejected] == [reason]
 
 
+def test_quality_counts_length_and_digit_histograms() -> None:
+    out = Quality(QualitySpec(stage="quality"))(recs(EN[0], "x" * 100 + "1" * 20))
+    assert out.stats["hist:chars:64"] == 2  # 118 and 120 characters
+    assert out.stats["hist:digits:0.0"] == 1 and out.stats["hist:digits:0.1"] == 1
+
+
 def test_quality_drops_repeated_lines() -> None:
     text = "\n".join(
         [EN[0], "Click here to subscribe", "Click here to subscribe", "Click here to subscribe"]

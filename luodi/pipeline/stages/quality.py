@@ -135,6 +135,14 @@ def quality_failure(text: str, spec: QualitySpec) -> str | None:
     return None
 
 
+def histogram_keys(text: str) -> tuple[str, str]:
+    """Summary counters for the report: length (powers of two) and digit-share decile."""
+    n = len(text)
+    length = f"hist:chars:{1 << max(0, n.bit_length() - 1)}" if n else "hist:chars:0"
+    decile = min(9, int(10 * len(_DIGIT.findall(text)) / max(1, _dense_len(text))))
+    return length, f"hist:digits:{decile / 10:.1f}"
+
+
 class Quality:
     name = "quality"
     stateful = False
@@ -145,6 +153,7 @@ class Quality:
     def __call__(self, batch: Batch) -> Outcome:
         out = Outcome(kept=[], stats=Counter())
         for record in batch:
+            out.stats.update(histogram_keys(record["text"]))
             failure = quality_failure(record["text"], self.spec)
             if failure is None:
                 out.kept.append(record)
