@@ -21,12 +21,22 @@ from luodi.evaluation.compliance import Declarations, run_checklist
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.gguf_memory import model_memory
+from luodi.evaluation.perplexity import perplexity as measure_perplexity
 from luodi.evaluation.plan import load_plan, run_plan
 from luodi.evaluation.report import render_html, summarise
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.tasks import load_task
 
-__all__ = ["app", "capability", "compliance", "cost", "gguf_tokenizer", "report", "run"]
+__all__ = [
+    "app",
+    "capability",
+    "compliance",
+    "cost",
+    "gguf_tokenizer",
+    "perplexity",
+    "report",
+    "run",
+]
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -338,3 +348,54 @@ def report(
         json.dumps({"summary": summary, "results": data}, indent=2, ensure_ascii=False) + "\n"
     )
     Console().print(f"pick: {summary['pick']} — {summary['why']}\nwritten {out}, {summary_path}")
+
+
+@app.command()
+def perplexity(
+    endpoint: Annotated[str, typer.Option(help="Base URL of an OpenAI-compatible server.")],
+    model: Annotated[str, typer.Option(help="Model name the endpoint serves.")],
+    text: Annotated[Path, typer.Option(help="UTF-8 text file to score.")],
+    out: Annotated[Path, typer.Option(help="Where to write the JSON.")],
+    tokenizer: Annotated[
+        Path | None,
+        typer.Option(help="GGUF tokenizer: forced-token scoring (luodi); else echo."),
+    ] = None,
+    chunk_chars: Annotated[int, typer.Option(min=64, help="Characters per chunk.")] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 4,
+    cache: Annotated[
+        Path | None, typer.Option(help="Answer cache (default: <out>.cache.sqlite).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="LUODI_API_KEY", help="Bearer key.", show_default=False),
+    ] = None,
+) -> None:
+    """Byte and word perplexity of a text (compare quantisations of one model)."""
+    try:
+        content = text.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{text}: cannot read as UTF-8 text ({exc})") from None
+    store = ResponseCache(cache or out.with_name(out.name + ".cache.sqlite"))
+    tokenize = gguf_tokenizer(tokenizer) if tokenizer is not None else None
+
+    async def go() -> dict[str, object]:
+        client = Endpoint(endpoint, model, api_key=api_key, concurrency=concurrency, cache=store)
+        try:
+            scorer: ChoiceScorer = (
+                ForcedTokenScorer(client, tokenize) if tokenize else EchoScorer(client)
+            )
+            result = await measure_perplexity(scorer, content, chunk_chars=chunk_chars)
+            return result.to_json() | {"model": model, "text": str(text)}
+        finally:
+            await client.aclose()
+
+    try:
+        data = asyncio.run(go())
+    finally:
+        store.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    console.print(
+        f"{text.name}: byte perplexity {data['byte_perplexity']:.4f}, bits/byte"
+        f" {data['bits_per_byte']:.4f}, word perplexity {data['word_perplexity']:.2f} → {out}"
+    )
