@@ -107,6 +107,12 @@ class QualitySpec(_Stage):
     """Chinese: punctuation per character; none means no sentences, too much means junk."""
     max_bullet_line_fraction: float = Field(0.9, ge=0.0, le=1.0)
     max_ellipsis_line_fraction: float = Field(0.3, ge=0.0, le=1.0)
+    max_oov_ratio: float | None = Field(None, ge=0.0, le=1.0)
+    """Share of words outside wordfreq's list (zh for Chinese, else en) above which a
+    record drops; None: off. Needs the ``wordfreq`` extra (its lists are ~60 MB)."""
+    oov_min_zipf: float = Field(2.0, ge=0.0, le=8.0)
+    """A word is outside the list below this Zipf frequency (wordfreq knows nearly every
+    Chinese character at some frequency; 2.0 is about once per 100 million words)."""
 
 
 class LanguageSpec(_Stage):

@@ -151,6 +151,16 @@ def test_quality_counts_length_and_digit_histograms() -> None:
     assert out.stats["hist:digits:0.0"] == 1 and out.stats["hist:digits:0.1"] == 1
 
 
+def test_quality_oov_rule_drops_gibberish_chinese() -> None:
+    pytest.importorskip("wordfreq", reason="the wordfreq extra is not installed")
+    spec = QualitySpec(stage="quality", max_oov_ratio=0.3)
+    gibberish = "鍪鏊鐢，鑫鍪觞觚。犭彳彡，廴冫亻卩阝刂。氵灬爫罒，疒衤钅，饣纟。"
+    keyboard = "asdkj qweoiu zxcmn qwpoe lkjasd mnbzx poiuqw the and of to"
+    out = Quality(spec)(recs(ZH[0], EN[0], gibberish, keyboard))
+    assert [r["id"] for r in out.kept] == ["r0", "r1"]
+    assert [r.reason for r in out.rejected] == ["oov_ratio", "oov_ratio"]
+
+
 def test_quality_drops_repeated_lines() -> None:
     text = "\n".join(
         [EN[0], "Click here to subscribe", "Click here to subscribe", "Click here to subscribe"]

@@ -7,11 +7,14 @@ word-based rules then give way to character repetition and punctuation ratio.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import re
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
+from luodi.errors import ConfigError
 from luodi.pipeline.spec import QualitySpec
 from luodi.pipeline.stage import Batch, Outcome, Rejection
 
@@ -125,13 +128,35 @@ _ENGLISH: tuple[Rule, ...] = (_words, _top_word_bigram)
 _CHINESE: tuple[Rule, ...] = (_char_repetition, _zh_punctuation)
 
 
+def _wordfreq() -> Any:
+    try:
+        return importlib.import_module("wordfreq")
+    except ImportError as exc:
+        raise ConfigError("quality.max_oov_ratio needs the wordfreq extra") from exc
+
+
+def _oov(text: str, spec: QualitySpec, lang: str) -> str | None:
+    """Share of words rarer in ``lang`` than ``oov_min_zipf`` (wordfreq's Zipf scale)."""
+    wordfreq = _wordfreq()
+    words = [w for w in wordfreq.tokenize(text[:5000], lang) if not w.isdigit()]
+    if len(words) < 5 or spec.max_oov_ratio is None:
+        return None
+    floor = spec.oov_min_zipf
+    unknown = sum(1 for w in words if wordfreq.zipf_frequency(w, lang) < floor)
+    ratio = unknown / len(words)
+    return f"oov_ratio: {ratio:.2f}" if ratio > spec.max_oov_ratio else None
+
+
 def quality_failure(text: str, spec: QualitySpec) -> str | None:
     """The first failing rule's ``name: value``, or None when the text passes."""
-    rules = _COMMON + (_CHINESE if is_chinese(text) else _ENGLISH)
+    chinese = is_chinese(text)
+    rules = _COMMON + (_CHINESE if chinese else _ENGLISH)
     for rule in rules:
         reason = rule(text, spec)
         if reason is not None:
             return reason
+    if spec.max_oov_ratio is not None:
+        return _oov(text, spec, "zh" if chinese else "en")
     return None
 
 
@@ -149,6 +174,8 @@ class Quality:
 
     def __init__(self, spec: QualitySpec) -> None:
         self.spec = spec
+        if spec.max_oov_ratio is not None:
+            _wordfreq()  # a missing extra fails when the pipeline is built, not mid-run
 
     def __call__(self, batch: Batch) -> Outcome:
         out = Outcome(kept=[], stats=Counter())
