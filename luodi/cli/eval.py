@@ -20,6 +20,7 @@ from luodi.evaluation.capability import CapabilityResult, run_generate, run_logl
 from luodi.evaluation.compliance import Declarations, run_checklist
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
+from luodi.evaluation.generation import run_generation
 from luodi.evaluation.gguf_memory import model_memory
 from luodi.evaluation.perplexity import perplexity as measure_perplexity
 from luodi.evaluation.plan import load_plan, run_plan
@@ -398,4 +399,44 @@ def perplexity(
     console.print(
         f"{text.name}: byte perplexity {data['byte_perplexity']:.4f}, bits/byte"
         f" {data['bits_per_byte']:.4f}, word perplexity {data['word_perplexity']:.2f} → {out}"
+    )
+
+
+@app.command()
+def generation(
+    endpoint: Annotated[str, typer.Option(help="Base URL of an OpenAI-compatible server.")],
+    model: Annotated[str, typer.Option(help="Model name the endpoint serves.")],
+    task: Annotated[Path, typer.Option(help="Task JSONL (question, answer or answers).")],
+    out: Annotated[Path, typer.Option(help="Where to write RESULT.json.")],
+    limit: Annotated[int | None, typer.Option(help="Ask only the first N items.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens per answer.")] = 32,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 4,
+    seed: Annotated[int, typer.Option(help="Seed sent with every request.")] = 1234,
+    cache: Annotated[
+        Path | None, typer.Option(help="Answer cache (default: <out>.cache.sqlite).")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="LUODI_API_KEY", help="Bearer key.", show_default=False),
+    ] = None,
+) -> None:
+    """Free-answer questions through chat: exact match (acc) and token F1."""
+    store = ResponseCache(cache or out.with_name(out.name + ".cache.sqlite"))
+
+    async def go() -> CapabilityResult:
+        client = Endpoint(endpoint, model, api_key=api_key, concurrency=concurrency, cache=store)
+        try:
+            return await run_generation(task, client, limit=limit, seed=seed, max_tokens=max_tokens)
+        finally:
+            await client.aclose()
+
+    try:
+        result = asyncio.run(go())
+    finally:
+        store.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    console.print(
+        f"{task.stem} (generation, n={result.n}): exact match {result.acc:.3f},"
+        f" F1 {result.f1 or 0:.3f} → {out}"
     )

@@ -3,7 +3,8 @@
 ``loglikelihood`` picks the choice whose continuation the model finds most likely
 (``acc``) and the most likely per UTF-8 byte (``acc_norm``: lm-eval's ``acc_bytes``
 normalisation, fair between scripts whose characters take different byte counts).
-``generate`` asks a chat endpoint for a letter (``acc`` only). The two are different
+``generate`` asks a chat endpoint for a letter (``acc`` only); ``generation`` tasks
+(free answers, generation.py) report exact match as ``acc`` and token ``f1``. The two are different
 measurements and are reported apart, never averaged.
 
 Items run concurrently (the endpoint's own bound); ``predictions`` keep file order.
@@ -23,7 +24,7 @@ from luodi.evaluation.tasks import Task
 
 __all__ = ["CapabilityResult", "Mode", "run_generate", "run_loglikelihood"]
 
-Mode = Literal["loglikelihood", "generate"]
+Mode = Literal["loglikelihood", "generate", "generation"]
 
 
 @dataclass(slots=True)
@@ -38,6 +39,7 @@ class CapabilityResult:
     acc: float
     predictions: list[int]
     acc_norm: float | None = None
+    f1: float | None = None
     scorer: str = ""
     seed: int = 1234
     wall_s: float = 0.0
@@ -47,8 +49,9 @@ class CapabilityResult:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["acc_norm"] is None:
-            del out["acc_norm"]
+        for optional in ("acc_norm", "f1"):
+            if out[optional] is None:
+                del out[optional]
         return out
 
 

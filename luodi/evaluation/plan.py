@@ -14,6 +14,7 @@ A plan names candidate deployments and what to measure on each::
     tasks:
       - {path: tasks/general_en.jsonl, mode: loglikelihood}
       - {path: tasks/general_zh.jsonl, mode: generate}
+      - {path: tasks/short_answer_en.jsonl, mode: generation}   # exact match + F1
     weights: {capability: 0.5, cost: 0.3, compliance: 0.2}
 
 Each part runs where its inputs are given and is left out otherwise; the results file
@@ -37,6 +38,7 @@ from luodi.evaluation.capability import CapabilityResult, run_generate, run_logl
 from luodi.evaluation.compliance import Declarations, run_checklist
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
+from luodi.evaluation.generation import run_generation
 from luodi.evaluation.gguf_memory import model_memory
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.tasks import load_task
@@ -44,8 +46,8 @@ from luodi.evaluation.tasks import load_task
 __all__ = ["Candidate", "EvalPlan", "load_plan", "run_plan"]
 
 Tokenizer = Callable[[str, bool], list[int]]
-TaskMode = Literal["loglikelihood", "generate"]
-ALL_MODES: tuple[TaskMode, ...] = ("loglikelihood", "generate")
+TaskMode = Literal["loglikelihood", "generate", "generation"]
+ALL_MODES: tuple[TaskMode, ...] = ("loglikelihood", "generate", "generation")
 VOLUMES = [1e5, 1e6, 1e7, 1e8, 1e9, 1e10]
 
 
@@ -133,16 +135,21 @@ async def _capability(
     for run in plan.tasks:
         if run.mode not in c.modes:
             continue
-        task = load_task(run.path, run.definition)
         endpoint = Endpoint(
             c.endpoint, c.model, api_key=api_key, concurrency=plan.concurrency, cache=cache
         )
         try:
             result: CapabilityResult
-            if run.mode == "generate":
+            if run.mode == "generation":
+                result = await run_generation(
+                    run.path, endpoint, limit=plan.limit, seed=plan.seed, on_item=on_item
+                )
+            elif run.mode == "generate":
+                task = load_task(run.path, run.definition)
                 chooser = ChatChooser(endpoint, seed=plan.seed)
                 result = await run_generate(task, chooser, limit=plan.limit, on_item=on_item)
             else:
+                task = load_task(run.path, run.definition)
                 scorer: ChoiceScorer = (
                     ForcedTokenScorer(endpoint, tokenizer, seed=plan.seed)
                     if tokenizer is not None
@@ -154,7 +161,12 @@ async def _capability(
         finally:
             await endpoint.aclose()
         row = result.to_json()
-        row["correct"] = [int(r["pred"] == r["answer"]) for r in result.items]
+        # 0/1 per item, for the report's bootstrap (generation: exact match).
+        row["correct"] = (
+            list(result.predictions)
+            if run.mode == "generation"
+            else [int(r["pred"] == r["answer"]) for r in result.items]
+        )
         out.append(row)
     return out
 

@@ -237,13 +237,20 @@ def _compliance_tables(results: dict[str, Any]) -> str:
     return "".join(parts) or "<p>No compliance results.</p>"
 
 
+def _second_metric(task: dict[str, Any]) -> str:
+    for key in ("acc_norm", "f1"):
+        if task.get(key) is not None:
+            return f"{task[key]:.3f}"
+    return ""
+
+
 def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
     """The whole report as one HTML string."""
     cap_rows = "".join(
         f"<tr><td>{_e(c['name'])}</td><td>{_e(t['task'])}</td><td>{_e(t['mode'])}</td>"
         f"<td>{t['n']}</td><td>{t['acc']:.3f}</td><td>{t.get('ci95', [0, 0])[0]:.3f}–"
         f"{t.get('ci95', [0, 0])[1]:.3f}</td><td>"
-        f"{'' if t.get('acc_norm') is None else format(t['acc_norm'], '.3f')}</td></tr>"
+        f"{_second_metric(t)}</td></tr>"
         for c in results["candidates"]
         for t in c["capability"]
     )
@@ -270,8 +277,8 @@ background:#eff6ff;border-left:4px solid #2563eb}}.note{{color:#6b7280;font-size
 <h2>3C summary</h2>{_summary_svg(summary)}
 <h2>Capability</h2>{_accuracy_svg(results)}
 <table><tr><th>candidate</th><th>task</th><th>mode</th><th>n</th><th>acc</th><th>95% CI (bootstrap)</th>
-<th>acc_norm</th></tr>{cap_rows}</table>
-<p class=note>Log-likelihood and generate are different measurements; they are never averaged
+<th>acc_norm (log-likelihood) / F1 (generation)</th></tr>{cap_rows}</table>
+<p class=note>acc is exact match for generation tasks. Log-likelihood and generate are different measurements; they are never averaged
 within a task. Seed {_e(results.get("seed"))}.</p>
 <h2>Cost</h2>{_cost_svg(results)}
 <table><tr><th>candidate</th><th>measured peak output tok/s</th><th>private / M output tokens</th>
