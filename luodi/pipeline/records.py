@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from luodi.errors import ConfigError
+from luodi.pipeline.mail import mail_messages, message_record
 from luodi.pipeline.stage import Batch, Record, Rejection
 
 __all__ = [
@@ -70,10 +71,17 @@ def _with_text(record: Any, n: int, text_field: str) -> Record | Rejection:
 
 
 def input_format(path: Path, declared: str) -> str:
-    """``jsonl`` or ``csv``: as declared, else by suffix (.csv, .tsv → csv)."""
+    """As declared, else: a folder → eml, .csv → csv, .mbox → mbox, anything else → jsonl."""
     if declared != "auto":
         return declared
-    return "csv" if path.suffix.lower() == ".csv" else "jsonl"
+    if path.is_dir():
+        return "eml"
+    return {".csv": "csv", ".mbox": "mbox"}.get(path.suffix.lower(), "jsonl")
+
+
+def _mail_rows(path: Path, fmt: str) -> Iterator[tuple[int, Record | Rejection]]:
+    for n, msg in enumerate(mail_messages(path, fmt), 1):
+        yield n, _with_text(message_record(msg), n, "text")
 
 
 def read_shards(
@@ -89,28 +97,37 @@ def read_shards(
     Shards are cut by row count, so a shard is the same on every run of the same input:
     the unit of resume. The first ``skip`` shards are read past. Only one shard is held.
     """
+    if fmt in ("mbox", "eml"):
+        yield from _shards(_mail_rows(path, fmt), shard_size, skip)
+        return
     try:
         src = path.open(encoding="utf-8", newline="" if fmt == "csv" else None)
     except OSError as exc:
         raise ConfigError(f"cannot read input {path}: {exc.strerror}") from exc
     with src:
-        rows = _rows(src, fmt, text_field)
-        for _ in islice(rows, skip * shard_size):
-            pass
-        index = skip
-        while True:
-            chunk = list(islice(rows, shard_size))
-            if not chunk:
-                return
-            batch: Batch = []
-            bad: list[Rejection] = []
-            for _, item in chunk:
-                if isinstance(item, Rejection):
-                    bad.append(item)
-                else:
-                    batch.append(item)
-            yield index, batch, bad
-            index += 1
+        yield from _shards(_rows(src, fmt, text_field), shard_size, skip)
+
+
+def _shards(
+    rows: Iterator[tuple[int, Record | Rejection]], shard_size: int, skip: int
+) -> Iterator[tuple[int, Batch, list[Rejection]]]:
+    """Cut rows into shards of ``shard_size``, passing over the first ``skip`` shards."""
+    for _ in islice(rows, skip * shard_size):
+        pass
+    index = skip
+    while True:
+        chunk = list(islice(rows, shard_size))
+        if not chunk:
+            return
+        batch: Batch = []
+        bad: list[Rejection] = []
+        for _, item in chunk:
+            if isinstance(item, Rejection):
+                bad.append(item)
+            else:
+                batch.append(item)
+        yield index, batch, bad
+        index += 1
 
 
 def public(record: dict[str, Any]) -> dict[str, Any]:

@@ -197,8 +197,9 @@ class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: Path
-    input_format: Literal["auto", "jsonl", "csv"] = "auto"
-    """auto: .csv → csv (a header row names the columns), anything else → JSONL."""
+    input_format: Literal["auto", "jsonl", "csv", "mbox", "eml"] = "auto"
+    """auto: a folder → eml (one message per file), .mbox → mbox, .csv → csv (a header
+    row names the columns), anything else → JSONL."""
     text_field: str = "text"
     """Field (or CSV column) holding the text; written back as ``text``."""
     output: Path
