@@ -70,6 +70,18 @@ def privacy_scrubber(config: Path | None, spec: PIISpec) -> PrivacyScrubber:
     return PrivacyScrubber(Analyzer(registry), spec.min_score, secret)
 
 
+def document_text(path: Path) -> str:
+    """A file's text through the knowledge loaders (PDF, DOCX, HTML, Markdown, ...)."""
+    from luodi.knowledge import LOADERS, load_document
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    blocks = load_document(path.name, data, LOADERS)
+    return "\n\n".join(b.text for b in blocks if b.text.strip())
+
+
 class _StageBars:
     """One progress line per stage: records in → out."""
 
@@ -184,7 +196,13 @@ def run(
             pool = ray_pool(ray_address)
         bars = _StageBars([s.stage for s in spec.stages])
         runner = LocalRunner(
-            spec, ctx, workers=workers, progress=bars.update, pipeline_file=pipeline, pool=pool
+            spec,
+            ctx,
+            workers=workers,
+            progress=bars.update,
+            pipeline_file=pipeline,
+            pool=pool,
+            document_loader=document_text,
         )
         with bars.bar:
             summary = runner.run()

@@ -6,12 +6,12 @@ import csv
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any, TextIO
 
-from luodi.errors import ConfigError
+from luodi.errors import ConfigError, LuodiError
 from luodi.pipeline.mail import mail_messages, message_record
 from luodi.pipeline.stage import Batch, Record, Rejection
 
@@ -19,6 +19,7 @@ __all__ = [
     "LINE",
     "SIGNATURE",
     "SOURCE_HASH",
+    "DocumentLoader",
     "append_file",
     "input_format",
     "public",
@@ -70,13 +71,33 @@ def _with_text(record: Any, n: int, text_field: str) -> Record | Rejection:
     return record
 
 
+DocumentLoader = Callable[[Path], str]
+"""A file's text (the knowledge loaders, lent by the CLI); raises LuodiError when it cannot."""
+
+
 def input_format(path: Path, declared: str) -> str:
-    """As declared, else: a folder → eml, .csv → csv, .mbox → mbox, anything else → jsonl."""
+    """As declared, else: a folder → documents, .csv → csv, .mbox → mbox, else → jsonl."""
     if declared != "auto":
         return declared
     if path.is_dir():
-        return "eml"
+        return "documents"
     return {".csv": "csv", ".mbox": "mbox"}.get(path.suffix.lower(), "jsonl")
+
+
+def _document_rows(
+    folder: Path, loader: DocumentLoader
+) -> Iterator[tuple[int, Record | Rejection]]:
+    if not folder.is_dir():
+        raise ConfigError(f"cannot read document folder {folder}: not a folder")
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    for n, file in enumerate(files, 1):
+        rel = file.relative_to(folder).as_posix()
+        try:
+            text = loader(file)
+        except LuodiError as exc:
+            yield n, Rejection({LINE: n, "path": rel}, "bad_document", exc.message)
+            continue
+        yield n, _with_text({"path": rel, "text": text}, n, "text")
 
 
 def _mail_rows(path: Path, fmt: str) -> Iterator[tuple[int, Record | Rejection]]:
@@ -91,12 +112,20 @@ def read_shards(
     *,
     fmt: str = "jsonl",
     text_field: str = "text",
+    document_loader: DocumentLoader | None = None,
 ) -> Iterator[tuple[int, Batch, list[Rejection]]]:
     """(shard index, records, unreadable rows) per ``shard_size`` input rows.
 
     Shards are cut by row count, so a shard is the same on every run of the same input:
     the unit of resume. The first ``skip`` shards are read past. Only one shard is held.
     """
+    if fmt == "documents":
+        if document_loader is None:
+            raise ConfigError(
+                "a folder of documents needs the knowledge loaders: use `luodi pipeline`"
+            )
+        yield from _shards(_document_rows(path, document_loader), shard_size, skip)
+        return
     if fmt in ("mbox", "eml"):
         yield from _shards(_mail_rows(path, fmt), shard_size, skip)
         return

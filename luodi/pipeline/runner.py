@@ -33,6 +33,7 @@ from luodi.errors import ConfigError
 from luodi.pipeline.export import export_batch
 from luodi.pipeline.records import (
     LINE,
+    DocumentLoader,
     append_file,
     input_format,
     read_shards,
@@ -220,6 +221,7 @@ class LocalRunner:
         progress: Progress | None = None,
         pipeline_file: Path | None = None,
         pool: PoolFactory | None = None,
+        document_loader: DocumentLoader | None = None,
     ) -> None:
         """``pool``: where parallel segments run (default: a process pool of ``workers``,
         or this process alone when ``workers`` is 1); ``RayPool`` runs them on Ray."""
@@ -229,6 +231,7 @@ class LocalRunner:
         self.progress = progress
         self.pipeline_file = pipeline_file
         self.pool_factory = pool
+        self.document_loader = document_loader
         self.work = spec.output.with_name(spec.output.name + ".work")
 
     # -- checkpoint -------------------------------------------------------------------
@@ -280,6 +283,7 @@ class LocalRunner:
                 skip=cp.shards_done,
                 fmt=input_format(spec.input, spec.input_format),
                 text_field=spec.text_field,
+                document_loader=self.document_loader,
             )
             while True:
                 window = [s for _, s in zip(range(self.workers), shards, strict=False)]

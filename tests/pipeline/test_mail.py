@@ -35,9 +35,10 @@ MESSAGES = [
 ]
 
 
-def run(tmp_path: Path, source: str) -> list[dict[str, object]]:
+def run(tmp_path: Path, source: str, fmt: str = "auto") -> list[dict[str, object]]:
     stages = [{"stage": "normalize", "strip_html": True}]
-    spec = parse_pipeline({"input": source, "output": "out/kept.jsonl", "stages": stages}, tmp_path)
+    doc = {"input": source, "input_format": fmt, "output": "out/kept.jsonl", "stages": stages}
+    spec = parse_pipeline(doc, tmp_path)
     LocalRunner(spec, workers=1).run()
     return read_jsonl(tmp_path / "out" / "kept.jsonl")
 
@@ -63,4 +64,25 @@ def test_folder_of_eml_files(tmp_path: Path) -> None:
     (tmp_path / "inbox").mkdir()
     for i, msg in enumerate(MESSAGES):
         (tmp_path / "inbox" / f"{i:03d}.eml").write_bytes(msg.as_bytes())
-    check(run(tmp_path, "inbox"))
+    check(run(tmp_path, "inbox", "eml"))
+
+
+def test_folder_of_documents_through_the_knowledge_loaders(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from luodi.cli.pipeline import app
+    from tests.pipeline.conftest import write_pipeline
+
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "a.md").write_text(f"# 通知\n\n{ZH[2]}\n", encoding="utf-8")
+    (docs / "sub" / "b.html").write_text(f"<html><body><p>{EN[1]}</p></body></html>")
+    (docs / "c.bin").write_bytes(b"\x00\x01")
+    pipeline = write_pipeline(tmp_path, [{"stage": "normalize"}], input="docs")
+    result = CliRunner().invoke(app, ["run", str(pipeline), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    kept = read_jsonl(tmp_path / "out" / "kept.jsonl")
+    assert [r["path"] for r in kept] == ["a.md", "sub/b.html"]
+    assert ZH[2] in kept[0]["text"] and kept[1]["text"] == EN[1]
+    (bad,) = read_jsonl(tmp_path / "out" / "rejected.jsonl")
+    assert (bad["reason"], bad["record"]["path"]) == ("bad_document", "c.bin")
