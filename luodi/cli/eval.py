@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -26,7 +27,7 @@ from luodi.evaluation.perplexity import perplexity as measure_perplexity
 from luodi.evaluation.plan import load_plan, run_plan
 from luodi.evaluation.report import render_html, summarise
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
-from luodi.evaluation.tasks import load_task
+from luodi.evaluation.tasks import Task, load_task
 
 __all__ = [
     "app",
@@ -59,11 +60,26 @@ def gguf_tokenizer(path: Path) -> Callable[[str, bool], list[int]]:
 
 @app.command()
 def capability(
-    endpoint: Annotated[str, typer.Option(help="Base URL of an OpenAI-compatible server.")],
-    model: Annotated[str, typer.Option(help="Model name the endpoint serves.")],
     task: Annotated[Path, typer.Option(help="Task JSONL (question, choices, answer).")],
     mode: Annotated[str, typer.Option(help="loglikelihood (/v1/completions) or generate (chat).")],
     out: Annotated[Path, typer.Option(help="Where to write RESULT.json.")],
+    endpoint: Annotated[
+        str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name the endpoint serves.")] = None,
+    local: Annotated[
+        bool,
+        typer.Option(
+            help="Score the embedded engine in this process instead of an endpoint"
+            " (--model-file, else the configured or default model; PII masking off)."
+        ),
+    ] = False,
+    model_file: Annotated[
+        Path | None, typer.Option(help="GGUF for --local (default: engine.model).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="luodi config for --local.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Score only the first N items.")] = None,
     definition: Annotated[
         Path | None, typer.Option(help="YAML task definition (default: <task>.yaml if any).")
@@ -92,12 +108,78 @@ def capability(
     if mode not in ("loglikelihood", "generate"):
         raise ConfigError(f"--mode must be loglikelihood or generate, got {mode!r}")
     loaded = load_task(task, definition)
-    total = min(limit, len(loaded.items)) if limit is not None else len(loaded.items)
     store = None if no_cache else ResponseCache(cache or out.with_name(out.name + ".cache.sqlite"))
+    with contextlib.ExitStack() as stack:
+        identity = None
+        if local:
+            endpoint, model, tokenizer = stack.enter_context(_local_engine(config, model_file))
+            identity = f"local:{tokenizer.resolve()}"
+        elif endpoint is None or model is None:
+            raise ConfigError("give --endpoint and --model, or --local")
+        _score_capability(
+            loaded,
+            mode,
+            endpoint,
+            model,
+            tokenizer,
+            limit,
+            concurrency,
+            seed,
+            store,
+            api_key,
+            out,
+            identity,
+        )
+
+
+@contextlib.contextmanager
+def _local_engine(config: Path | None, model_file: Path | None) -> Iterator[tuple[str, str, Path]]:
+    """The embedded engine served in this process on loopback: URL, model name, GGUF.
+
+    PII masking is off: it would rewrite the questions (or refuse token-id prompts),
+    and the model is what is measured. Nothing leaves the machine.
+    """
+    import httpx
+
+    from luodi.cli.local_server import LocalServer, local_settings
+    from luodi.engine.llamacpp.default_model import default_model_path
+
+    settings = local_settings(load_settings(config), model_file)
+    data = settings.model_dump()
+    data["privacy"]["enabled"] = False
+    settings = type(settings).model_validate(data)
+    gguf = settings.engine.model or default_model_path(settings.engine.cache_dir)
+    with LocalServer(settings) as server:
+        name = str(httpx.get(f"{server.url}/v1/models", timeout=30).json()["data"][0]["id"])
+        yield server.url, name, Path(gguf)
+
+
+def _score_capability(
+    loaded: Task,
+    mode: str,
+    endpoint: str,
+    model: str,
+    tokenizer: Path | None,
+    limit: int | None,
+    concurrency: int,
+    seed: int,
+    store: ResponseCache | None,
+    api_key: str | None,
+    out: Path,
+    identity: str | None,
+) -> None:
+    total = min(limit, len(loaded.items)) if limit is not None else len(loaded.items)
     tokenize = gguf_tokenizer(tokenizer) if tokenizer is not None else None
 
     async def go() -> CapabilityResult:
-        client = Endpoint(endpoint, model, api_key=api_key, concurrency=concurrency, cache=store)
+        client = Endpoint(
+            endpoint,
+            model,
+            api_key=api_key,
+            concurrency=concurrency,
+            cache=store,
+            identity=identity,
+        )
         try:
             with Progress(
                 TextColumn(f"[bold]{loaded.name} · {mode}"),

@@ -35,9 +35,13 @@ class Endpoint:
         cache: ResponseCache | None = None,
         timeout_s: float = 300.0,
         retries: int = 4,
+        identity: str | None = None,
     ) -> None:
         base = base_url.rstrip("/")
         self.base_url = base if base.endswith("/v1") else base + "/v1"
+        # What answers are cached under: the URL, or a stable name for a server whose
+        # URL changes every run (an in-process engine on an ephemeral port).
+        self.identity = identity or self.base_url
         self.model = model
         self.cache = cache
         self.retries = retries
@@ -49,7 +53,7 @@ class Endpoint:
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST ``body`` (the model added) to ``path``; the answer, from the cache if there."""
         body = {"model": self.model, **body}
-        key = cache_key(self.base_url, self.model, path, body)
+        key = cache_key(self.identity, self.model, path, body)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return hit
         async with self._gate:

@@ -170,3 +170,38 @@ async def test_cli_writes_the_contracted_result(live_server: LiveServer, tmp_pat
     assert result["n"] == 2 and len(result["predictions"]) == 2
     assert {"acc", "acc_norm", "predictions"} <= set(result)
     assert (tmp_path / "result.json.cache.sqlite").is_file()
+
+
+async def test_cli_local_scores_the_embedded_engine_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "local.json"
+    args = [
+        *LUODI,
+        "eval",
+        "capability",
+        "--local",
+        "--task",
+        str(TASKS / "general_en.jsonl"),
+        "--mode",
+        "loglikelihood",
+        "--limit",
+        "2",
+        "--out",
+        str(out),
+    ]
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "LUODI_ENGINE__N_THREADS": "2",
+        "LUODI_ENGINE__N_CTX": "2048",
+    }
+    results = []
+    for _ in range(2):  # the second run, on a new port, is answered from the cache
+        proc = await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        text, _ = await asyncio.wait_for(proc.communicate(), timeout=300)
+        assert proc.returncode == 0, text.decode()
+        results.append(json.loads(out.read_text()))
+    first, second = results
+    assert first["n"] == 2 and first["scorer"] == "ForcedTokenScorer"
+    assert second["requests_sent"] == 0 and second["predictions"] == first["predictions"]
