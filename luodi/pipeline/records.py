@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -81,7 +82,8 @@ def input_format(path: Path, declared: str) -> str:
         return declared
     if path.is_dir():
         return "documents"
-    return {".csv": "csv", ".mbox": "mbox"}.get(path.suffix.lower(), "jsonl")
+    suffixes = {".csv": "csv", ".mbox": "mbox", ".parquet": "parquet"}
+    return suffixes.get(path.suffix.lower(), "jsonl")
 
 
 def _document_rows(
@@ -98,6 +100,25 @@ def _document_rows(
             yield n, Rejection({LINE: n, "path": rel}, "bad_document", exc.message)
             continue
         yield n, _with_text({"path": rel, "text": text}, n, "text")
+
+
+def _parquet_rows(path: Path, text_field: str) -> Iterator[tuple[int, Record | Rejection]]:
+    """Rows of a Parquet file, read a row group batch at a time (the ``parquet`` extra)."""
+    try:
+        parquet: Any = importlib.import_module("pyarrow.parquet")
+    except ImportError as exc:
+        raise ConfigError(
+            "Parquet input needs the parquet extra: pip install 'luodi[parquet]'"
+        ) from exc
+    try:
+        file = parquet.ParquetFile(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read Parquet input {path}: {exc}") from exc
+    n = 0
+    for batch in file.iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            n += 1
+            yield n, _with_text(row, n, text_field)
 
 
 def _mail_rows(path: Path, fmt: str) -> Iterator[tuple[int, Record | Rejection]]:
@@ -125,6 +146,9 @@ def read_shards(
                 "a folder of documents needs the knowledge loaders: use `luodi pipeline`"
             )
         yield from _shards(_document_rows(path, document_loader), shard_size, skip)
+        return
+    if fmt == "parquet":
+        yield from _shards(_parquet_rows(path, text_field), shard_size, skip)
         return
     if fmt in ("mbox", "eml"):
         yield from _shards(_mail_rows(path, fmt), shard_size, skip)
@@ -179,7 +203,8 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as out:
         for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False))
+            # default=str: Parquet dates, decimals and the like, as text.
+            out.write(json.dumps(row, ensure_ascii=False, default=str))
             out.write("\n")
     os.replace(tmp, path)
 

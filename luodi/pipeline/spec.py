@@ -197,9 +197,10 @@ class PipelineSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     input: Path
-    input_format: Literal["auto", "jsonl", "csv", "mbox", "eml", "documents"] = "auto"
+    input_format: Literal["auto", "jsonl", "csv", "parquet", "mbox", "eml", "documents"] = "auto"
     """auto: a folder → documents (PDF, DOCX, HTML, Markdown, ... through the knowledge
-    loaders), .mbox → mbox, .csv → csv (a header row names the columns), else JSONL;
+    loaders), .mbox → mbox, .csv → csv (a header row names the columns), .parquet →
+    parquet (the ``parquet`` extra), else JSONL;
     eml: a folder of e-mail message files."""
     text_field: str = "text"
     """Field (or CSV column) holding the text; written back as ``text``."""

@@ -276,3 +276,26 @@ def test_a_changed_input_is_not_resumed(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "in.jsonl", corpus(31))
     result = CliRunner().invoke(app, ["run", str(tmp_path / "pipeline.yaml"), "--workers", "1"])
     assert result.exit_code == 2 and "different pipeline" in result.output
+
+
+def test_parquet_input(tmp_path: Path) -> None:
+    import datetime as dt
+
+    pa = pytest.importorskip("pyarrow", reason="the parquet extra is not installed")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.table(
+        {
+            "content": [EN[0], EN[0], ZH[0]],
+            "n": [1, 2, 3],
+            "when": [dt.date(2026, 1, d) for d in (1, 2, 3)],
+        }
+    )
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=2)
+    stages = [{"stage": "dedup_exact"}]
+    pipeline = write_pipeline(tmp_path, stages, input="in.parquet", text_field="content")
+    run_cli(pipeline, "--workers", "1")
+    kept = read_jsonl(tmp_path / "out" / "kept.jsonl")
+    assert kept == [
+        {"n": 1, "when": "2026-01-01", "text": EN[0]},
+        {"n": 3, "when": "2026-01-03", "text": ZH[0]},
+    ]
