@@ -11,6 +11,8 @@ A plan names candidate deployments and what to measure on each::
         bench: bench-results/serving.json             # cost: measured tokens/s
         gguf: models/gemma-3-270m-q4_k_m.gguf         # cost: memory figures
         config: luodi.yaml                            # compliance: its settings
+        scenarios:                                    # app metrics (scenarios.py)
+          - {metric: results_file, path: support-intent.json}
     tasks:
       - {path: tasks/general_en.jsonl, mode: loglikelihood}
       - {path: tasks/general_zh.jsonl, mode: generate}
@@ -24,7 +26,7 @@ so this module stays free of llama.cpp.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +42,7 @@ from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.generation import run_generation
 from luodi.evaluation.gguf_memory import model_memory
+from luodi.evaluation.scenarios import SCENARIOS, ScenarioFactory, build_scenario
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.tasks import load_task
 
@@ -68,6 +71,8 @@ class Candidate(_Plan):
     declarations: dict[str, str] = Field(default_factory=dict)
     modes: list[TaskMode] = Field(default_factory=lambda: list(ALL_MODES))
     """The task modes this candidate runs (a chat-only API: generate alone)."""
+    scenarios: list[dict[str, Any]] = Field(default_factory=list)
+    """Scenario metrics: ``{metric: <registered name>, ...its options}``."""
 
 
 class TaskRun(_Plan):
@@ -115,6 +120,9 @@ def load_plan(path: Path) -> EvalPlan:
             value = getattr(c, attr)
             if value is not None and not value.is_absolute():
                 setattr(c, attr, here(value))
+        for spec in c.scenarios:
+            if "path" in spec and not Path(str(spec["path"])).is_absolute():
+                spec["path"] = str(base / str(spec["path"]))
     for t in plan.tasks:
         t.path = t.path if t.path.is_absolute() else base / t.path
         t.definition = here(t.definition) if t.definition else None
@@ -171,6 +179,27 @@ async def _capability(
     return out
 
 
+async def _scenarios(
+    c: Candidate, api_key: str | None, registry: Mapping[str, ScenarioFactory]
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for spec in c.scenarios:
+        options = dict(spec)
+        kind = str(options.pop("metric", ""))
+        metric = build_scenario(kind, options, registry)
+        endpoint = (
+            Endpoint(c.endpoint, c.model, api_key=api_key)
+            if c.endpoint is not None and c.model is not None
+            else None
+        )
+        try:
+            out.append((await metric.measure(endpoint)).to_json())
+        finally:
+            if endpoint is not None:
+                await endpoint.aclose()
+    return out
+
+
 def _cost(c: Candidate) -> dict[str, Any] | None:
     if c.bench is None:
         return None
@@ -199,6 +228,7 @@ async def run_plan(
     api_key: str | None = None,
     cache: ResponseCache | None = None,
     on_item: Callable[[], None] | None = None,
+    scenarios: Mapping[str, ScenarioFactory] = SCENARIOS,
 ) -> dict[str, Any]:
     """Run every part each candidate has inputs for; JSON-ready results."""
     candidates = []
@@ -211,6 +241,7 @@ async def run_plan(
                 "capability": await _capability(
                     plan, c, tokenizers.get(c.name), api_key, cache, on_item
                 ),
+                "scenarios": await _scenarios(c, api_key, scenarios),
                 "cost": _cost(c),
                 "compliance": _compliance(c),
             }

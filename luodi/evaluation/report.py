@@ -244,6 +244,31 @@ def _second_metric(task: dict[str, Any]) -> str:
     return ""
 
 
+def _scenario_table(results: dict[str, Any]) -> str:
+    rows = []
+    for c in results["candidates"]:
+        for sc in c.get("scenarios") or []:
+            ci = ""
+            if sc.get("outcomes"):
+                outcomes = [round(x) for x in sc["outcomes"]]
+                if set(outcomes) <= {0, 1}:
+                    lo, hi = bootstrap_interval(outcomes, seed=results.get("seed", 1234))
+                    ci = f"{lo:.3f}–{hi:.3f}"
+            better = "higher" if sc.get("higher_is_better", True) else "lower"
+            rows.append(
+                f"<tr><td>{_e(c['name'])}</td><td>{_e(sc['name'])}</td><td>{sc['value']:.4g}"
+                f" {_e(sc.get('unit', ''))}</td><td>{sc['n']}</td><td>{ci}</td><td>{better} is better</td>"
+                f"<td>{_e(sc.get('source', ''))}</td></tr>"
+            )
+    if not rows:
+        return "<p>No scenario metrics.</p>"
+    return (
+        "<table><tr><th>candidate</th><th>metric</th><th>value</th><th>n</th><th>95% CI</th>"
+        f"<th></th><th>source</th></tr>{''.join(rows)}</table>"
+        "<p class=note>Scenario metrics are shown, not folded into the 3C score.</p>"
+    )
+
+
 def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
     """The whole report as one HTML string."""
     cap_rows = "".join(
@@ -280,6 +305,7 @@ background:#eff6ff;border-left:4px solid #2563eb}}.note{{color:#6b7280;font-size
 <th>acc_norm (log-likelihood) / F1 (generation)</th></tr>{cap_rows}</table>
 <p class=note>acc is exact match for generation tasks. Log-likelihood and generate are different measurements; they are never averaged
 within a task. Seed {_e(results.get("seed"))}.</p>
+<h2>Scenario metrics</h2>{_scenario_table(results)}
 <h2>Cost</h2>{_cost_svg(results)}
 <table><tr><th>candidate</th><th>measured peak output tok/s</th><th>private / M output tokens</th>
 <th>API / M output tokens</th><th>break-even tokens/day</th><th>prices of</th></tr>{cost_rows}</table>

@@ -88,3 +88,28 @@ weights: {{capability: 1, cost: 1, compliance: 1}}
     urls = set(re.findall(r"https?://[^\"'<> ]+", page)) - {"http://www.w3.org/2000/svg"}
     assert urls <= {live_server.url + "/v1"}
     assert "95% CI" in page and "not a certification" in page
+
+
+def test_unknown_scenario_metric_names_the_known_ones() -> None:
+    from luodi.errors import ConfigError
+    from luodi.evaluation.scenarios import build_scenario
+
+    with pytest.raises(
+        ConfigError, match=r"unknown scenario metric 'auc'; known: \['results_file'\]"
+    ):
+        build_scenario("auc", {})
+
+
+async def test_scenario_result_from_a_file_appears_in_the_report(tmp_path: Path) -> None:
+    (tmp_path / "intent.json").write_text(
+        json.dumps({"name": "intent accuracy", "value": 0.9, "n": 10, "outcomes": [1] * 9 + [0]})
+    )
+    plan_file = tmp_path / "eval.yaml"
+    plan_file.write_text(
+        "candidates:\n  - name: app\n    scenarios: [{metric: results_file, path: intent.json}]\n"
+    )
+    results = await run_plan(load_plan(plan_file), tokenizers={})
+    [scenario] = results["candidates"][0]["scenarios"]
+    assert scenario["name"] == "intent accuracy" and scenario["n"] == 10
+    page = render_html(results, summarise(results))
+    assert "intent accuracy" in page and "Scenario metrics" in page
