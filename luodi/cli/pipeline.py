@@ -188,6 +188,8 @@ def run(
             raise ConfigError("--workers must be at least 1")
         if executor not in ("local", "ray"):
             raise ConfigError(f"--executor must be local or ray, not {executor!r}")
+        if kb is not None and spec.format != "records":
+            raise ConfigError("--kb needs format: records (documents), not chat")
         ctx = StageContext(scrubber_factory=functools.partial(privacy_scrubber, config))
         pool = None
         if executor == "ray":

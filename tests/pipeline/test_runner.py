@@ -299,3 +299,11 @@ def test_parquet_input(tmp_path: Path) -> None:
         {"n": 1, "when": "2026-01-01", "text": EN[0]},
         {"n": 3, "when": "2026-01-03", "text": ZH[0]},
     ]
+
+
+def test_kb_with_chat_format_is_refused_before_the_run(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": EN[0], "prompt": "q"}])
+    pipeline = write_pipeline(tmp_path, [{"stage": "normalize"}], format="chat")
+    result = CliRunner().invoke(app, ["run", str(pipeline), "--kb", "docs"])
+    assert result.exit_code == 2 and "--kb needs format: records" in result.output
+    assert not (tmp_path / "out").exists()
