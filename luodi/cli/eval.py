@@ -21,7 +21,7 @@ from luodi.evaluation.capability import CapabilityResult, run_generate, run_logl
 from luodi.evaluation.compliance import Declarations, run_checklist
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
-from luodi.evaluation.generation import run_generation
+from luodi.evaluation.generation import DEFAULT_RUBRIC, Judge, run_generation
 from luodi.evaluation.gguf_memory import model_memory
 from luodi.evaluation.perplexity import perplexity as measure_perplexity
 from luodi.evaluation.plan import load_plan, run_plan
@@ -501,16 +501,39 @@ def generation(
         str | None,
         typer.Option(envvar="LUODI_API_KEY", help="Bearer key.", show_default=False),
     ] = None,
+    judge_endpoint: Annotated[
+        str | None, typer.Option(help="LLM-as-judge: the judge's base URL.")
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="The judge model's name.")] = None,
+    judge_rubric: Annotated[
+        Path | None, typer.Option(help="Rubric (system prompt) file; a built-in one otherwise.")
+    ] = None,
 ) -> None:
-    """Free-answer questions through chat: exact match (acc) and token F1."""
+    """Free-answer questions through chat: exact match (acc), token F1, optional judge."""
+    if (judge_endpoint is None) != (judge_model is None):
+        raise ConfigError("give both --judge-endpoint and --judge-model, or neither")
+    rubric = judge_rubric.read_text(encoding="utf-8") if judge_rubric else DEFAULT_RUBRIC
     store = ResponseCache(cache or out.with_name(out.name + ".cache.sqlite"))
 
     async def go() -> CapabilityResult:
         client = Endpoint(endpoint, model, api_key=api_key, concurrency=concurrency, cache=store)
+        judge = (
+            Judge(
+                Endpoint(judge_endpoint, judge_model, api_key=api_key, cache=store),
+                rubric=rubric,
+                seed=seed,
+            )
+            if judge_endpoint is not None and judge_model is not None
+            else None
+        )
         try:
-            return await run_generation(task, client, limit=limit, seed=seed, max_tokens=max_tokens)
+            return await run_generation(
+                task, client, limit=limit, seed=seed, max_tokens=max_tokens, judge=judge
+            )
         finally:
             await client.aclose()
+            if judge is not None:
+                await judge.endpoint.aclose()
 
     try:
         result = asyncio.run(go())
@@ -520,5 +543,11 @@ def generation(
     out.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
     console.print(
         f"{task.stem} (generation, n={result.n}): exact match {result.acc:.3f},"
-        f" F1 {result.f1 or 0:.3f} → {out}"
+        f" F1 {result.f1 or 0:.3f}"
+        + (
+            f", judge {result.judge['model']} {result.judge['accuracy']:.3f}"
+            if result.judge
+            else ""
+        )
+        + f" → {out}"
     )

@@ -40,6 +40,7 @@ class CapabilityResult:
     predictions: list[int]
     acc_norm: float | None = None
     f1: float | None = None
+    judge: dict[str, Any] | None = None
     scorer: str = ""
     seed: int = 1234
     wall_s: float = 0.0
@@ -49,7 +50,7 @@ class CapabilityResult:
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        for optional in ("acc_norm", "f1"):
+        for optional in ("acc_norm", "f1", "judge"):
             if out[optional] is None:
                 del out[optional]
         return out

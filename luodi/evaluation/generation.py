@@ -25,7 +25,15 @@ from luodi.evaluation.capability import CapabilityResult
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.tasks import TaskFileError
 
-__all__ = ["GenerationItem", "exact_match", "f1", "load_generation_task", "run_generation"]
+__all__ = [
+    "DEFAULT_RUBRIC",
+    "GenerationItem",
+    "Judge",
+    "exact_match",
+    "f1",
+    "load_generation_task",
+    "run_generation",
+]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -100,6 +108,71 @@ def load_generation_task(path: Path) -> list[GenerationItem]:
     return items
 
 
+DEFAULT_RUBRIC = (
+    "You grade answers to questions. Given the question, the reference answers and a"
+    " candidate answer, decide whether the candidate answer means the same as one of the"
+    " references (wording, language and extra politeness do not matter; a wrong or"
+    ' missing fact does). Reply as JSON: {"correct": true|false, "reason": "..."}.'
+)
+
+
+class Judge:
+    """LLM-as-judge: a rubric prompt to a judge endpoint, a JSON verdict per answer.
+
+    The verdict is constrained by a ``response_format`` JSON schema; greedy, fixed seed.
+    A judge is a model with its own errors: the report names it, and exact match and F1
+    stay beside its figure.
+    """
+
+    def __init__(self, endpoint: Endpoint, *, rubric: str = DEFAULT_RUBRIC, seed: int = 1234):
+        self.endpoint = endpoint
+        self.rubric = rubric
+        self.seed = seed
+
+    async def verdict(self, item: GenerationItem, answer: str) -> tuple[bool, str]:
+        refs = "\n".join(f"- {a}" for a in item.answers)
+        reply = await self.endpoint.post(
+            "/chat/completions",
+            {
+                "messages": [
+                    {"role": "system", "content": self.rubric},
+                    {
+                        "role": "user",
+                        "content": f"Question: {item.question}\nReference answers:\n{refs}\n"
+                        f"Candidate answer: {answer}",
+                    },
+                ],
+                "temperature": 0.0,
+                "seed": self.seed,
+                "max_tokens": 128,
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": "verdict",
+                        "strict": True,
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "correct": {"type": "boolean"},
+                                "reason": {"type": "string"},
+                            },
+                            "required": ["correct", "reason"],
+                            "additionalProperties": False,
+                        },
+                    },
+                },
+            },
+        )
+        text = ((reply.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return False, f"unreadable verdict: {text[:200]}"
+        if not isinstance(value, dict) or not isinstance(value.get("correct"), bool):
+            return False, f"unreadable verdict: {text[:200]}"
+        return bool(value["correct"]), str(value.get("reason", ""))
+
+
 async def run_generation(
     path: Path,
     endpoint: Endpoint,
@@ -108,8 +181,13 @@ async def run_generation(
     seed: int = 1234,
     max_tokens: int = 32,
     on_item: Callable[[], None] | None = None,
+    judge: Judge | None = None,
 ) -> CapabilityResult:
-    """Ask every question; ``acc`` is exact match, ``f1`` the mean token F1."""
+    """Ask every question; ``acc`` is exact match, ``f1`` the mean token F1.
+
+    With a ``judge``, each answer also gets its verdict; ``judge`` in the result names
+    the judge and holds its accuracy.
+    """
     items = load_generation_task(path)[:limit]
     started = time.perf_counter()
 
@@ -124,17 +202,28 @@ async def run_generation(
             },
         )
         text = ((answer.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
-        if on_item is not None:
-            on_item()
-        return {
+        row: dict[str, Any] = {
             "text": text,
             "answers": list(item.answers),
             "em": max(exact_match(text, a) for a in item.answers),
             "f1": max(f1(text, a) for a in item.answers),
         }
+        if judge is not None:
+            row["judge_correct"], row["judge_reason"] = await judge.verdict(item, text)
+        if on_item is not None:
+            on_item()
+        return row
 
     rows = await asyncio.gather(*(one(it) for it in items))
     n = len(rows)
+    verdicts = None
+    if judge is not None:
+        verdicts = {
+            "endpoint": judge.endpoint.base_url,
+            "model": judge.endpoint.model,
+            "rubric": judge.rubric,
+            "accuracy": sum(bool(r["judge_correct"]) for r in rows) / n,
+        }
     return CapabilityResult(
         task=path.stem,
         mode="generation",
@@ -143,6 +232,7 @@ async def run_generation(
         n=n,
         acc=sum(bool(r["em"]) for r in rows) / n,
         f1=sum(float(r["f1"]) for r in rows) / n,
+        judge=verdicts,
         predictions=[int(bool(r["em"])) for r in rows],
         scorer="exact_match+f1",
         seed=seed,

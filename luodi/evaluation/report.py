@@ -237,6 +237,13 @@ def _compliance_tables(results: dict[str, Any]) -> str:
     return "".join(parts) or "<p>No compliance results.</p>"
 
 
+def _mode(task: dict[str, Any]) -> str:
+    judge = task.get("judge")
+    if not judge:
+        return str(task["mode"])
+    return f"{task['mode']} (judge {judge['model']}: {judge['accuracy']:.3f})"
+
+
 def _second_metric(task: dict[str, Any]) -> str:
     for key in ("acc_norm", "f1"):
         if task.get(key) is not None:
@@ -272,7 +279,7 @@ def _scenario_table(results: dict[str, Any]) -> str:
 def render_html(results: dict[str, Any], summary: dict[str, Any]) -> str:
     """The whole report as one HTML string."""
     cap_rows = "".join(
-        f"<tr><td>{_e(c['name'])}</td><td>{_e(t['task'])}</td><td>{_e(t['mode'])}</td>"
+        f"<tr><td>{_e(c['name'])}</td><td>{_e(t['task'])}</td><td>{_e(_mode(t))}</td>"
         f"<td>{t['n']}</td><td>{t['acc']:.3f}</td><td>{t.get('ci95', [0, 0])[0]:.3f}–"
         f"{t.get('ci95', [0, 0])[1]:.3f}</td><td>"
         f"{_second_metric(t)}</td></tr>"

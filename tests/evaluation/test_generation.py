@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from luodi.evaluation.endpoint import Endpoint
-from luodi.evaluation.generation import exact_match, f1, load_generation_task, run_generation
+from luodi.evaluation.generation import (
+    Judge,
+    exact_match,
+    f1,
+    load_generation_task,
+    run_generation,
+)
 from luodi.evaluation.tasks import TaskFileError
 from tests.conftest import LiveServer
 
@@ -55,3 +61,20 @@ async def test_generation_run_on_the_chat_route(live_server: LiveServer) -> None
     assert result.f1 is not None and result.acc <= result.f1 + 1e-9
     assert all(isinstance(r["text"], str) for r in result.items)
     assert set(result.to_json()) >= {"acc", "f1", "n", "predictions"}
+
+
+@pytest.mark.model
+async def test_judge_gives_a_verdict_per_answer_and_is_named(live_server: LiveServer) -> None:
+    endpoint = Endpoint(live_server.url, live_server.model, api_key=live_server.api_key)
+    judge = Judge(Endpoint(live_server.url, live_server.model, api_key=live_server.api_key))
+    try:
+        result = await run_generation(
+            TASKS / "short_answer_en.jsonl", endpoint, limit=2, judge=judge
+        )
+    finally:
+        await endpoint.aclose()
+        await judge.endpoint.aclose()
+    assert result.judge is not None
+    assert result.judge["model"] == live_server.model and "rubric" in result.judge
+    assert 0.0 <= result.judge["accuracy"] <= 1.0
+    assert all(isinstance(r["judge_correct"], bool) for r in result.items)
