@@ -17,6 +17,9 @@ A plan names candidate deployments and what to measure on each::
       - {path: tasks/general_en.jsonl, mode: loglikelihood}
       - {path: tasks/general_zh.jsonl, mode: generate}
       - {path: tasks/short_answer_en.jsonl, mode: generation}   # exact match + F1
+      - path: tasks/short_answer_zh.jsonl
+        mode: generation
+        judge: {endpoint: http://judge:8000, model: qwen3-32b}  # LLM-as-judge, named
     weights: {capability: 0.5, cost: 0.3, compliance: 0.2}
 
 Each part runs where its inputs are given and is left out otherwise; the results file
@@ -40,7 +43,7 @@ from luodi.evaluation.capability import CapabilityResult, run_generate, run_logl
 from luodi.evaluation.compliance import Declarations, run_checklist
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
-from luodi.evaluation.generation import run_generation
+from luodi.evaluation.generation import DEFAULT_RUBRIC, Judge, run_generation
 from luodi.evaluation.gguf_memory import model_memory
 from luodi.evaluation.scenarios import SCENARIOS, ScenarioFactory, build_scenario
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
@@ -75,10 +78,19 @@ class Candidate(_Plan):
     """Scenario metrics: ``{metric: <registered name>, ...its options}``."""
 
 
+class JudgeSpec(_Plan):
+    endpoint: str
+    model: str
+    rubric: Path | None = None
+    """A rubric file (the judge's system prompt); the built-in one otherwise."""
+
+
 class TaskRun(_Plan):
     path: Path
     mode: TaskMode
     definition: Path | None = None
+    judge: JudgeSpec | None = None
+    """LLM-as-judge for a generation task; named in the results and the report."""
 
 
 class Weights(_Plan):
@@ -126,7 +138,19 @@ def load_plan(path: Path) -> EvalPlan:
     for t in plan.tasks:
         t.path = t.path if t.path.is_absolute() else base / t.path
         t.definition = here(t.definition) if t.definition else None
+        if t.judge is not None and t.judge.rubric is not None:
+            t.judge.rubric = here(t.judge.rubric) or t.judge.rubric
     return plan
+
+
+def _judge(
+    spec: JudgeSpec | None, api_key: str | None, cache: ResponseCache | None, seed: int
+) -> Judge | None:
+    if spec is None:
+        return None
+    rubric = spec.rubric.read_text(encoding="utf-8") if spec.rubric else DEFAULT_RUBRIC
+    endpoint = Endpoint(spec.endpoint, spec.model, api_key=api_key, cache=cache)
+    return Judge(endpoint, rubric=rubric, seed=seed)
 
 
 async def _capability(
@@ -149,9 +173,19 @@ async def _capability(
         try:
             result: CapabilityResult
             if run.mode == "generation":
-                result = await run_generation(
-                    run.path, endpoint, limit=plan.limit, seed=plan.seed, on_item=on_item
-                )
+                judge = _judge(run.judge, api_key, cache, plan.seed)
+                try:
+                    result = await run_generation(
+                        run.path,
+                        endpoint,
+                        limit=plan.limit,
+                        seed=plan.seed,
+                        on_item=on_item,
+                        judge=judge,
+                    )
+                finally:
+                    if judge is not None:
+                        await judge.endpoint.aclose()
             elif run.mode == "generate":
                 task = load_task(run.path, run.definition)
                 chooser = ChatChooser(endpoint, seed=plan.seed)

@@ -54,12 +54,15 @@ candidates:
     declarations: {{backups: nightly}}
     modes: [loglikelihood]
   - name: chat-only
-    modes: [generate]
+    modes: [generate, generation]
     endpoint: {live_server.url}
     model: {live_server.model}
 tasks:
   - {{path: {TASKS / "general_en.jsonl"}, mode: loglikelihood}}
   - {{path: {TASKS / "general_en.jsonl"}, mode: generate}}
+  - path: {TASKS / "short_answer_en.jsonl"}
+    mode: generation
+    judge: {{endpoint: {live_server.url}, model: {live_server.model}}}
 limit: 3
 weights: {{capability: 1, cost: 1, compliance: 1}}
 """
@@ -75,7 +78,8 @@ weights: {{capability: 1, cost: 1, compliance: 1}}
     assert scored["cost"]["peak_output_tok_s"] == 50
     assert scored["compliance"]["counts"]["pass"] > 0
     chat = results["candidates"][1]
-    assert [t["mode"] for t in chat["capability"]] == ["generate"]
+    assert [t["mode"] for t in chat["capability"]] == ["generate", "generation"]
+    assert chat["capability"][1]["judge"]["model"] == live_server.model
     assert chat["cost"] is None and chat["compliance"] is None
 
     summary = summarise(results)
@@ -88,6 +92,7 @@ weights: {{capability: 1, cost: 1, compliance: 1}}
     urls = set(re.findall(r"https?://[^\"'<> ]+", page)) - {"http://www.w3.org/2000/svg"}
     assert urls <= {live_server.url + "/v1"}
     assert "95% CI" in page and "not a certification" in page
+    assert f"judge {live_server.model}" in page
 
 
 def test_unknown_scenario_metric_names_the_known_ones() -> None:
