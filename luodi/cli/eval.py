@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +19,7 @@ from luodi.config import load_settings
 from luodi.errors import ConfigError
 from luodi.evaluation.cache import ResponseCache
 from luodi.evaluation.capability import CapabilityResult, run_generate, run_loglikelihood
-from luodi.evaluation.compliance import Declarations, run_checklist
+from luodi.evaluation.compliance import Declarations, probe_server, run_checklist
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.generation import DEFAULT_RUBRIC, Judge, run_generation
@@ -333,11 +334,17 @@ def compliance(
     audit_report: Annotated[
         Path | None, typer.Option(help="Output of `luodi audit verify --json`.")
     ] = None,
+    server: Annotated[
+        str | None, typer.Option(help="A running luodi to probe without a key (LIVE_AUTH).")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Where to write the JSON.")] = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any control fails.")] = False,
 ) -> None:
     """Controls read from the live settings, mapped to MLPS 2.0 L3, ISO 27001, GDPR."""
-    result = run_checklist(load_settings(config), _declarations(declarations, audit_report))
+    decl = _declarations(declarations, audit_report)
+    if server is not None:
+        decl = replace(decl, server_probe=probe_server(server))
+    result = run_checklist(load_settings(config), decl)
     table = Table(title="luodi eval compliance (control coverage, not certification)")
     for col in ("control", "status", "evidence", "fix", "MLPS 2.0 L3", "ISO 27001:2022", "GDPR"):
         table.add_column(col, overflow="fold")

@@ -22,7 +22,15 @@ from typing import Any
 
 from luodi.config import Settings
 
-__all__ = ["CONTROLS", "Control", "Declarations", "Finding", "Status", "run_checklist"]
+__all__ = [
+    "CONTROLS",
+    "Control",
+    "Declarations",
+    "Finding",
+    "Status",
+    "probe_server",
+    "run_checklist",
+]
 
 DISCLAIMER = (
     "Control coverage of this luodi configuration only; not a certification, audit or"
@@ -51,6 +59,8 @@ class Declarations:
     backups: str | None = None
     cross_border_basis: str | None = None
     audit_verified: dict[str, Any] | None = None
+    server_probe: dict[str, Any] | None = None
+    """What ``probe_server`` saw at the running server (``--server URL``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,47 @@ def _auth(s: Settings, d: Declarations) -> tuple[Status, str, str]:
         on,
         f"security.auth_enabled = {on}",
         "set security.auth_enabled: true and give every client its own key (luodi keys create)",
+    )
+
+
+def probe_server(url: str, *, timeout_s: float = 10.0) -> dict[str, Any]:
+    """Ask the running server, without a key, what an outsider may see and do.
+
+    ``GET /health`` (does it list backends and addresses to anyone?), ``GET /v1/models``
+    and ``GET /metrics`` (refused without a key unless opened by config).
+    """
+    import httpx
+
+    base = url.rstrip("/")
+    out: dict[str, Any] = {"url": base}
+    with httpx.Client(timeout=timeout_s) as client:
+        try:
+            health = client.get(f"{base}/health")
+            out["health_status"] = health.status_code
+            out["health_detail_to_anyone"] = "models" in (health.json() or {})
+            out["models_without_key"] = client.get(f"{base}/v1/models").status_code
+            out["metrics_without_key"] = client.get(f"{base}/metrics").status_code
+        except (httpx.HTTPError, ValueError) as exc:
+            out["error"] = repr(exc)
+    return out
+
+
+def _live_auth(s: Settings, d: Declarations) -> tuple[Status, str, str]:
+    probe = d.server_probe
+    if probe is None:
+        return Status.NOT_APPLICABLE, "no running server probed (--server URL)", ""
+    if "error" in probe:
+        return Status.FAIL, f"{probe['url']}: {probe['error']}", "check the server URL"
+    refused = probe["models_without_key"] in (401, 403)
+    metrics_ok = probe["metrics_without_key"] in (401, 403) or s.server.open_metrics
+    hidden = not probe["health_detail_to_anyone"]
+    return _ok(
+        refused and metrics_ok and hidden,
+        f"{probe['url']} without a key: /v1/models {probe['models_without_key']},"
+        f" /metrics {probe['metrics_without_key']}, /health lists backends:"
+        f" {probe['health_detail_to_anyone']}",
+        "the running server answers without a key: start it with security.auth_enabled"
+        " (its config may differ from the one checked here)",
     )
 
 
@@ -286,6 +337,9 @@ def _limits(s: Settings, d: Declarations) -> tuple[Status, str, str]:
 CONTROLS: tuple[Control, ...] = (
     Control("AUTH", "Authentication on every request", "8.1.4.1 身份鉴别",
             "A.8.5 Secure authentication", "Art. 32(1)(b)", _auth),
+    Control("LIVE_AUTH", "The running server refuses callers without a key", "8.1.4.1 身份鉴别",
+            "A.8.5 Secure authentication; A.8.3 Information access restriction",
+            "Art. 32(1)(b)", _live_auth),
     Control("TLS", "Encryption in transit", "8.1.2.2 通信传输",
             "A.8.24 Use of cryptography; A.8.20 Networks security", "Art. 32(1)(a)", _tls),
     Control("RBAC", "Role-based, tenant-scoped access control", "8.1.4.2 访问控制",

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from luodi.config import Settings
-from luodi.evaluation.compliance import CONTROLS, Declarations, run_checklist
+from luodi.evaluation.compliance import CONTROLS, Declarations, probe_server, run_checklist
 from luodi.evaluation.server_process import LUODI
+from tests.conftest import LiveServer
 
 HARDENED = {
     "server": {"host": "0.0.0.0"},
@@ -22,7 +23,14 @@ HARDENED = {
         "quotas": {"per_key": {"requests_per_minute": 60}},
     },
 }
-DECLARED = Declarations(tls_terminated_by="nginx", backups="nightly, off-site")
+SEALED = {
+    "url": "http://10.0.0.5:8000",
+    "health_status": 200,
+    "health_detail_to_anyone": False,
+    "models_without_key": 401,
+    "metrics_without_key": 401,
+}
+DECLARED = Declarations(tls_terminated_by="nginx", backups="nightly, off-site", server_probe=SEALED)
 
 
 def _status(result: dict[str, object]) -> dict[str, str]:
@@ -102,3 +110,22 @@ async def test_cli_strict_exits_non_zero_on_a_failed_control(tmp_path: Path, str
     text, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
     assert proc.returncode == (1 if strict else 0), text.decode()
     assert _status(json.loads(out.read_text()))["AUTH"] == "fail"
+
+
+def test_a_server_answering_without_a_key_fails_live_auth() -> None:
+    open_server = {**SEALED, "models_without_key": 200, "health_detail_to_anyone": True}
+    result = run_checklist(
+        Settings.model_validate(HARDENED), Declarations(server_probe=open_server)
+    )
+    by_id = {c["id"]: c for c in result["controls"]}
+    assert by_id["LIVE_AUTH"]["status"] == "fail"
+    assert "/v1/models 200" in by_id["LIVE_AUTH"]["evidence"]
+    assert _status(run_checklist(Settings()))["LIVE_AUTH"] == "n.a."
+
+
+@pytest.mark.model
+async def test_probing_the_live_server_passes_live_auth(live_server: LiveServer) -> None:
+    probe = await asyncio.to_thread(probe_server, live_server.url)
+    assert probe["models_without_key"] == 401 and not probe["health_detail_to_anyone"]
+    result = run_checklist(Settings(), Declarations(server_probe=probe))
+    assert _status(result)["LIVE_AUTH"] == "pass"
