@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import peer  # benchmarks/peer.py, beside this script: the quiet gate
 from rich.console import Console
 from rich.table import Table
 
@@ -275,8 +276,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
     serve = [sys.executable, __file__, "--clock-out", str(records_out)]
     rounds: dict[str, list[Any]] = {
-        k: [] for k in ("bare_1", "bare_n", "bare_default_1", "bare_default_n", "engine_1")
-    }
+        k: []
+        for k in (
+            "bare_1", "bare_n", "bare_default_1", "bare_default_n", "engine_1", "cpu_busy_before"
+        )
+    }  # fmt: skip
     windows: dict[str, list[tuple[int, int, dict[str, float]]]] = {"http_1": [], "http_n": []}
     bare = BareProcess(args.threads, args.cache_dir, invariant=True)
     bare_default = BareProcess(args.threads, args.cache_dir, invariant=False)
@@ -294,7 +298,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             engine.gap_us(1, 8)
             http_window(server.url, model, n, 8, pid)
             for r in range(args.rounds):
-                console.print(f"round {r + 1}/{args.rounds}")
+                busy = peer.wait_for_quiet(args.max_busy, args.quiet_timeout)
+                rounds["cpu_busy_before"].append(busy)
+                console.print(f"round {r + 1}/{args.rounds} (CPU {busy:.0%} busy before)")
                 rounds["bare_1"].append(bare.loop(1, tokens))
                 rounds["engine_1"].append(engine.gap_us(1, tokens))
                 windows["http_1"].append(http_window(server.url, model, 1, tokens, pid))
@@ -370,6 +376,14 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=16, help="rows (streams) of the batched runs")
     parser.add_argument("--rounds", type=int, default=5, help="paired, interleaved rounds")
     parser.add_argument("--cache-dir", type=Path, default=CACHE)
+    parser.add_argument(
+        "--max-busy",
+        type=float,
+        default=0.25,
+        help="before each round, wait (up to --quiet-timeout s) until other work keeps the"
+        " CPUs at most this busy (benchmarks/peer.py's quiet gate)",
+    )
+    parser.add_argument("--quiet-timeout", type=float, default=120.0)
     parser.add_argument("--out", type=Path, default=Path("bench-results/engine_gaps.json"))
     args = parser.parse_args()
 
