@@ -113,7 +113,8 @@ def serve(store: dict[str, str], chain: bool, pii: bool) -> Iterator[Target]:
     env = server_env(store, chain, pii)
     key = create_key(env, "bench", "developer") if chain else None
     with ServerProcess(env) as server:
-        models = httpx.get(f"{server.url}/v1/models").json()
+        auth = {"Authorization": f"Bearer {key}"} if key else {}
+        models = httpx.get(f"{server.url}/v1/models", headers=auth).json()
         yield Target(server.url, key, models["data"][0]["id"])
 
 
