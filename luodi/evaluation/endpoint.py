@@ -47,6 +47,7 @@ class Endpoint:
         self.retries = retries
         self.requests_sent = 0
         self._gate = asyncio.Semaphore(concurrency)
+        self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(headers=headers, timeout=timeout_s)
 
@@ -56,10 +57,29 @@ class Endpoint:
         key = cache_key(self.identity, self.model, path, body)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             return hit
-        async with self._gate:
-            answer = await self._send(path, body)
-        if self.cache is not None:
-            self.cache.put(key, answer)
+        # One request for identical ones in flight (choices sharing their first tokens
+        # ask the same thing): a run then agrees with the cache it leaves, whatever
+        # the engine's last bits do when the same request is computed twice.
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            async with self._gate:
+                answer = await self._send(path, body)
+            if self.cache is not None:
+                self.cache.put(key, answer)
+            future.set_result(answer)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else need
+            raise
+        finally:
+            del self._in_flight[key]
         return answer
 
     async def _send(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
