@@ -199,12 +199,7 @@ class PIIStage:
         box = [copy.deepcopy(value)]
         holes: list[tuple[Any, Any]] = []
         _collect_leaves(box, 0, holes)
-        pol = self.policy(policy, force=force)
-        done, result = await self._protect(
-            [str(c[k]) for c, k in holes], pol, conversation_id, owner, force=force
-        )
-        for (container, key), new in zip(holes, done, strict=True):
-            container[key] = new.text
+        result = await self._fill(holes, [], policy, conversation_id, owner, force=force)
         result.value = box[0]
         return result
 
@@ -238,6 +233,21 @@ class PIIStage:
         finishers: list[Callable[[], None]] = []
         for message in copies:
             _collect_message(message, holes, finishers)
+        result = await self._fill(holes, finishers, policy, conversation_id, owner, force=force)
+        result.messages = copies
+        return result
+
+    async def _fill(
+        self,
+        holes: list[tuple[Any, Any]],
+        finishers: list[Callable[[], None]],
+        policy: str | None,
+        conversation_id: str,
+        owner: PseudonymOwner | None,
+        *,
+        force: bool,
+    ) -> ProtectedInput:
+        """Protect the text at each (container, key) hole in place, then run finishers."""
         pol = self.policy(policy, force=force)
         done, result = await self._protect(
             [str(c[k]) for c, k in holes], pol, conversation_id, owner, force=force
@@ -246,7 +256,6 @@ class PIIStage:
             container[key] = new.text
         for finish in finishers:
             finish()
-        result.messages = copies
         return result
 
     async def analyze(
@@ -475,16 +484,7 @@ def _collect_json(
         holes.append((container, key))
         return
     box = [doc]
-    stack: list[tuple[Any, Any]] = [(box, 0)]
-    while stack:
-        parent, k = stack.pop()
-        value = parent[k]
-        if isinstance(value, str):
-            holes.append((parent, k))
-        elif isinstance(value, dict):
-            stack.extend((value, kk) for kk in value)
-        elif isinstance(value, list):
-            stack.extend((value, i) for i in range(len(value)))
+    _collect_leaves(box, 0, holes)
 
     def finish() -> None:
         container[key] = json.dumps(box[0], ensure_ascii=False)
