@@ -88,9 +88,13 @@ class RequestGate:
         limit = self._limits.for_path(path)
         headers = _headers(scope)
         declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            message = "invalid Content-Length" if not declared.isdigit() else _too_large(limit)
-            status = 400 if not declared.isdigit() else 413
+        refusal = None
+        if declared is not None and not declared.isdigit():
+            refusal = (400, "invalid Content-Length")
+        elif declared is not None and int(declared) > limit:
+            refusal = (413, _too_large(limit))
+        if refusal is not None:
+            status, message = refusal
             await error_response(status, message, code="payload_too_large")(scope, receive, send)
             return
         # X-Forwarded-For counts only from security.trusted_proxies (none by default).
@@ -139,15 +143,7 @@ class RequestGate:
         try:
             principal = await state.gateway.authenticate(headers.get("authorization"), ip)
         except LuodiError as exc:
-            await state.gateway.audit(
-                AuditEvent.for_request(
-                    None,
-                    endpoint=scope["path"],
-                    decision=Decision.DENIED,
-                    reason=exc.message,
-                    source_ip=ip,
-                )
-            )
+            await self._record(scope, exc.status_code, exc.message)  # no principal yet
             response = JSONResponse(
                 exc.to_openai(), status_code=exc.status_code, headers=exc.headers()
             )
