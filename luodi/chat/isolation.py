@@ -27,6 +27,11 @@ CLOSE = "\ufdd1"
 
 _PLACEHOLDER = "x"
 
+_UNKEPT = (
+    "a message spells the model's control tokens in a place the chat template"
+    " does not keep apart from its own; remove them"
+)
+
 
 def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
     if isinstance(value, str):
@@ -100,11 +105,7 @@ def split_isolated(text: str) -> tuple[str, list[tuple[int, int]]]:
             break
         opening = text[cut] == OPEN
         if opening == (start is not None):
-            raise InvalidRequestError(
-                "a message spells the model's control tokens in a place the chat template"
-                " does not keep apart from its own; remove them",
-                param="messages",
-            )
+            raise InvalidRequestError(_UNKEPT, param="messages")
         if opening:
             start = length
         else:
@@ -114,9 +115,5 @@ def split_isolated(text: str) -> tuple[str, list[tuple[int, int]]]:
             start = None
         pos = cut + 1
     if start is not None:
-        raise InvalidRequestError(
-            "a message spells the model's control tokens in a place the chat template"
-            " does not keep apart from its own; remove them",
-            param="messages",
-        )
+        raise InvalidRequestError(_UNKEPT, param="messages")
     return "".join(out), spans
