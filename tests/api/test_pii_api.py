@@ -15,50 +15,31 @@ from fastapi import FastAPI
 from luodi.api.app import create_app
 from luodi.api.pii import PII_PERMISSION
 from luodi.config import (
-    EngineSettings,
     PrivacySettings,
     SecuritySettings,
     Settings,
     StorageSettings,
 )
 from luodi.config.privacy import PolicySettings
-from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.types import (
     FinishReason,
     GenerationEvent,
     GenerationRequest,
-    ModelInfo,
-    RenderedPrompt,
-    TemplateMetadata,
     Usage,
 )
 from luodi.security import AuditFilter, Gateway
 from luodi.security.rbac import BUILTIN_ROLES, grants
+from tests.api.scripted_engine import ScriptedChatEngine
 from tests.conftest import make_key
 
 
-class Repeater(LlamaCppEngine):
-    """The embedded engine's chat surface answering one fixed text (no model loaded):
-    whatever the restorer makes of its tags is what the client reads."""
+class Repeater(ScriptedChatEngine):
+    """Answers one fixed text: whatever the restorer makes of its tags is what the
+    client reads."""
 
     def __init__(self, answer: str) -> None:
-        super().__init__(EngineSettings())
+        super().__init__("repeater")
         self._answer = answer
-        self._template = TemplateMetadata(
-            configured="qwen3", gguf_template=None, architecture="qwen3"
-        )
-        self._info = ModelInfo(name="repeater", context_length=4096)
-        self._max_model_len = 4096
-
-    def tokenize_chat(self, prompt: str | RenderedPrompt) -> list[int]:
-        text = prompt if isinstance(prompt, str) else prompt.text
-        return list(range(len(text) // 4 + 1))
-
-    def spells_control(self, text: str) -> bool:
-        return False
-
-    def health(self) -> dict[str, object]:
-        return {"status": "ok"}
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         yield GenerationEvent(

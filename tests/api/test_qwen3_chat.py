@@ -16,45 +16,25 @@ import pytest
 
 from luodi.api.app import create_app
 from luodi.chat import ChatTemplate
-from luodi.config import EngineSettings, Settings
-from luodi.engine.llamacpp.engine import LlamaCppEngine
+from luodi.config import Settings
 from luodi.engine.types import (
     FinishReason,
     GenerationEvent,
     GenerationRequest,
-    ModelInfo,
-    RenderedPrompt,
-    TemplateMetadata,
     Usage,
 )
 from luodi.security import Gateway
+from tests.api.scripted_engine import ScriptedChatEngine
 from tests.conftest import make_key
 
 
-class ScriptedQwen(LlamaCppEngine):
-    """The embedded engine's chat surface with a Qwen3 template and a scripted answer."""
+class ScriptedQwen(ScriptedChatEngine):
+    """A scripted Qwen3-style answer, replayed in chunks of ``chunk`` characters."""
 
     def __init__(self, answer: str, chunk: int = 3) -> None:
-        super().__init__(EngineSettings())
+        super().__init__("qwen3-scripted")
         self._answer = answer
         self._chunk = chunk
-        self._template = TemplateMetadata(
-            configured="qwen3", gguf_template=None, architecture="qwen3"
-        )
-        self._info = ModelInfo(name="qwen3-scripted", context_length=4096)
-        self._max_model_len = 4096
-        self.prompts: list[str] = []
-
-    def tokenize_chat(self, prompt: str | RenderedPrompt) -> list[int]:
-        text = prompt if isinstance(prompt, str) else prompt.text
-        self.prompts.append(text)
-        return list(range(len(text) // 4 + 1))
-
-    def spells_control(self, text: str) -> bool:
-        return "<|im_start|>" in text or "<|im_end|>" in text
-
-    def health(self) -> dict[str, object]:
-        return {"status": "ok"}
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         text, size = self._answer, self._chunk
