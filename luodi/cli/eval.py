@@ -214,8 +214,7 @@ def _score_capability(
     finally:
         if store is not None:
             store.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    _write_json(out, result.to_json())
     norm = f"  acc_norm {result.acc_norm:.3f}" if result.acc_norm is not None else ""
     console.print(
         f"{loaded.name} ({mode}, n={result.n}): acc {result.acc:.3f}{norm}"
@@ -258,8 +257,7 @@ def cost(
             "sequence_tokens": sequence_tokens,
             "sequences_that_fit": mem.sequences_that_fit(memory_gb * 1e9, sequence_tokens),
         }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    _write_json(out, result)
 
     cur = sheet.currency
     table = Table(title=f"luodi eval cost (prices of {sheet.taken_on}, {cur})")
@@ -367,8 +365,7 @@ def compliance(
         + result["disclaimer"]
     )
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        _write_json(out, result)
     if strict and counts["fail"]:
         raise typer.Exit(1)
 
@@ -413,8 +410,7 @@ def run(
             )
     finally:
         store.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    _write_json(out, results)
     console.print(f"results written to {out}; next: luodi eval report --results {out}")
 
 
@@ -434,9 +430,7 @@ def report(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_html(data, summary), encoding="utf-8")
     summary_path = out.with_suffix(".json")
-    summary_path.write_text(
-        json.dumps({"summary": summary, "results": data}, indent=2, ensure_ascii=False) + "\n"
-    )
+    _write_json(summary_path, {"summary": summary, "results": data})
     Console().print(f"pick: {summary['pick']} — {summary['why']}\nwritten {out}, {summary_path}")
 
 
@@ -483,8 +477,7 @@ def perplexity(
         data = asyncio.run(go())
     finally:
         store.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    _write_json(out, data)
     console.print(
         f"{text.name}: byte perplexity {data['byte_perplexity']:.4f}, bits/byte"
         f" {data['bits_per_byte']:.4f}, word perplexity {data['word_perplexity']:.2f} → {out}"
@@ -546,8 +539,7 @@ def generation(
         result = asyncio.run(go())
     finally:
         store.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    _write_json(out, result.to_json())
     console.print(
         f"{task.stem} (generation, n={result.n}): exact match {result.acc:.3f},"
         f" F1 {result.f1 or 0:.3f}"
@@ -558,3 +550,9 @@ def generation(
         )
         + f" → {out}"
     )
+
+
+def _write_json(out: Path, value: object) -> None:
+    """Write ``value`` as indented UTF-8 JSON to ``out``, making its folder."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
