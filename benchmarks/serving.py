@@ -37,8 +37,10 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import httpx
 import peer  # benchmarks/peer.py, beside this script
@@ -485,31 +487,24 @@ def main() -> None:
                 paired_constrained(server.url, model, args.max_tokens, args.constrained_rounds)
             )
 
-        if args.only_constrained:
-            rates = constrained()
-            table = Table(title=f"luodi constrained decoding ({args.threads} threads)")
+        def only(title: str, rows: Callable[[Table, Any], dict[str, object]], data: Any) -> None:
+            """One part alone: its table printed, its summary written to ``args.out``."""
+            table = Table(title=f"luodi {title} ({args.threads} threads)")
             for col in ("measure", "value", "ratio"):
                 table.add_column(col, justify="right")
-            summary = constrained_rows(table, rates)
+            summary = rows(table, data)
             console.print(table)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(
                 json.dumps({"threads": args.threads, **_loads(load_before), **summary}, indent=2)
             )
             console.print(f"written to {args.out}")
+
+        if args.only_constrained:
+            only("constrained decoding", constrained_rows, constrained())
             return
         if args.only_chat:
-            chat = chat_rounds()
-            table = Table(title=f"luodi chat streams without max_tokens ({args.threads} threads)")
-            for col in ("measure", "value", "ratio"):
-                table.add_column(col, justify="right")
-            summary = chat_rows(table, chat)
-            console.print(table)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(
-                json.dumps({"threads": args.threads, **_loads(load_before), **summary}, indent=2)
-            )
-            console.print(f"written to {args.out}")
+            only("chat streams without max_tokens", chat_rows, chat_rounds())
             return
         paired = paired_single_stream(server.url, model, args.threads, args.max_tokens, args.rounds)
         levels = run(sweep(server.url, model, args.levels, args.max_tokens))
