@@ -6,8 +6,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from luodi.api.app import create_app
+from luodi.config import Settings
 from luodi.config.security import SecuritySettings
 from luodi.config.storage import StorageSettings
 from luodi.security import Gateway, Principal
@@ -105,3 +108,19 @@ async def principal_for(gw: Gateway, user: str, roles: list[str], **key_args: ob
     make_user(gw, user, roles)
     created = gw.keys.create(user, **key_args)  # type: ignore[arg-type]
     return await gw.authenticate(bearer(created.secret), "127.0.0.1")
+
+
+@pytest.fixture
+async def client(
+    sqlite_gateway: Gateway, sqlite_storage: StorageSettings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app ``create_app`` builds (no engines) over the test's gateway."""
+    app = create_app(
+        Settings(storage=sqlite_storage), engines={}, embedders={}, gateway=sqlite_gateway
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as c,
+    ):
+        yield c

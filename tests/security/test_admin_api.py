@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
-from luodi.api.app import create_app
-from luodi.config import Settings, StorageSettings
 from luodi.security import Gateway
 
 from .conftest import make_user
-
-
-@pytest.fixture
-async def client(
-    sqlite_gateway: Gateway, sqlite_storage: StorageSettings
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The app ``create_app`` builds (no engines) over the test's gateway."""
-    app = create_app(
-        Settings(storage=sqlite_storage), engines={}, embedders={}, gateway=sqlite_gateway
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as c,
-    ):
-        yield c
 
 
 def auth(gw: Gateway, user: str, role: str) -> dict[str, str]:

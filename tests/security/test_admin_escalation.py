@@ -8,14 +8,10 @@ narrowed to a tenant, so an auditor of acme read globex's records.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from luodi.api.app import create_app
-from luodi.config import SecuritySettings, Settings, StorageSettings
 from luodi.security import AuditFilter, Gateway
 
 ROLES = {
@@ -44,20 +40,6 @@ USERS = {  # name: (tenant, roles)
 
 
 @pytest.fixture
-def sqlite_storage(tmp_path: Path) -> StorageSettings:
-    return StorageSettings(database_url=f"sqlite:///{tmp_path / 'luodi.db'}")
-
-
-@pytest.fixture
-async def sqlite_gateway(sqlite_storage: StorageSettings) -> AsyncIterator[Gateway]:
-    gw = await Gateway.create(SecuritySettings(), sqlite_storage)
-    try:
-        yield gw
-    finally:
-        await gw.close()
-
-
-@pytest.fixture
 async def keys(sqlite_gateway: Gateway) -> dict[str, dict[str, str]]:
     """Tenants acme and globex, the roles and users above; an auth header per user."""
     gw = sqlite_gateway
@@ -70,21 +52,6 @@ async def keys(sqlite_gateway: Gateway) -> dict[str, dict[str, str]]:
         gw.directory.create_user(user, tenant=tenant, roles=roles)
         headers[user] = {"Authorization": f"Bearer {gw.keys.create(user).secret}"}
     return headers
-
-
-@pytest.fixture
-async def client(
-    sqlite_gateway: Gateway, sqlite_storage: StorageSettings
-) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        Settings(storage=sqlite_storage), engines={}, embedders={}, gateway=sqlite_gateway
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as c,
-    ):
-        yield c
 
 
 def error(r: httpx.Response) -> str:
