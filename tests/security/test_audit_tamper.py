@@ -84,17 +84,21 @@ def rechain_unkeyed(gw: Gateway, from_seq: int, edit: dict[str, Any]) -> None:
             row.update(edit)
         row["prev_hash"] = prev
         row["hash"] = prev = record_hash(row)
-        sql(
-            gw,
-            "UPDATE audit_records SET prompt_tokens = :p, prev_hash = :ph, hash = :h "
-            "WHERE seq = :s",
-            p=row["prompt_tokens"],
-            ph=row["prev_hash"],
-            h=row["hash"],
-            s=row["seq"],
-        )
+        rewrite(gw, row)
     last = rows(gw)[-1]
     sql(gw, "UPDATE audit_chain_head SET seq = :s, hash = :h", s=last["seq"], h=last["hash"])
+
+
+def rewrite(gw: Gateway, row: dict[str, Any]) -> None:
+    """Store a re-chained row: its prompt_tokens, prev_hash and hash, as an attacker would."""
+    sql(
+        gw,
+        "UPDATE audit_records SET prompt_tokens = :p, prev_hash = :ph, hash = :h WHERE seq = :s",
+        p=row["prompt_tokens"],
+        ph=row["prev_hash"],
+        h=row["hash"],
+        s=row["seq"],
+    )
 
 
 def broken(report: VerifyReport, *words: str) -> bool:
@@ -266,15 +270,7 @@ def rechain_unkeyed_range(gw: Gateway, from_seq: int, to_seq: int) -> None:
                 row["prompt_tokens"] = 999
             row["prev_hash"] = prev
             row["hash"] = record_hash(row)
-            sql(
-                gw,
-                "UPDATE audit_records SET prompt_tokens = :p, prev_hash = :ph, hash = :h "
-                "WHERE seq = :s",
-                p=row["prompt_tokens"],
-                ph=row["prev_hash"],
-                h=row["hash"],
-                s=row["seq"],
-            )
+            rewrite(gw, row)
         prev = row["hash"]
 
 
