@@ -29,6 +29,7 @@ from luodi.security.audit.coverage import note_written
 from luodi.security.client_address import TrustedProxies, client_address
 from luodi.security.directory import DEFAULT_TENANT, Directory
 from luodi.security.keys import KeyStore, parse_bearer
+from luodi.security.local_guard import is_loopback
 from luodi.security.principal import ANONYMOUS_KEY_ID, Limits, Principal
 from luodi.security.quota_stores import build_quota_store
 from luodi.security.quotas import Limiter, QuotaStore, Reservation
@@ -39,16 +40,6 @@ __all__ = ["Gateway", "check_bind_allowed", "is_loopback"]
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind_allowed(security: SecuritySettings, host: str) -> None:

@@ -39,15 +39,19 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses, with or without brackets."""
-    host = host.strip().rstrip(".").lower()
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_host(host: str) -> bool:
+    """``is_loopback`` for a Host header's name: spaces, a trailing dot and case ignored."""
+    return is_loopback(host.strip().rstrip(".").lower())
 
 
 def _authority_host(authority: str) -> str:
