@@ -105,8 +105,13 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def served(app: object) -> AsyncIterator[str]:
-    """``app`` served by uvicorn on a free loopback port, in this event loop; yields its URL."""
+async def served(
+    app: object, uvicorn_options: dict[str, object] = UVICORN_PROXY_OPTIONS
+) -> AsyncIterator[str]:
+    """``app`` served by uvicorn on a free loopback port, in this event loop; yields its URL.
+
+    ``uvicorn_options`` default to what ``luodi serve`` passes; ``{}`` is uvicorn's own.
+    """
     import uvicorn
 
     port = _free_port()
@@ -117,7 +122,7 @@ async def served(app: object) -> AsyncIterator[str]:
             port=port,
             log_level="warning",
             lifespan="on",
-            **UVICORN_PROXY_OPTIONS,  # as `luodi serve` runs it
+            **uvicorn_options,  # type: ignore[arg-type]
         )
     )
     task = asyncio.create_task(server.serve())

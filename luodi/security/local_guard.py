@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from luodi.config.security import SecuritySettings
 from luodi.errors import PermissionDeniedError
 
-__all__ = ["LocalGuard", "is_loopback_host"]
+__all__ = ["LocalGuard", "is_loopback", "is_loopback_host"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

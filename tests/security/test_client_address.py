@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from luodi.api.app import create_app
 from luodi.config import SecuritySettings, Settings, StorageSettings
 from luodi.security import AuditFilter, Gateway
 from luodi.security.client_address import UVICORN_PROXY_OPTIONS, TrustedProxies, client_address
+from tests.conftest import served
 
 ALLOWED = "203.0.113.0/24"
 
@@ -85,25 +81,6 @@ async def test_forwarded_header_passes_an_allowlist_only_from_a_trusted_proxy(
         await gateway.close()
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Any, **options: Any) -> AsyncIterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # uvicorn has no awaitable for it
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
 @pytest.mark.parametrize(("options", "status"), [({}, 200), (UVICORN_PROXY_OPTIONS, 403)])
 async def test_uvicorn_must_leave_forwarded_headers_to_luodi(
     tmp_path: Path, options: dict[str, Any], status: int
@@ -112,7 +89,7 @@ async def test_uvicorn_must_leave_forwarded_headers_to_luodi(
     app, gateway, secret = await make_app(tmp_path, SecuritySettings())
     headers = {"Authorization": f"Bearer {secret}", "X-Forwarded-For": "203.0.113.5"}
     try:
-        async with serve(app, **options) as url, httpx.AsyncClient(base_url=url) as c:
+        async with served(app, options) as url, httpx.AsyncClient(base_url=url) as c:
             r = await c.get("/admin/roles", headers=headers)
         assert r.status_code == status, r.text
     finally:
