@@ -1,0 +1,1 @@
+"""Business applications built on the gateway (risk scoring, support)."""
