@@ -38,7 +38,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     "engine": _BASE | {"embedding"},
     "security": _BASE | {"storage"},
     # The server assembles everything below it; the CLI sits on top.
-    "api": _BASE | {"storage", "embedding", "chat", "engine", "privacy", "knowledge", "security"},
+    # create_app mounts the apps' routers: the one import from api into apps.
+    "api": _BASE
+    | {"storage", "embedding", "chat", "engine", "privacy", "knowledge", "security", "apps"},
+    # Business apps (support, risk) run on the gateway pipeline like any route.
+    "apps": _BASE
+    | {"storage", "embedding", "chat", "engine", "privacy", "knowledge", "security", "api"},
     "cli": _BASE
     | {
         "storage",
@@ -51,6 +56,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "evaluation",
         "security",
         "api",
+        "apps",
     },
 }
 """Part of luodi → the other parts it may import."""
