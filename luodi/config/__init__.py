@@ -22,6 +22,7 @@ from luodi.config.embeddings import EmbeddingSettings
 from luodi.config.engine import EngineSettings
 from luodi.config.knowledge import KnowledgeSettings
 from luodi.config.privacy import PrivacySettings
+from luodi.config.risk import RiskSettings
 from luodi.config.routing import RoutingSettings
 from luodi.config.security import SecuritySettings
 from luodi.config.server import ServerSettings
@@ -33,6 +34,7 @@ __all__ = [
     "EngineSettings",
     "KnowledgeSettings",
     "PrivacySettings",
+    "RiskSettings",
     "RoutingSettings",
     "SecuritySettings",
     "ServerSettings",
@@ -74,6 +76,9 @@ class Settings(BaseSettings):
 
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     """PII detection and desensitization on every path that carries text."""
+
+    risk: RiskSettings = Field(default_factory=RiskSettings)
+    """Fraud scoring: learners, labelled sets, decision thresholds."""
 
     @classmethod
     def settings_customise_sources(
