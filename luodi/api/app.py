@@ -27,6 +27,7 @@ from luodi.api.pipeline import build_pipeline
 from luodi.api.privacy_admin import build_privacy_admin_router
 from luodi.api.request_gate import BodyLimits, RequestGate
 from luodi.api.state import AppState
+from luodi.apps.risk.routes import build_risk_router
 from luodi.chat import ChatTemplate
 from luodi.config import Settings
 from luodi.config.routing import BackendKind, DeploymentMode
@@ -269,6 +270,7 @@ def create_app(
             cast(KnowledgeService, _Late(state, "knowledge")), kb_authorizer(state)
         )
     )
+    app.include_router(build_risk_router(state))
     return app
 
 

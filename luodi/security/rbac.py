@@ -2,8 +2,10 @@
 
 A permission is colon-separated segments naming a resource and an action:
 ``model:<name>:invoke``, ``kb:<name>:read``, ``kb:<name>:write``, ``audit:read``,
-``audit:purge``, ``keys:manage``, ``users:manage``. A pattern may use ``*`` (and other shell
-wildcards) within a segment; the single pattern ``*`` grants everything.
+``audit:purge``, ``keys:manage``, ``users:manage``, ``risk:<model>:score``,
+``risk:<model>:train`` (fraud scoring: scoring and training are separate). A pattern
+may use ``*`` (and other shell wildcards) within a segment; the single pattern ``*``
+grants everything.
 
 Administration is tenant-scoped: ``keys:manage:<tenant>``, ``users:manage:<tenant>`` and
 ``audit:read:<tenant>`` reach one tenant's keys, users and audit records; the two-segment
@@ -37,12 +39,12 @@ __all__ = [
 BUILTIN_ROLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "admin": ("Everything, including keys, users, roles and the audit log.", ("*",)),
     "developer": (
-        "Invoke any model, read and write any knowledge base.",
-        ("model:*:invoke", "kb:*:read", "kb:*:write", "pii:use"),
+        "Invoke any model, read and write any knowledge base, score and train risk models.",
+        ("model:*:invoke", "kb:*:read", "kb:*:write", "pii:use", "risk:*:score", "risk:*:train"),
     ),
     "analyst": (
-        "Invoke any model, read any knowledge base.",
-        ("model:*:invoke", "kb:*:read", "pii:use"),
+        "Invoke any model, read any knowledge base, score with risk models.",
+        ("model:*:invoke", "kb:*:read", "pii:use", "risk:*:score"),
     ),
     "auditor": ("Read the audit log; invokes nothing.", ("audit:read",)),
     "monitor": ("Scrape /metrics and read /health's detail; invokes nothing.", ("metrics:read",)),
@@ -55,6 +57,7 @@ _SHAPES: dict[str, tuple[frozenset[int], frozenset[str]]] = {
     "kb": (frozenset({3}), frozenset({"read", "write", "download", "publish", "manage", "*"})),
     "metrics": (frozenset({2}), frozenset({"read", "*"})),
     "pii": (frozenset({2}), frozenset({"use", "*"})),
+    "risk": (frozenset({3}), frozenset({"score", "train", "*"})),
     "audit": (frozenset({2, 3}), frozenset({"read", "purge", "*"})),
     "keys": (frozenset({2, 3}), frozenset({"manage", "*"})),
     "users": (frozenset({2, 3}), frozenset({"manage", "*"})),
@@ -86,7 +89,7 @@ def validate_permission(pattern: str) -> str:
             f"invalid permission {pattern!r}: expected one of model:<name>:invoke, "
             "kb:<name>:read|write|download|publish|manage, audit:read[:<tenant>], "
             "audit:purge, keys:manage[:<tenant>], users:manage[:<tenant>], metrics:read, "
-            "pii:use",
+            "pii:use, risk:<model>:score|train",
             param="permissions",
         )
     action = parts[-1] if parts[0] not in SCOPED_RESOURCES else parts[1]

@@ -139,8 +139,10 @@ class Learner(ABC):
         """Train on ``cases`` (both labels present: ``check_two_classes``)."""
 
     @abstractmethod
-    async def score(self, cases: Sequence[Case], tools: Tools) -> list[Verdict]:
-        """One verdict per case, in order."""
+    async def score(
+        self, cases: Sequence[Case], tools: Tools, *, explain: bool = True
+    ) -> list[Verdict]:
+        """One verdict per case, in order; ``explain=False`` may skip costly reasons."""
 
     def importances(self, case: Case) -> dict[str, float]:
         """Per-feature contributions to this case's score (the classical learners')."""

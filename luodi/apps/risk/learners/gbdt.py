@@ -51,7 +51,9 @@ class GBDTLearner(Learner):
         deltas = base - self.model.decision_function(ablated)
         return {o: float(d) for o, d in zip(owners, deltas.tolist(), strict=True)}
 
-    async def score(self, cases: Sequence[Case], tools: Tools) -> list[Verdict]:
+    async def score(
+        self, cases: Sequence[Case], tools: Tools, *, explain: bool = True
+    ) -> list[Verdict]:
         if not cases:
             return []
         p = self.model.predict_proba(self.space.matrix(cases))[:, 1]

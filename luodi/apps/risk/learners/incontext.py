@@ -208,7 +208,9 @@ class InContextLearner(Learner):
 
         return list(await asyncio.gather(*(one(c) for c in calls)))
 
-    async def score(self, cases: Sequence[Case], tools: Tools) -> list[Verdict]:
+    async def score(
+        self, cases: Sequence[Case], tools: Tools, *, explain: bool = True
+    ) -> list[Verdict]:
         if not cases:
             return []
         chat = tools.need_chat(self.name)

@@ -41,7 +41,9 @@ class LogRegLearner(Learner):
         row = self.space.matrix([case])[0]
         return self.space.by_feature(row * self.model.coef_[0])
 
-    async def score(self, cases: Sequence[Case], tools: Tools) -> list[Verdict]:
+    async def score(
+        self, cases: Sequence[Case], tools: Tools, *, explain: bool = True
+    ) -> list[Verdict]:
         if not cases:
             return []
         p = self.model.predict_proba(self.space.matrix(cases))[:, 1]

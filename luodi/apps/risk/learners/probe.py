@@ -41,7 +41,9 @@ class ProbeLearner(Learner):
         self.embedding_model = embeddings.name
         self.trained_on = len(cases)
 
-    async def score(self, cases: Sequence[Case], tools: Tools) -> list[Verdict]:
+    async def score(
+        self, cases: Sequence[Case], tools: Tools, *, explain: bool = True
+    ) -> list[Verdict]:
         if not cases:
             return []
         embeddings = tools.need_embeddings(self.name)
@@ -52,7 +54,8 @@ class ProbeLearner(Learner):
         for n in narratives:
             start = len(texts)
             texts.append(n.text)
-            texts.extend(n.without(fid) for fid in n.feature_ids)
+            if explain:
+                texts.extend(n.without(fid) for fid in n.feature_ids)
             spans.append((start, len(texts)))
         p = self.model.predict_proba(await embeddings.embed(texts))[:, 1]
         verdicts = []
