@@ -14,7 +14,8 @@
     └── ServiceError                 the server's fault (5xx)
         ├── EngineError              500  a generation failed inside the engine
         ├── UpstreamError            502  an upstream engine answered badly
-        └── ServiceUnavailableError  503  a stage cannot serve now (fails closed)
+        ├── ServiceUnavailableError  503  a stage cannot serve now (fails closed)
+        └── InsufficientMemoryError  507  a model does not fit the memory budget
 
 Every class carries the HTTP status, the OpenAI ``type`` and an optional ``code``
 and ``param``, so the handler in ``luodi.api`` needs no table of its own.
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "ContextLengthError",
     "EngineError",
+    "InsufficientMemoryError",
     "InvalidRequestError",
     "LuodiError",
     "ModelLoadError",
@@ -191,3 +193,14 @@ class ServiceUnavailableError(ServiceError):
         if self.retry_after is None:
             return {}
         return {"Retry-After": str(max(1, round(self.retry_after)))}
+
+
+class InsufficientMemoryError(ServiceError):
+    """Loading a model would exceed the memory budget; the message states the numbers.
+
+    Refused before anything is allocated, so the server is never OOM-killed.
+    """
+
+    status_code = 507
+    error_type = "insufficient_storage"
+    default_code = "model_does_not_fit"

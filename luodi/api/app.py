@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from luodi.api.admin import build_admin_router
+from luodi.api.admin.models import build_models_admin_router
 from luodi.api.errors import install_error_handlers
 from luodi.api.gateway import get_principal
 from luodi.api.health import router as health_router
@@ -34,10 +35,11 @@ from luodi.config.routing import BackendKind, DeploymentMode
 from luodi.embedding import Embedder
 from luodi.engine.base import Engine, LocalEngine
 from luodi.engine.embeddings import build_embedder
-from luodi.engine.llamacpp.factory import build_embedded
+from luodi.engine.llamacpp.factory import build_embedded, build_pool
 from luodi.engine.metrics import EngineMetrics
+from luodi.engine.pool import ModelPool, PooledEngine
 from luodi.engine.router import Router
-from luodi.errors import ConfigError, ModelLoadError, ServiceUnavailableError
+from luodi.errors import ConfigError, LuodiError, ModelLoadError, ServiceUnavailableError
 from luodi.knowledge import KnowledgeService
 from luodi.knowledge.sync import SyncScheduler
 from luodi.privacy import PIIStage
@@ -112,10 +114,20 @@ def _require_pii(state: AppState) -> PIIStage:
     return state.pii
 
 
-def _require(engine: LocalEngine | None) -> LocalEngine:
-    if engine is None:
+def _pooled(pool: ModelPool | None, name: str) -> PooledEngine:
+    """The pool's engine of ``name``, for a routing backend of kind llamacpp."""
+    if pool is None:
         raise ConfigError("a llamacpp backend is configured, but api mode runs no embedded engine")
-    return engine
+    try:
+        return PooledEngine(pool, pool.get(name).name)
+    except LuodiError as exc:
+        raise ConfigError(f"a llamacpp backend names {exc.message}") from None
+
+
+def _require_pool(pool: ModelPool | None) -> ModelPool:
+    if pool is None:
+        raise ServiceUnavailableError("this server runs no embedded models (api mode)")
+    return pool
 
 
 async def _start_embedded(engine: LocalEngine) -> None:
@@ -147,6 +159,22 @@ def load_embedded(settings: Settings) -> LocalEngine | None:
     return engine
 
 
+async def _start_pool(
+    settings: Settings, default: LocalEngine, metrics: EngineMetrics
+) -> ModelPool:
+    """The model pool around the started default model; pinned models load here."""
+    pool = await asyncio.to_thread(
+        build_pool,
+        settings.engine,
+        default=default,
+        start=_start_embedded,
+        opener=model_opener(settings.security),
+        observer=lambda name: metrics.observer("llamacpp", name),
+    )
+    await pool.start()
+    return pool
+
+
 def create_app(
     settings: Settings,
     *,
@@ -168,10 +196,11 @@ def create_app(
     owned = engines is None
 
     metrics = EngineMetrics(state.registry)
+    pool: ModelPool | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        nonlocal embedded
+        nonlocal embedded, pool
         router: Router | None = None
         state.attach_gateway(gateway or await Gateway.create(settings.security, settings.storage))
         state.pii = PIIStage.from_settings(settings.privacy) if settings.privacy.enabled else None
@@ -191,13 +220,19 @@ def create_app(
             embedded = embedded or build_embedded(settings.engine)
             await _start_embedded(embedded)
             embedded.observer = metrics.observer("llamacpp", embedded.info.name)
-            state.engines[embedded.info.name] = embedded
+            pool = await _start_pool(settings, embedded, metrics)
+            state.engines.update({n: PooledEngine(pool, e.name) for n, e in pool.names.items()})
         if owned and settings.routing.models:
-            local = embedded
+            local, default = pool, embedded.info.name if embedded is not None else ""
             router = Router.from_settings(
                 settings.routing,
                 metrics=metrics,
-                factories={BackendKind.LLAMACPP: lambda *_: _require(local)},
+                factories={
+                    # Names a pooled model by upstream_model; none: the default model.
+                    BackendKind.LLAMACPP: lambda _, backend, __: _pooled(
+                        local, backend.upstream_model or default
+                    )
+                },
             )
             await router.start()
             state.engines.update(router.engines())
@@ -214,6 +249,8 @@ def create_app(
             await state.drain.wait_idle(5.0)
             if router is not None:
                 await router.stop()
+            if pool is not None:
+                await pool.stop()
             if embedded is not None:
                 await embedded.stop()
             if scheduler is not None:
@@ -265,6 +302,9 @@ def create_app(
         build_pii_router(lambda: _require_pii(state), dependencies=[Depends(get_principal)])
     )
     app.include_router(build_privacy_admin_router(config_path))
+    app.include_router(
+        build_models_admin_router(lambda: state.gateway, lambda: _require_pool(pool))
+    )
     app.include_router(
         build_knowledge_router(
             cast(KnowledgeService, _Late(state, "knowledge")), kb_authorizer(state)

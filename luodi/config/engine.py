@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, model_validator
 
+from luodi.config.models import EmbeddedModelSettings, PoolSettings
+
 _LLAMA_MAX_SEQ = 256  # llama.cpp refuses a context with more sequence ids
 
 
@@ -98,6 +100,54 @@ class EngineSettings(BaseModel):
     against 338 tokens/s for a 1,024-token prompt there, mostly attention: the tiled
     flash-attention kernel takes only F16 caches). Off: llama.cpp's default kernels and an
     F16 KV cache; greedy text may then change with concurrency."""
+
+    models: list[EmbeddedModelSettings] = Field(default_factory=list)
+    """More GGUF models to serve beside ``model`` (which stays loaded, pinned): each with
+    its own name, aliases, sizes, keep-alive and adapters (``luodi.config.models``)."""
+
+    pool: PoolSettings = Field(default_factory=PoolSettings)
+    """Memory budget and keep-alive of the embedded models."""
+
+    def for_model(self, entry: EmbeddedModelSettings) -> EngineSettings:
+        """These settings with ``entry``'s file, name and sizes in place (checked again)."""
+        data = self.model_dump(exclude={"models"})
+        data["model"] = entry.path
+        data["model_name"] = entry.name
+        data["warm_prefixes"] = []  # warm prefixes are the default model's
+        data["warm_prefix_file"] = None
+        for field in (
+            "n_ctx",
+            "max_model_len",
+            "n_threads",
+            "n_threads_batch",
+            "max_batch_size",
+            "n_batch",
+            "prefill_chunk",
+            "chat_template",
+        ):
+            value = getattr(entry, field)
+            if value is not None:
+                data[field] = value
+        if entry.n_ctx is not None and entry.max_model_len is None:
+            data["max_model_len"] = None
+        try:
+            return EngineSettings.model_validate(data)
+        except ValueError as exc:
+            raise ValueError(f"engine.models '{entry.name}': {exc}") from None
+
+    @model_validator(mode="after")
+    def _check_models(self) -> EngineSettings:
+        seen: dict[str, str] = {}
+        for entry in self.models:
+            for name in (entry.name, *entry.aliases):
+                if name in seen:
+                    raise ValueError(
+                        f"engine.models: the name '{name}' of model '{entry.name}' is"
+                        f" already taken by model '{seen[name]}'"
+                    )
+                seen[name] = entry.name
+            self.for_model(entry)
+        return self
 
     @model_validator(mode="after")
     def _check_sizes(self) -> EngineSettings:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from luodi.api.deps import StateDep
 from luodi.embedding import Embedder
+from luodi.engine.pool import PooledEngine
 
 __all__ = ["router"]
 
@@ -27,6 +28,11 @@ def _model_card(name: str, info: Any, created: int, engine: Any = None) -> dict[
         "capabilities": list(info.capabilities),
         "backend": info.backend,
     }
+    if isinstance(engine, PooledEngine):
+        # An embedded model of the pool: whether it is in memory, and what it takes there.
+        pooled = engine.entry.describe()
+        card.update({k: v for k, v in pooled.items() if k != "name"})
+        return card
     backends = engine.health().get("backends") if engine is not None else None
     if backends:
         card["backends"] = backends  # a routed model: each backend's role, place and state
@@ -35,8 +41,16 @@ def _model_card(name: str, info: Any, created: int, engine: Any = None) -> dict[
 
 @router.get("/v1/models")
 async def list_models(state: StateDep) -> dict[str, Any]:
-    """Every served model with its context length, quantization, size and capabilities."""
-    cards = [_model_card(n, e.info, state.started_at, e) for n, e in state.engines.items()]
+    """Every served model with its context length, quantization, size and capabilities.
+
+    An embedded model of the pool is listed once, under its name, with its aliases,
+    its state (loaded, loading, unloaded) and its memory, whether loaded or not.
+    """
+    cards = [
+        _model_card(n, e.info, state.started_at, e)
+        for n, e in state.engines.items()
+        if not (isinstance(e, PooledEngine) and n != e.name)  # an alias: listed with its model
+    ]
     cards += [_embedding_card(n, e, state.started_at) for n, e in state.embedders.items()]
     return {"object": "list", "data": cards}
 

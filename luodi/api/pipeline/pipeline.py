@@ -9,6 +9,7 @@ sure a refusal, a hang-up or a crash still writes the one audit record.
 Order, and why (docs/architecture.md):
 
 1. authorize: may the principal invoke the model and read the knowledge bases?
+   load: an on-demand embedded model is loaded (only for a caller allowed to use it);
 2. ground: retrieved passages join the messages, so Protect masks them too;
 3. fit: an over-long prompt is a 400 before Protect spends its time budget on it;
 4. protect: PII masked in everything that leaves (forced off the premises);
@@ -36,6 +37,7 @@ from luodi.api.pipeline.fit import Fit
 from luodi.api.pipeline.ground import Ground
 from luodi.api.pipeline.launch import Launch
 from luodi.api.pipeline.limit import Limit
+from luodi.api.pipeline.load import Load
 from luodi.api.pipeline.protect import Protect
 from luodi.api.pipeline.restore import AnswerRestorer, Restore
 from luodi.api.pipeline.route import Route
@@ -136,6 +138,7 @@ def build_pipeline(settings: Settings, state: AppState) -> Pipeline:
 
     stages: list[Stage] = [
         Authorize(gateway),
+        Load(),
         Ground(lambda: state.knowledge),
         Fit(),
     ]

@@ -19,9 +19,23 @@ import numpy as np
 from luodi.engine.llamacpp.cpu_buffers import extra_buffers_usable
 from luodi.errors import ModelLoadError
 
-__all__ = ["ContextParams", "LlamaModel", "check_gguf_file", "select_kernels"]
+__all__ = [
+    "ContextParams",
+    "LlamaModel",
+    "ModelShape",
+    "check_gguf_file",
+    "quantization_name",
+    "read_model_shape",
+    "select_kernels",
+]
 
 log = logging.getLogger(__name__)
+
+_QUANT_NAMES: dict[int, str] = {
+    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+    10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
+    16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16",
+}  # fmt: skip
 
 _GGUF_MAGIC = b"GGUF"
 _backend_ready = False
@@ -70,6 +84,81 @@ class ContextParams:
     use_mlock: bool = False
     embeddings: bool = False
     batch_invariant: bool = True
+
+
+def quantization_name(file_type: int | None) -> str | None:
+    """``Q4_K_M`` for GGUF ``general.file_type`` 15; None when unknown."""
+    return None if file_type is None else _QUANT_NAMES.get(file_type)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelShape:
+    """What sizing a model's memory needs, read from its GGUF without its weights."""
+
+    architecture: str
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    key_length: int
+    value_length: int
+    n_ctx_train: int
+    n_vocab: int
+    file_type: int | None
+    file_bytes: int
+
+
+def read_model_shape(path: Path) -> ModelShape:
+    """Read ``path``'s layer and head counts through llama.cpp, loading the vocabulary only.
+
+    A vocabulary-only model has no hyperparameters, so they come from the GGUF's
+    metadata keys (``<arch>.block_count``...); a per-layer head count (an array) is
+    averaged over the layers, which is what the KV cache sums to.
+    """
+    check_gguf_file(path)
+    _ensure_backend()
+    mparams = llama_cpp.llama_model_default_params()
+    mparams.vocab_only = True
+    model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
+    if not model:
+        raise ModelLoadError(f"llama.cpp could not read the header of {path}")
+    try:
+        buf = ctypes.create_string_buffer(1 << 16)
+
+        def meta(key: str) -> str | None:
+            n = llama_cpp.llama_model_meta_val_str(model, key.encode(), buf, len(buf))
+            return buf.value.decode("utf-8", errors="replace") if n >= 0 else None
+
+        arch = meta("general.architecture") or ""
+
+        def number(key: str, default: float | None = None) -> float:
+            raw = meta(f"{arch}.{key}")
+            if raw is None:
+                if default is None:
+                    raise ModelLoadError(f"{path}: GGUF metadata lacks {arch}.{key}")
+                return default
+            values = [float(v) for v in raw.strip("[]").split(",") if v.strip()]
+            return sum(values) / len(values) if values else 0.0
+
+        n_layer = int(number("block_count"))
+        n_head = number("attention.head_count")
+        key_length = int(
+            number("attention.key_length", number("embedding_length") // max(1.0, n_head))
+        )
+        file_type = meta("general.file_type")
+        return ModelShape(
+            architecture=arch,
+            n_layer=n_layer,
+            n_head=round(n_head),
+            n_head_kv=round(number("attention.head_count_kv", n_head)),
+            key_length=key_length,
+            value_length=int(number("attention.value_length", key_length)),
+            n_ctx_train=int(number("context_length")),
+            n_vocab=int(llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model))),
+            file_type=int(file_type) if file_type else None,
+            file_bytes=path.stat().st_size,
+        )
+    finally:
+        llama_cpp.llama_model_free(model)
 
 
 def select_kernels(*, batch_invariant: bool) -> None:
