@@ -30,6 +30,9 @@ decides, per request, which backend serves it:
   The backend that served a request is written to its ``backend``.
 * **Planning.** ``RoutedEngine.prepare`` passes messages or text through; a model
   whose every backend is the embedded engine is planned by that engine.
+* **The model pool.** A ``llamacpp`` backend is a model of the embedded pool (named
+  by its ``upstream_model``), so upstream and embedded models share one name space;
+  ``ensure_loaded`` brings an on-demand one into memory before it plans a request.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from luodi.config.routing import (
 from luodi.engine.base import Engine
 from luodi.engine.metrics import EngineMetrics
 from luodi.engine.planning import pass_through
+from luodi.engine.pool import OnDemand
 from luodi.engine.types import (
     FinishReason,
     GenerationEvent,
@@ -536,6 +540,14 @@ class Router:
             return group[0].engine.prepare(request)
         return pass_through(request)
 
+    async def ensure_loaded(self, model: str) -> None:
+        """Load the embedded model that plans ``model``'s requests, if it is on demand."""
+        group = self.backends[model]
+        if group and all(b.settings.kind is BackendKind.LLAMACPP for b in group):
+            engine = group[0].engine
+            if isinstance(engine, OnDemand):
+                await engine.ensure_loaded()
+
     def abort(self, model: str, request_id: str) -> None:
         """Abort ``request_id`` on whichever backend of ``model`` runs it."""
         for backend in self.backends.get(model, []):
@@ -573,6 +585,10 @@ class RoutedEngine:
 
     async def stop(self) -> None:
         """No-op: ``Router.stop`` stops every backend once."""
+
+    async def ensure_loaded(self) -> None:
+        """Bring the embedded model that plans this model's requests into memory."""
+        await self.router.ensure_loaded(self.model)
 
     def prepare(self, request: PromptRequest) -> list[GenerationRequest]:
         return self.router.prepare(self.model, request)

@@ -248,3 +248,52 @@ async def test_model_admin_needs_its_permission(
         resp = await srv.http.post("/admin/models/alpha/load", headers=headers)
         assert resp.status_code == 403
         assert (await srv.cards())["alpha"]["state"] == "unloaded"
+
+
+async def test_a_routed_model_reaches_an_on_demand_pool_model_by_upstream_model(
+    tmp_path: Path, live_gateway: Gateway, model_cache: Path
+) -> None:
+    from luodi.config.routing import BackendSettings, ModelRoute, RoutingSettings
+
+    route = ModelRoute(
+        backends=[BackendSettings(name="local", kind="llamacpp", upstream_model="alpha")]
+    )
+    routing = RoutingSettings(models={"support-bot": route})
+    engine = engine_settings(tmp_path, **_SIZES, models=[on_demand("alpha")])
+    settings = Settings(
+        engine=engine, routing=routing, knowledge=KnowledgeSettings(data_dir=tmp_path / "kb")
+    )
+    app = create_app(settings, gateway=live_gateway)
+    key = make_key(live_gateway, f"pool-admin-{next(_users)}", ["admin"])
+    async with served(app) as url:
+        srv = Served(url, app, key)
+        try:
+            assert (await srv.cards())["alpha"]["state"] == "unloaded"
+            resp = await srv.http.post(
+                "/v1/chat/completions",
+                json={
+                    "model": "support-bot",
+                    "messages": [{"role": "user", "content": "Hi"}],
+                    "max_tokens": 4,
+                },
+            )
+            assert resp.status_code == 200, resp.text
+            assert (await srv.cards())["alpha"]["state"] == "loaded"
+        finally:
+            await srv.http.aclose()
+
+
+async def test_a_caller_who_may_not_invoke_a_model_cannot_make_it_load(
+    tmp_path: Path, live_gateway: Gateway, model_cache: Path
+) -> None:
+    async with serve_pool(tmp_path, live_gateway, [on_demand("alpha")]) as srv:
+        key = make_key(
+            live_gateway, f"pool-user-{next(_users)}", ["developer"], allowed_models=["other"]
+        )
+        resp = await srv.http.post(
+            "/v1/completions",
+            json={"model": "alpha", "prompt": "Hi", "max_tokens": 2},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        assert resp.status_code == 403, resp.text
+        assert (await srv.cards())["alpha"]["state"] == "unloaded"
