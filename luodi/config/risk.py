@@ -35,7 +35,7 @@ class RiskSettings(BaseModel):
     embedding_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     """Share of narrative-embedding similarity (the rest: feature distance) in retrieval."""
 
-    calibration_cases: int = Field(default=24, ge=0, le=1000)
+    calibration_cases: int = Field(default=8, ge=0, le=1000)
     """Labelled cases the in-context learner scores (leave-one-out) at training to
     calibrate its decision probabilities; 0 leaves them uncalibrated."""
 
@@ -48,7 +48,7 @@ class RiskSettings(BaseModel):
     max_batch: int = Field(default=1000, ge=1, le=100_000)
     """Most cases in one score or train request."""
 
-    max_tokens: int = Field(default=256, ge=32, le=4096)
+    max_tokens: int = Field(default=192, ge=32, le=4096)
     """Most tokens of one in-context answer."""
 
     @model_validator(mode="after")

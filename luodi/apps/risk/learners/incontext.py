@@ -60,7 +60,7 @@ def decision_schema(feature_ids: Sequence[str]) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "feature": {"type": "string", "enum": sorted(set(feature_ids))},
-            "evidence": {"type": "string", "maxLength": 160},
+            "evidence": {"type": "string", "maxLength": 100},
         },
         "required": ["feature", "evidence"],
         "additionalProperties": False,
