@@ -112,7 +112,7 @@ def serve(
 
 def _register_subcommands() -> None:
     """Attach the command groups that live in their own modules."""
-    from luodi.cli import audit, kb, keys, model, pii, pipeline, roles, users
+    from luodi.cli import audit, kb, keys, model, pii, pipeline, roles, support, users
     from luodi.cli.bench import bench
     from luodi.cli.chat import chat
     from luodi.cli.eval import app as eval_app
@@ -128,6 +128,7 @@ def _register_subcommands() -> None:
     app.add_typer(kb.app, name="kb", help="Knowledge bases: create, ingest, search, sync, erase.")
     app.add_typer(pipeline.app, name="pipeline", help="Clean, dedup and filter JSONL datasets.")
     app.add_typer(eval_app, name="eval", help="Evaluate endpoints: capability.")
+    app.add_typer(support.app, name="support", help="Customer-service assistants.")
 
 
 _register_subcommands()

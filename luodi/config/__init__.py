@@ -27,6 +27,7 @@ from luodi.config.routing import RoutingSettings
 from luodi.config.security import SecuritySettings
 from luodi.config.server import ServerSettings
 from luodi.config.storage import StorageSettings
+from luodi.config.support import SupportSettings
 from luodi.errors import ConfigError
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StorageSettings",
+    "SupportSettings",
     "load_settings",
 ]
 
@@ -76,6 +78,9 @@ class Settings(BaseSettings):
 
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     """PII detection and desensitization on every path that carries text."""
+
+    support: SupportSettings = Field(default_factory=SupportSettings)
+    """Customer-service assistants served as ``support/<name>`` models."""
 
     risk: RiskSettings = Field(default_factory=RiskSettings)
     """Fraud scoring: learners, labelled sets, decision thresholds."""

@@ -1,0 +1,89 @@
+"""The model's say, when the nearest examples are not confident: few-shot, schema-bound.
+
+The answer is constrained by a JSON schema whose ``intent`` is an enum of the candidate
+intents and ``out_of_scope``, so the model can only name one of them (the engine turns
+the schema into a grammar). Its confidence is the probability the model gave the
+tokens of the name it chose (greedy decoding, token log-probabilities).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+
+from luodi.api.pipeline.route import ChatRenderer
+from luodi.apps.support.assistant import OUT_OF_SCOPE, Assistant, Intent
+from luodi.engine.base import Engine
+from luodi.engine.types import ChatPrompt, PromptRequest, SamplingParams
+
+__all__ = ["IntentJudge", "judge_messages"]
+
+_MAX_TOKENS = 32
+
+
+def judge_messages(assistant: Assistant, candidates: Sequence[Intent], text: str) -> list[dict[str, str]]:
+    """The few-shot prompt: each candidate with its description and two examples."""
+    lines = [
+        "Classify the customer's message for an online shop's service desk into exactly one "
+        "intent. 把顾客的话归入下列意图之一；都不相符时选 out_of_scope。",
+        "",
+    ]
+    for intent in candidates:
+        shots = " | ".join(intent.examples[:2])
+        lines.append(f"- {intent.name}: {intent.description} (e.g. {shots})")
+    oos = " | ".join(assistant.out_of_scope.examples[:2]) or "weather, jokes, general knowledge"
+    lines.append(f"- {OUT_OF_SCOPE}: anything else, not about shopping here (e.g. {oos})")
+    return [
+        {"role": "system", "content": "\n".join(lines)},
+        {"role": "user", "content": text},
+    ]
+
+
+class IntentJudge:
+    """Asks a served model to pick the intent among candidates (or out_of_scope)."""
+
+    def __init__(self, engine: Engine, model: str) -> None:
+        self._engine = engine
+        self._model = model
+
+    async def choose(
+        self, assistant: Assistant, candidates: Sequence[Intent], text: str
+    ) -> tuple[str, float]:
+        """The chosen intent's name and the probability the model gave it."""
+        names = [i.name for i in candidates] + [OUT_OF_SCOPE]
+        schema = {
+            "type": "object",
+            "properties": {"intent": {"type": "string", "enum": names}},
+            "required": ["intent"],
+            "additionalProperties": False,
+        }
+        options = {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "intent", "schema": schema, "strict": True},
+            }
+        }
+        messages = judge_messages(assistant, candidates, text)
+        renderer = ChatRenderer(messages, options)
+        request = PromptRequest(
+            SamplingParams(temperature=0.0, max_tokens=_MAX_TOKENS, logprobs=1),
+            chat=ChatPrompt(messages, options, renderer),
+            model=self._model,
+            default_max_tokens=_MAX_TOKENS,
+        )
+        planned = self._engine.prepare(request)[0]
+        text_out, logprob = "", 0.0
+        async for event in self._engine.generate(planned):
+            text_out += event.text
+            logprob += sum(lp.logprob for lp in event.logprobs)
+            if event.error:
+                raise RuntimeError(event.error)
+        try:
+            chosen = json.loads(text_out)["intent"]
+        except (ValueError, KeyError, TypeError):
+            return OUT_OF_SCOPE, 0.0
+        if chosen not in names:
+            return OUT_OF_SCOPE, 0.0
+        # The structural tokens are forced (probability 1), so the sum is the name's.
+        return str(chosen), math.exp(max(logprob, -50.0))

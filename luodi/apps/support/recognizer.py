@@ -1,0 +1,82 @@
+"""Layered intent recognition: nearest examples first, the model when they are unsure.
+
+``IntentRecognizer`` keeps one ``IntentModel`` per assistant version (rebuilt when the
+file changes) and asks the ``IntentJudge`` only below ``support.accept_confidence``;
+the judge chooses among the nearest examples' best intents and ``out_of_scope``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+from luodi.apps.support.assistant import OUT_OF_SCOPE, Assistant
+from luodi.apps.support.classifier import Classification, IntentModel
+from luodi.apps.support.judge import IntentJudge
+from luodi.config.support import SupportSettings
+from luodi.embedding import Embedder
+
+__all__ = ["IntentRecognizer"]
+
+
+class IntentRecognizer:
+    """Classifies utterances for any assistant; the indexes are built on first use."""
+
+    def __init__(
+        self,
+        settings: SupportSettings,
+        embedder: Callable[[], Embedder | None],
+        judge: Callable[[Assistant], IntentJudge | None],
+    ) -> None:
+        self._settings = settings
+        self._embedder = embedder
+        self._judge = judge
+        self._models: dict[str, tuple[Assistant, IntentModel]] = {}
+        self._lock = threading.Lock()
+
+    def model_for(self, assistant: Assistant) -> IntentModel:
+        """The assistant's index, built now if the file is new or changed (blocking)."""
+        with self._lock:
+            known = self._models.get(assistant.name)
+            if known is not None and known[0] is assistant:
+                return known[1]
+            model = IntentModel(
+                assistant,
+                self._embedder(),
+                neighbours=self._settings.knn_neighbours,
+                embedding_weight=self._settings.embedding_weight,
+            )
+            self._models[assistant.name] = (assistant, model)
+            return model
+
+    async def classify(
+        self, assistant: Assistant, text: str, *, use_llm: bool = True
+    ) -> Classification:
+        """The intent of ``text``: ``path`` says which layer decided."""
+        start = time.perf_counter()
+        model = await asyncio.to_thread(self.model_for, assistant)
+        knn = await asyncio.to_thread(model.classify, text)
+        judge = self._judge(assistant) if use_llm and self._settings.llm_fallback else None
+        if knn.confidence >= self._settings.accept_confidence or judge is None:
+            knn.latency_ms = (time.perf_counter() - start) * 1000
+            return knn
+        ranked = await asyncio.to_thread(model.ranked, text)
+        candidates = [
+            intent
+            for name, _ in ranked
+            if name != OUT_OF_SCOPE and (intent := assistant.intent(name)) is not None
+        ][: self._settings.llm_candidates]
+        chosen, said = await judge.choose(assistant, candidates, text)
+        if chosen == knn.intent:
+            # Two layers agree: the chance both are wrong is the product of their doubts.
+            confidence = 1 - (1 - knn.confidence) * (1 - said)
+        else:
+            confidence = said * (1 - knn.confidence)
+        others = [(n, s) for n, s in ranked if n != chosen][:3]
+        total = sum(max(s, 0.0) for _, s in others) or 1.0
+        alternatives = [(n, (1 - confidence) * max(s, 0.0) / total) for n, s in others]
+        return Classification(
+            chosen, confidence, alternatives, "llm", (time.perf_counter() - start) * 1000
+        )

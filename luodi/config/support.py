@@ -1,0 +1,56 @@
+"""Settings of the ``support`` section: customer-service assistants (``luodi.apps.support``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+__all__ = ["SupportSettings"]
+
+
+class SupportSettings(BaseModel):
+    """Where assistant files live, how intents are recognised and how sessions are kept."""
+
+    assistants_dir: Path | None = None
+    """Folder of assistant YAML files, one assistant per file, served as model
+    ``support/<name>``. None: no assistants."""
+
+    reload_check_s: float = Field(default=2.0, ge=0)
+    """Least seconds between two looks at the folder for changed files (hot reload);
+    0 looks on every request. ``POST /admin/support/reload`` reloads at once."""
+
+    knn_neighbours: int = Field(default=3, ge=1, le=50)
+    """Nearest examples per intent averaged into its similarity score."""
+
+    embedding_weight: float = Field(default=0.5, ge=0, le=1)
+    """Share of the embedding similarity in the fused score (the rest is lexical)."""
+
+    accept_confidence: float = Field(default=0.55, ge=0, le=1)
+    """Calibrated confidence at which the nearest-example answer is taken as it is;
+    below it the model classifies (``path: llm``)."""
+
+    llm_fallback: bool = True
+    """Ask the assistant's model when the nearest examples are not confident enough."""
+
+    llm_candidates: int = Field(default=4, ge=1, le=50)
+    """Intents (best first) the model chooses among, besides ``out_of_scope``."""
+
+    session_ttl_s: int = Field(default=86_400, ge=60)
+    """Seconds a conversation's session is kept after its last turn."""
+
+    history_turns: int = Field(default=6, ge=0, le=100)
+    """Earlier turns (user and assistant) of a session given to the model."""
+
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    """Timeout of one action webhook call."""
+
+    allow_public_urls: bool = False
+    """Let action webhooks go outside private and loopback networks."""
+
+    allow_metadata_urls: bool = False
+    """Let action webhooks reach link-local and cloud metadata addresses."""
+
+    min_relevance: float = Field(default=0.35, ge=0, le=1)
+    """Least relevance (embedding similarity or shared query terms) of a retrieved
+    passage; with none above it the assistant says it does not know."""
