@@ -33,11 +33,11 @@ from luodi.evaluation.cache import ResponseCache
 from luodi.evaluation.capability import run_generate, run_loglikelihood
 from luodi.evaluation.cost import CostModel, load_prices
 from luodi.evaluation.endpoint import Endpoint
-from luodi.evaluation.gguf_memory import model_memory
 from luodi.evaluation.load import LoadConfig, run_level
 from luodi.evaluation.scoring import ChatChooser, ForcedTokenScorer
 from luodi.evaluation.server_process import ServerProcess
 from luodi.evaluation.tasks import load_task
+from luodi.models.memory import model_memory
 
 TASKS = Path(__file__).parents[1] / "luodi" / "evaluation" / "tasks"
 CACHE = Path(os.environ.get("LUODI_ENGINE__CACHE_DIR", Path.home() / ".cache" / "luodi"))

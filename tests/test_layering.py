@@ -33,9 +33,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "privacy": _BASE,
     "knowledge": _BASE | {"embedding"},
     "pipeline": _BASE,
-    "evaluation": _BASE,
+    # GGUF files themselves: inspection, memory arithmetic, quantisation, fine-tuning.
+    "models": _BASE,
+    "evaluation": _BASE | {"models"},
     # The engine runs models; it renders no prompts (chat) and knows no tenants (security).
-    "engine": _BASE | {"embedding"},
+    "engine": _BASE | {"embedding", "models"},
     "security": _BASE | {"storage"},
     # The server assembles everything below it; the CLI sits on top.
     # create_app mounts the apps' routers: the one import from api into apps.
@@ -53,6 +55,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "privacy",
         "knowledge",
         "pipeline",
+        "models",
         "evaluation",
         "security",
         "api",

@@ -23,12 +23,12 @@ from luodi.evaluation.compliance import Declarations, probe_server, run_checklis
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.generation import DEFAULT_RUBRIC, Judge, run_generation
-from luodi.evaluation.gguf_memory import model_memory
 from luodi.evaluation.perplexity import perplexity as measure_perplexity
 from luodi.evaluation.plan import load_plan, run_plan
 from luodi.evaluation.report import render_html, summarise
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.tasks import Task, load_task
+from luodi.models.memory import model_memory
 
 __all__ = [
     "app",

@@ -44,10 +44,10 @@ from luodi.evaluation.compliance import Declarations, run_checklist
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.generation import DEFAULT_RUBRIC, Judge, run_generation
-from luodi.evaluation.gguf_memory import model_memory
 from luodi.evaluation.scenarios import SCENARIOS, ScenarioFactory, build_scenario
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.tasks import load_task
+from luodi.models.memory import model_memory
 
 __all__ = ["Candidate", "EvalPlan", "load_plan", "run_plan"]
 

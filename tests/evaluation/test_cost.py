@@ -9,7 +9,7 @@ import pytest
 
 from luodi.errors import ConfigError
 from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
-from luodi.evaluation.gguf_memory import model_memory
+from luodi.models.memory import model_memory
 from tests.conftest import default_gguf
 
 
