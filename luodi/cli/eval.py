@@ -89,7 +89,7 @@ def capability(
         Path | None,
         typer.Option(
             help="GGUF whose tokenizer forces continuation tokens one by one, for endpoints"
-            " without prompt logprobs (luodi's own); without it, echo + logprobs."
+            " that score generated tokens only; without it, echo + logprobs."
         ),
     ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 4,
@@ -442,7 +442,7 @@ def perplexity(
     out: Annotated[Path, typer.Option(help="Where to write the JSON.")],
     tokenizer: Annotated[
         Path | None,
-        typer.Option(help="GGUF tokenizer: forced-token scoring (luodi); else echo."),
+        typer.Option(help="GGUF tokenizer: forced-token scoring; else echo + logprobs."),
     ] = None,
     chunk_chars: Annotated[int, typer.Option(min=64, help="Characters per chunk.")] = 2000,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 4,

@@ -77,5 +77,12 @@ def pass_through(request: PromptRequest) -> list[GenerationRequest]:
     """
     if request.chat is None and not isinstance(request.prompt, str):
         raise InvalidRequestError("this model takes text prompts, not token ids", param="prompt")
+    if request.params.prompt_logprobs is not None:
+        # Its answer would not say which scores are the prompt's; ask the server directly.
+        raise InvalidRequestError(
+            "scoring an echoed prompt (echo with logprobs, or max_tokens 0) is served by"
+            " embedded models only; send it to this upstream server itself",
+            param="echo",
+        )
     limit = completion_limit(request.params.max_tokens, request.default_max_tokens, None)
     return expand(request, max_tokens=limit, pass_through=True)

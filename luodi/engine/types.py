@@ -70,6 +70,10 @@ class SamplingParams:
     logit_bias: dict[int, float] = field(default_factory=dict)
     logprobs: int | None = None
     """How many top alternatives to report per token (None: no logprobs)."""
+    prompt_logprobs: int | None = None
+    """Also score the prompt's own tokens, with this many top alternatives each (None:
+    don't). The embedded engine computes them while prefilling, so such a prompt does
+    not borrow a cached prefix; with ``max_tokens`` 0 it stops after the prompt."""
     grammar: str | None = None
     """A grammar the output must follow: llguidance's form (``luodi.chat.structured``
     compiles JSON schemas to it), Lark, or llama.cpp's GBNF."""
@@ -229,6 +233,9 @@ class GenerationEvent:
     """Tool-call deltas an upstream engine already parsed, in OpenAI's streaming shape."""
     backend: str | None = None
     """Which backend produced the event (for the audit record)."""
+    prompt_logprobs: list[TokenLogprob | None] | None = None
+    """On the first event, when ``prompt_logprobs`` was asked: one entry per prompt
+    token, None for the first (nothing precedes it)."""
 
     @property
     def finished(self) -> bool:

@@ -5,9 +5,10 @@ Log-likelihood, two ways to the same number:
 - ``EchoScorer``: lm-eval's ``local-completions`` request. ``prompt`` is context +
   continuation, ``echo`` with ``logprobs`` gives a log-probability for every prompt
   token, and the continuation's tokens (found by ``text_offset``) are summed. Needs an
-  endpoint that scores prompt tokens (vLLM, llama.cpp's server, OpenAI's legacy models).
-- ``ForcedTokenScorer``: for endpoints that give logprobs for generated tokens only
-  (luodi's /v1/completions today). With the model's tokenizer here, each continuation
+  endpoint that scores prompt tokens (luodi, vLLM, llama.cpp's server, OpenAI's legacy
+  models).
+- ``ForcedTokenScorer``: for endpoints that give logprobs for generated tokens only.
+  With the model's tokenizer here, each continuation
   token is forced in turn: the prompt as token ids up to it, ``max_tokens`` 1, greedy,
   ``logit_bias`` +100 on it. The reported logprob is the model's unbiased one (luodi
   computes logprobs from the raw logits), so the sum is the same quantity; it costs one

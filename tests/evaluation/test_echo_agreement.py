@@ -1,10 +1,10 @@
 """Echo scoring (lm-eval's request) and forced-token scoring give the same numbers.
 
-luodi's /v1/completions returns no prompt logprobs, so echo scoring is checked against
-a small stand-in server that does what vLLM and llama-server do: ``echo`` with
-``logprobs`` scores every prompt token (llama.cpp's logits for every position, with the
-kernels luodi's engine uses). The same task scored both ways, echo on the stand-in and
-forced tokens on luodi, must pick the same answers with the same log-probabilities.
+A small stand-in server does what vLLM and llama-server do: ``echo`` with ``logprobs``
+scores every prompt token (llama.cpp's logits for every position, with the kernels
+luodi's engine uses). The same task scored three ways, echo on the stand-in, echo on
+luodi and forced tokens on luodi, must pick the same answers with the same
+log-probabilities.
 """
 
 from __future__ import annotations
@@ -152,4 +152,22 @@ async def test_echo_and_forced_token_scoring_agree(
     assert echo.predictions == forced.predictions
     assert echo.acc == forced.acc and echo.acc_norm == forced.acc_norm
     for a, b in zip(echo.items, forced.items, strict=True):
+        assert a["logprobs"] == pytest.approx(b["logprobs"], abs=1e-3)
+
+
+async def test_echo_scoring_against_luodi_matches_the_stand_in(
+    echo_server: str, fresh_luodi: tuple[LiveServer, LlamaCppEngine]
+) -> None:
+    live_server, _ = fresh_luodi
+    task = load_task(TASKS / "general_en.jsonl")
+    stand_in = Endpoint(echo_server, "stand-in", concurrency=1)
+    luodi = Endpoint(live_server.url, live_server.model, api_key=live_server.api_key)
+    try:
+        reference = await run_loglikelihood(task, EchoScorer(stand_in), stand_in, limit=6)
+        ours = await run_loglikelihood(task, EchoScorer(luodi), luodi, limit=6)
+    finally:
+        await stand_in.aclose()
+        await luodi.aclose()
+    assert ours.predictions == reference.predictions
+    for a, b in zip(ours.items, reference.items, strict=True):
         assert a["logprobs"] == pytest.approx(b["logprobs"], abs=1e-3)

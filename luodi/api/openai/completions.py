@@ -29,7 +29,7 @@ from luodi.api.openai.schemas import CompletionRequest, make_id, now
 from luodi.api.openai.streaming import sse_response
 from luodi.api.pipeline import AnswerRestorer, CompletionWork, Exchange
 from luodi.api.pipeline.route import detokenized
-from luodi.engine.types import Usage
+from luodi.engine.types import TokenLogprob, Usage
 from luodi.errors import EngineError, InvalidRequestError
 
 __all__ = ["router"]
@@ -61,6 +61,11 @@ def _check_unsupported(body: CompletionRequest) -> None:
         )
     if body.suffix is not None:
         raise InvalidRequestError("suffix (insertion) is not supported", param="suffix")
+    if body.max_tokens == 0 and not body.echo:
+        raise InvalidRequestError(
+            "max_tokens 0 generates nothing: it is only for scoring a prompt with echo",
+            param="max_tokens",
+        )
 
 
 @router.post("/v1/completions", response_model=None)
@@ -73,6 +78,9 @@ async def create_completion(
     # so the engine's policy (luodi.engine.planning) never sees an open limit here.
     limit = 16 if body.max_tokens is None else body.max_tokens
     params = sampling_params(body, max_tokens=limit, logprobs=body.logprobs)
+    if body.echo and (body.logprobs is not None or limit == 0):
+        # Scores of the echoed prompt's tokens, as lm-eval's loglikelihood requests read.
+        params.prompt_logprobs = body.logprobs or 0
     work = CompletionWork(prompts=[], params=params, n=body.n, stream=body.stream)
     exchange = pipeline.open(principal, request, body.model, work)
     async with pipeline.guarding(exchange):
@@ -120,7 +128,11 @@ class _Answer:
                 CompletionChoice(
                     index=index,
                     text=self.echo[index] + self.restorer.text(result.text),
-                    logprobs=CompletionLogprobs.of(result.logprobs, len(self.echo[index]))
+                    logprobs=CompletionLogprobs.of(
+                        result.logprobs,
+                        len(self.echo[index]),
+                        *self._prompt_part(index, result.prompt_logprobs),
+                    )
                     if body.logprobs is not None
                     else None,
                     finish_reason=result.finish_reason.value if result.finish_reason else None,
@@ -136,6 +148,18 @@ class _Answer:
             usage=UsageInfo.of(usage),
         )
 
+    def _prompt_part(
+        self, index: int, scored: list[TokenLogprob | None] | None
+    ) -> tuple[list[TokenLogprob | None] | None, list[str] | None]:
+        """The echoed prompt's scores and token texts, when it was echoed and scored."""
+        if not self.body.echo or scored is None:
+            return None, None
+        engine = self.exchange.engine
+        assert engine is not None
+        tokens = self.exchange.requests[index].prompt_tokens
+        first = detokenized(engine, tokens[:1])
+        return scored, [first] + [s.token if s else "" for s in scored[1:]]
+
     def _chunk(
         self, choices: list[CompletionChoice], usage: UsageInfo | None = None
     ) -> dict[str, Any]:
@@ -147,10 +171,18 @@ class _Answer:
         body, exchange = self.body, self.exchange
         usage = exchange.usage
         offsets = [len(t) for t in self.echo]
-        if body.echo:
+        scored = body.echo and body.logprobs is not None
+        if body.echo and not scored:
             yield self._chunk([CompletionChoice(index=i, text=t) for i, t in enumerate(self.echo)])
         async for index, raw in merge_streams(exchange.primed):
             event = exchange.checked(raw)
+            if scored and event.prompt_logprobs is not None:
+                # Each choice's echo leads its stream, carrying the prompt's scores.
+                part = self._prompt_part(index, event.prompt_logprobs)
+                lp = CompletionLogprobs.of([], 0, *part)
+                yield self._chunk(
+                    [CompletionChoice(index=index, text=self.echo[index], logprobs=lp)]
+                )
             exchange.response.append(event.text)
             text = self.restorer.feed(index, "text", event.text)
             if event.finished:

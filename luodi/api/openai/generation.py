@@ -68,6 +68,7 @@ class Collected:
     text: str = ""
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
+    prompt_logprobs: list[TokenLogprob | None] | None = None
     finish_reason: FinishReason | None = None
     usage: Usage = field(default_factory=Usage)
 
@@ -97,6 +98,8 @@ async def collect(first: GenerationEvent, stream: AsyncIterator[GenerationEvent]
         out.text += event.text
         out.token_ids.extend(event.token_ids)
         out.logprobs.extend(event.logprobs)
+        if event.prompt_logprobs is not None:
+            out.prompt_logprobs = event.prompt_logprobs
         if event.finished:
             if event.finish_reason is FinishReason.ERROR:
                 raise EngineError(event.error or "generation failed")

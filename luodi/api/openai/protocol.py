@@ -158,14 +158,35 @@ class ChatCompletionStreamResponse(_Wire):
 
 
 class CompletionLogprobs(_Wire):
+    """Legacy completions logprobs: parallel lists, one entry per token.
+
+    With ``echo`` the prompt's tokens come first; the very first has no logprob
+    (nothing precedes it), so its entries are null, as in OpenAI's and vLLM's answers.
+    """
+
     tokens: list[str]
-    token_logprobs: list[float]
-    top_logprobs: list[dict[str, float]]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
     text_offset: list[int]
 
     @classmethod
-    def of(cls, entries: list[TokenLogprob], offset: int) -> CompletionLogprobs:
+    def of(
+        cls,
+        entries: list[TokenLogprob],
+        offset: int,
+        prompt: list[TokenLogprob | None] | None = None,
+        prompt_tokens: list[str] | None = None,
+    ) -> CompletionLogprobs:
+        """``prompt`` (with the text of each prompt token) leads, echoed from offset 0."""
         out = cls(tokens=[], token_logprobs=[], top_logprobs=[], text_offset=[])
+        if prompt is not None and prompt_tokens is not None:
+            at = 0
+            for text, scored in zip(prompt_tokens, prompt, strict=True):
+                out.tokens.append(text)
+                out.token_logprobs.append(scored.logprob if scored else None)
+                out.top_logprobs.append(dict(scored.top) if scored else None)
+                out.text_offset.append(at)
+                at += len(text)
         for entry in entries:
             out.tokens.append(entry.token)
             out.token_logprobs.append(entry.logprob)

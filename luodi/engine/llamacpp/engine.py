@@ -320,8 +320,12 @@ class LlamaCppEngine:
         max_tokens = request.params.max_tokens
         if max_tokens is None:  # no limit of its own: up to the end of the context
             max_tokens = request.params.max_tokens = self.default_max_tokens(n_prompt)
-        if max_tokens < 1:
-            raise InvalidRequestError("max_tokens must be at least 1", param="max_tokens")
+        scoring_only = max_tokens == 0 and request.params.prompt_logprobs is not None
+        if max_tokens < 1 and not scoring_only:
+            raise InvalidRequestError(
+                "max_tokens must be at least 1 (0 only to score an echoed prompt)",
+                param="max_tokens",
+            )
         if n_prompt + max_tokens > self._max_model_len:
             raise ContextLengthError(
                 f"this model's maximum context length is {self._max_model_len} tokens, but the"
@@ -444,15 +448,24 @@ class LlamaCppEngine:
             return
         items: list[tuple[int, int, int, bool]] = []
         sample_at: dict[str, int] = {}
+        scored_at: list[tuple[Sequence, int, int]] = []  # (seq, batch index, position)
         for chunk in chunks:
-            seq_id = chunk.seq.seq_id
+            seq = chunk.seq
+            seq_id = seq.seq_id
             assert seq_id is not None
             last = len(chunk.tokens) - 1
+            # Position p's logits score prompt token p + 1: those not scored yet, up to
+            # the last prompt token (whose logits pick the first output token).
+            score_from = len(seq.prompt_logprobs) - 1 if seq.scoring else seq.prompt_len
             for i, tok in enumerate(chunk.tokens):
+                pos = chunk.start_pos + i
                 want = chunk.sample and i == last
                 if want:
-                    sample_at[chunk.seq.request_id] = len(items)
-                items.append((tok, chunk.start_pos + i, seq_id, want))
+                    sample_at[seq.request_id] = len(items)
+                score = score_from <= pos < seq.prompt_len - 1
+                if score:
+                    scored_at.append((seq, len(items), pos))
+                items.append((tok, pos, seq_id, want or score))
         started = time.monotonic()
         rc = model.decode(items)
         if rc == 1 and self._prefix_cache is not None:
@@ -466,11 +479,16 @@ class LlamaCppEngine:
                 self._fail(chunk.seq, reason)
             return
         self.observer.on_step(len(chunks), len(items), time.monotonic() - started)
+        self._score_prompts(scored_at)
         sampled: dict[str, int] = {}
         logprobs: dict[str, Any] = {}
+        scored_only: list[Sequence] = []
         for chunk in chunks:
             rid = chunk.seq.request_id
             if rid not in sample_at:
+                continue
+            if chunk.seq.prefill_only:
+                scored_only.append(chunk.seq)
                 continue
             try:
                 token = self._samplers[rid].sample(sample_at[rid])
@@ -482,6 +500,41 @@ class LlamaCppEngine:
                 self._fail(chunk.seq, f"sampling failed: {exc}")
         for seq in sched.update(out, sampled):
             self._on_token(seq, logprobs.get(seq.request_id))
+        for seq in scored_only:
+            self._finish_scored(seq)
+
+    def _score_prompts(self, scored_at: list[tuple[Sequence, int, int]]) -> None:
+        """Append the log-probability of each prompt token whose logits just came."""
+        model = self._model
+        assert model is not None
+        for seq, batch_index, pos in scored_at:
+            if seq.finish_reason is not None or len(seq.prompt_logprobs) != pos + 1:
+                continue
+            k = seq.request.params.prompt_logprobs or 0
+            seq.prompt_logprobs.append(top_logprobs(model, batch_index, seq.prompt[pos + 1], k))
+
+    def _finish_scored(self, seq: Sequence) -> None:
+        """End a ``max_tokens`` 0 request once its prompt is scored: no token is sampled."""
+        sched = self._scheduler
+        assert sched is not None
+        if seq.finish_reason is not None:
+            return
+        sched.finish(seq, FinishReason.LENGTH)
+        self._close_sampler(seq.request_id)
+        self.observer.on_finished(
+            FinishReason.LENGTH.value,
+            seq.prompt_len,
+            0,
+            time.monotonic() - seq.request.arrival_time,
+        )
+        event = GenerationEvent(
+            seq.request_id,
+            finish_reason=FinishReason.LENGTH,
+            usage=self._usage(seq),
+            queued_s=seq.queued_seconds(),
+            prompt_logprobs=list(seq.prompt_logprobs),
+        )
+        self._emit(seq.request_id, event, last=True)
 
     def _on_token(self, seq: Sequence, logprob: Any) -> None:
         model, sched = self._model, self._scheduler
@@ -512,6 +565,9 @@ class LlamaCppEngine:
             token_ids=[token],
             logprobs=[logprob] if logprob is not None else [],
             queued_s=seq.queued_seconds() if first else None,
+            prompt_logprobs=list(seq.prompt_logprobs)
+            if first and params.prompt_logprobs is not None
+            else None,
         )
         now = time.monotonic()
         if first:

@@ -46,7 +46,10 @@ from luodi.engine.llamacpp.sequence import Sequence, SequenceStatus
 from luodi.engine.types import FinishReason
 from luodi.errors import QueueFullError
 
-__all__ = ["ScheduledChunk", "Scheduler", "SchedulerOutput"]
+__all__ = ["SCORING_CHUNK", "ScheduledChunk", "Scheduler", "SchedulerOutput"]
+
+SCORING_CHUNK = 32
+"""Most prompt tokens per step of a sequence whose prompt is being scored."""
 
 
 @dataclass(slots=True)
@@ -378,7 +381,10 @@ class Scheduler:
             if budget <= 0:
                 break
             start = seq.n_computed
-            end = min(seq.num_tokens, start + budget)
+            # Every scored position keeps a vocabulary-wide logits row: short chunks keep
+            # llama.cpp's output buffer small.
+            limit = min(budget, SCORING_CHUNK) if seq.scoring else budget
+            end = min(seq.num_tokens, start + limit)
             chunks.append(
                 ScheduledChunk(
                     seq, seq.tokens_between(start, end), start, sample=end == seq.num_tokens
@@ -452,7 +458,7 @@ class Scheduler:
 
     def _leader_for(self, seq: Sequence) -> Sequence | None:
         """A running sequence still computing a long prefix that ``seq`` shares."""
-        if self._cache is None or self._share_min <= 0:
+        if self._cache is None or self._share_min <= 0 or seq.scoring:
             return None
         available: int | None = None  # what could be copied now: scanned only if needed
         for lead in self.running:
@@ -471,7 +477,7 @@ class Scheduler:
         return [(s.seq_id, s.kv_tokens) for s in self.running if s.seq_id is not None]
 
     def _lookup(self, seq: Sequence) -> tuple[int, int] | None:
-        if self._cache is None:
+        if self._cache is None or seq.scoring:
             return None
         match = self._cache.lookup(seq.all_tokens, self._running_kv())
         if match is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from luodi.engine.llamacpp.detokenizer import IncrementalDetokenizer
 from luodi.engine.llamacpp.stop import StopMatcher
-from luodi.engine.types import FinishReason, GenerationRequest
+from luodi.engine.types import FinishReason, GenerationRequest, TokenLogprob
 
 __all__ = ["Sequence", "SequenceStatus"]
 
@@ -50,6 +50,12 @@ class Sequence:
     previous_token_at: float = 0.0
     detokenizer: IncrementalDetokenizer | None = None
     stop_matcher: StopMatcher | None = None
+    prompt_logprobs: list[TokenLogprob | None] = field(default_factory=list)
+    """Scores of the prompt's tokens so far, when the request asked for them."""
+
+    def __post_init__(self) -> None:
+        if self.request.params.prompt_logprobs is not None:
+            self.prompt_logprobs = [None]  # the first token has nothing before it
 
     @property
     def request_id(self) -> str:
@@ -87,6 +93,20 @@ class Sequence:
     def kv_tokens(self) -> list[int]:
         """The tokens whose KV is in the cache, in position order."""
         return self.tokens_between(0, self.n_computed)
+
+    @property
+    def scoring(self) -> bool:
+        """True while prompt tokens asked to be scored are not all scored yet.
+
+        Such a sequence computes its whole prompt itself: a copied prefix has no logits.
+        """
+        wanted = self.request.params.prompt_logprobs is not None
+        return wanted and len(self.prompt_logprobs) < self.prompt_len
+
+    @property
+    def prefill_only(self) -> bool:
+        """A scoring request with ``max_tokens`` 0: done once its prompt is computed."""
+        return self.request.params.max_tokens == 0
 
     def queued_seconds(self) -> float:
         start = self.admitted_at if self.admitted_at is not None else time.monotonic()
