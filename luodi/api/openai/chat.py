@@ -73,6 +73,7 @@ async def create_chat_completion(
 ) -> Response:
     """OpenAI chat completions: thinking as reasoning_content, tool calls, JSON output."""
     work = _work(body)
+    work.conversation = request.headers.get("x-luodi-conversation") or body.user
     exchange = pipeline.open(principal, request, body.model, work)
     async with pipeline.guarding(exchange):
         await pipeline.run(exchange)
@@ -107,7 +108,8 @@ class _Answer:
             else response_format_schema(work.options.get("response_format"))
         )
         self.restorer: AnswerRestorer = pipeline.answer(exchange)
-        self.citations = exchange.citations if body.kb else None
+        # An assistant (support/<name>) grounds without the client naming a kb.
+        self.citations = exchange.citations if body.kb or exchange.citations else None
 
     def whole(self, results: list[Collected]) -> ChatCompletionResponse:
         choices, usage = [], Usage()
@@ -183,7 +185,7 @@ class _Answer:
                 if self.schema is not None and not saw_tool_calls[index]:
                     last.schema_errors = validate_json_output(contents[index], self.schema)
                 final = self._chunk([last])
-                if body.kb and index == 0:
+                if self.citations is not None and index == 0:
                     final.citations = self.citations
                 yield final.wire()
                 if event.usage is not None:

@@ -54,6 +54,9 @@ class ChatWork:
     stream: bool = False
     kb: list[str] = field(default_factory=list)
     kb_top_k: int = 5
+    conversation: str | None = None
+    """The client's own conversation id (X-Luodi-Conversation, else the ``user`` field):
+    keys an assistant's session (``luodi.apps.support``)."""
 
 
 @dataclass
