@@ -112,7 +112,7 @@ def serve(
 
 def _register_subcommands() -> None:
     """Attach the command groups that live in their own modules."""
-    from luodi.cli import audit, kb, keys, model, pii, pipeline, roles, support, users
+    from luodi.cli import audit, kb, keys, model, pii, pipeline, risk, roles, support, users
     from luodi.cli.bench import bench
     from luodi.cli.chat import chat
     from luodi.cli.eval import app as eval_app
@@ -129,6 +129,7 @@ def _register_subcommands() -> None:
     app.add_typer(pipeline.app, name="pipeline", help="Clean, dedup and filter JSONL datasets.")
     app.add_typer(eval_app, name="eval", help="Evaluate endpoints: capability.")
     app.add_typer(support.app, name="support", help="Customer-service assistants.")
+    app.add_typer(risk.app, name="risk", help="Fraud scoring: train, score, eval, explain.")
 
 
 _register_subcommands()
