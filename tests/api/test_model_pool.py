@@ -95,11 +95,12 @@ async def serve_pool(
 
 def model_mib() -> float:
     """One model's estimate under the test sizes, in MiB."""
-    from luodi.engine.llamacpp.model import read_model_shape
     from luodi.engine.pool import estimate_memory
+    from luodi.models.gguf_file import read_gguf_header
 
     settings = engine_settings(Path("/tmp"), **_SIZES)
-    return estimate_memory(read_model_shape(default_gguf()), settings).total_bytes / (1 << 20)
+    header = read_gguf_header(default_gguf())
+    return estimate_memory(header, "default", settings).total_bytes / (1 << 20)
 
 
 async def test_first_request_loads_an_on_demand_model_and_v1_models_shows_states(

@@ -15,12 +15,13 @@ from luodi.config.engine import EngineSettings
 from luodi.engine.base import LocalEngine
 from luodi.engine.llamacpp.default_model import DEFAULT_MODEL_NAME, resolve_model_path
 from luodi.engine.llamacpp.engine import LlamaCppEngine, ModelOpener
-from luodi.engine.llamacpp.model import ModelShape, quantization_name, read_model_shape
+from luodi.engine.llamacpp.model import quantization_name
 from luodi.engine.observer import EngineObserver
 from luodi.engine.pool.memory import MemoryBudget, estimate_memory
 from luodi.engine.pool.pool import EngineStarter, ModelPool
 from luodi.engine.pool.state import PoolEntry
 from luodi.errors import ConfigError
+from luodi.models.gguf_file import GGUFHeader, read_gguf_header
 
 __all__ = ["ModelOpener", "build_embedded", "build_pool", "default_model_name"]
 
@@ -40,12 +41,12 @@ def default_model_name(settings: EngineSettings) -> str:
     return Path(settings.model).name.removesuffix(".gguf").removesuffix(".enc")
 
 
-def _shape(settings: EngineSettings, opener: ModelOpener | None) -> ModelShape:
+def _header(settings: EngineSettings, opener: ModelOpener | None) -> GGUFHeader:
     source = resolve_model_path(settings.model, settings.cache_dir, check=opener is None)
     if opener is None:
-        return read_model_shape(source)
+        return read_gguf_header(source)
     with opener(source) as opened:  # an encrypted model is read through its key
-        return read_model_shape(opened)
+        return read_gguf_header(opened)
 
 
 def _entry(
@@ -57,13 +58,16 @@ def _entry(
     pinned: bool,
     keep_alive_s: float,
 ) -> PoolEntry:
-    shape = _shape(settings, opener)
+    header = _header(settings, opener)
+    meta = header.metadata
+    trained = int(meta.get(f"{meta.get('general.architecture', '')}.context_length", 0))
+    file_type = meta.get("general.file_type")
     return PoolEntry(
         name=name,
         settings=settings,
-        memory=estimate_memory(shape, settings),
-        context_length=min(settings.max_model_len or shape.n_ctx_train, settings.n_ctx),
-        quantization=quantization_name(shape.file_type),
+        memory=estimate_memory(header, name, settings),
+        context_length=min(settings.max_model_len or trained or settings.n_ctx, settings.n_ctx),
+        quantization=quantization_name(file_type if isinstance(file_type, int) else None),
         aliases=aliases,
         pinned=pinned,
         keep_alive_s=keep_alive_s,
@@ -80,9 +84,8 @@ def build_pool(
 ) -> ModelPool:
     """The pool of the default model (pinned; ``default`` if already started) and ``models``.
 
-    Reads each GGUF's header (vocabulary only) to size its memory: call it off the
-    event loop. Raises ConfigError when a name is taken twice or the pinned models
-    alone exceed the budget.
+    Reads each GGUF's header to size its memory: call it off the event loop. Raises
+    ConfigError when a name is taken twice or the pinned models alone exceed the budget.
     """
     default_name = default.info.name if default is not None else default_model_name(settings)
     keep = settings.pool.keep_alive_s

@@ -22,10 +22,8 @@ from luodi.errors import ModelLoadError
 __all__ = [
     "ContextParams",
     "LlamaModel",
-    "ModelShape",
     "check_gguf_file",
     "quantization_name",
-    "read_model_shape",
     "select_kernels",
 ]
 
@@ -89,76 +87,6 @@ class ContextParams:
 def quantization_name(file_type: int | None) -> str | None:
     """``Q4_K_M`` for GGUF ``general.file_type`` 15; None when unknown."""
     return None if file_type is None else _QUANT_NAMES.get(file_type)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelShape:
-    """What sizing a model's memory needs, read from its GGUF without its weights."""
-
-    architecture: str
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    key_length: int
-    value_length: int
-    n_ctx_train: int
-    n_vocab: int
-    file_type: int | None
-    file_bytes: int
-
-
-def read_model_shape(path: Path) -> ModelShape:
-    """Read ``path``'s layer and head counts through llama.cpp, loading the vocabulary only.
-
-    A vocabulary-only model has no hyperparameters, so they come from the GGUF's
-    metadata keys (``<arch>.block_count``...); a per-layer head count (an array) is
-    averaged over the layers, which is what the KV cache sums to.
-    """
-    check_gguf_file(path)
-    _ensure_backend()
-    mparams = llama_cpp.llama_model_default_params()
-    mparams.vocab_only = True
-    model = llama_cpp.llama_model_load_from_file(str(path).encode(), mparams)
-    if not model:
-        raise ModelLoadError(f"llama.cpp could not read the header of {path}")
-    try:
-        buf = ctypes.create_string_buffer(1 << 16)
-
-        def meta(key: str) -> str | None:
-            n = llama_cpp.llama_model_meta_val_str(model, key.encode(), buf, len(buf))
-            return buf.value.decode("utf-8", errors="replace") if n >= 0 else None
-
-        arch = meta("general.architecture") or ""
-
-        def number(key: str, default: float | None = None) -> float:
-            raw = meta(f"{arch}.{key}")
-            if raw is None:
-                if default is None:
-                    raise ModelLoadError(f"{path}: GGUF metadata lacks {arch}.{key}")
-                return default
-            values = [float(v) for v in raw.strip("[]").split(",") if v.strip()]
-            return sum(values) / len(values) if values else 0.0
-
-        n_layer = int(number("block_count"))
-        n_head = number("attention.head_count")
-        key_length = int(
-            number("attention.key_length", number("embedding_length") // max(1.0, n_head))
-        )
-        file_type = meta("general.file_type")
-        return ModelShape(
-            architecture=arch,
-            n_layer=n_layer,
-            n_head=round(n_head),
-            n_head_kv=round(number("attention.head_count_kv", n_head)),
-            key_length=key_length,
-            value_length=int(number("attention.value_length", key_length)),
-            n_ctx_train=int(number("context_length")),
-            n_vocab=int(llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model))),
-            file_type=int(file_type) if file_type else None,
-            file_bytes=path.stat().st_size,
-        )
-    finally:
-        llama_cpp.llama_model_free(model)
 
 
 def select_kernels(*, batch_invariant: bool) -> None:
@@ -359,6 +287,36 @@ class LlamaModel:
         # Runs between every two decodes; np.ctypeslib.as_array costs several times more.
         row = self._logits_row.from_address(ctypes.addressof(ptr.contents))
         return np.frombuffer(row, dtype=np.float32)
+
+    # -- LoRA adapters ------------------------------------------------------------
+
+    def load_adapter(self, path: Path) -> llama_cpp.llama_adapter_lora_p:
+        """Load a GGUF LoRA adapter made for this model; ModelLoadError naming the file."""
+        check_gguf_file(path)
+        adapter = llama_cpp.llama_adapter_lora_init(self._model, str(path).encode())
+        if not adapter:
+            raise ModelLoadError(
+                f"llama.cpp could not load the LoRA adapter {path}: not a LoRA GGUF"
+                " (adapter.type=lora), or made for another architecture or tensor shapes"
+            )
+        return adapter
+
+    def free_adapter(self, adapter: llama_cpp.llama_adapter_lora_p) -> None:
+        llama_cpp.llama_adapter_lora_free(adapter)
+
+    def set_adapters(self, adapters: list[tuple[llama_cpp.llama_adapter_lora_p, float]]) -> None:
+        """Apply exactly ``adapters`` (with their scales) to the next decodes; [] clears them.
+
+        llama.cpp applies adapters per context, to every sequence of a decode: the
+        engine sets them between decodes, never within one. Setting the set already
+        applied costs nothing (llama.cpp compares first).
+        """
+        n = len(adapters)
+        handles = (llama_cpp.llama_adapter_lora_p_ctypes * max(1, n))(*(a for a, _ in adapters))
+        scales = (ctypes.c_float * max(1, n))(*(s for _, s in adapters))
+        rc = llama_cpp.llama_set_adapters_lora(self._ctx, handles, n, scales)
+        if rc != 0:
+            raise ModelLoadError(f"llama.cpp refused to apply {n} LoRA adapter(s) (code {rc})")
 
     # -- KV cache -----------------------------------------------------------------
 

@@ -1,11 +1,11 @@
 """How much RAM a model takes once loaded, and the budget every loaded model shares.
 
-The estimate is computed from the GGUF before loading: the weights are the file's
-bytes (mmapped and read once, so resident); the KV cache holds ``n_ctx`` cells of
-``2 x layers x KV heads x head size`` elements in the engine's cache type (Q8_0 when
-``batch_invariant``, else F16; with ``swa_full`` every layer keeps full length); the
-logits buffer holds one vocabulary row per sequence. The same arithmetic as
-``luodi model inspect``'s KV bytes per token.
+The estimate is computed from the GGUF header before loading, with the arithmetic of
+``luodi.models.memory`` (what ``luodi model inspect`` prints): the weights are the
+file's tensor data (mmapped and read once, so resident); the KV cache holds ``n_ctx``
+cells in the engine's cache type (Q8_0 when ``batch_invariant``, else F16; with
+``swa_full`` every layer keeps full length); the logits buffer holds one vocabulary
+row per sequence. llama.cpp's compute buffers (tens of MiB) are not counted.
 """
 
 from __future__ import annotations
@@ -15,11 +15,17 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 from luodi.config.engine import EngineSettings
-from luodi.engine.llamacpp.model import ModelShape
+from luodi.models.gguf_file import GGUFHeader
+from luodi.models.memory import memory_of
 
-__all__ = ["MemoryBudget", "MemoryEstimate", "estimate_memory", "format_bytes", "physical_memory"]
-
-_KV_ELEMENT_BYTES = {"q8_0": 34 / 32, "f16": 2.0}
+__all__ = [
+    "MemoryBudget",
+    "MemoryEstimate",
+    "estimate_memory",
+    "format_bytes",
+    "physical_memory",
+    "vocabulary_size",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,21 +54,22 @@ class MemoryEstimate:
         return {**asdict(self), "total_bytes": self.total_bytes}
 
 
-def estimate_memory(shape: ModelShape, settings: EngineSettings) -> MemoryEstimate:
-    """The RAM ``shape``'s model takes under ``settings`` (see the module docstring)."""
+def vocabulary_size(header: GGUFHeader) -> int:
+    """Tokens in the model's vocabulary (the header keeps a long array as its length)."""
+    tokens = header.metadata.get("tokenizer.ggml.tokens", 0)
+    return tokens if isinstance(tokens, int) else len(tokens)
+
+
+def estimate_memory(header: GGUFHeader, name: str, settings: EngineSettings) -> MemoryEstimate:
+    """The RAM the model of ``header`` takes under ``settings`` (see the module docstring)."""
     kv_type = "q8_0" if settings.batch_invariant else "f16"
-    per_token = (
-        shape.n_layer
-        * shape.n_head_kv
-        * (shape.key_length + shape.value_length)
-        * _KV_ELEMENT_BYTES[kv_type]
-    )
+    memory = memory_of(header, name, kv_type=kv_type)
     cached = settings.prefix_cache_slots if settings.prefix_cache else 0
     rows = settings.max_batch_size + cached  # llama.cpp reserves one logits row per sequence
     return MemoryEstimate(
-        weights_bytes=shape.file_bytes,
-        kv_bytes=int(per_token * settings.n_ctx),
-        buffers_bytes=rows * shape.n_vocab * 4,
+        weights_bytes=memory.weight_bytes,
+        kv_bytes=int(memory.kv_bytes(settings.n_ctx)),
+        buffers_bytes=rows * vocabulary_size(header) * 4,
         n_ctx=settings.n_ctx,
         kv_type=kv_type,
     )
