@@ -79,6 +79,7 @@ class WindowStats:
             f"{k}.locations": float(self.locations),
             f"{k}.counterparties": float(self.counterparties),
             f"{k}.new_counterparties": float(self.new_counterparties),
+            **{f"{k}.type.{name}": float(n) for name, n in self.types.items()},
         }
 
 
