@@ -61,6 +61,8 @@ class ScheduledChunk:
     start_pos: int
     sample: bool
     """True when the chunk's last token yields the next output token."""
+    adapter: str | None = None
+    """The LoRA adapter the sequence runs under (None: the base model)."""
 
 
 @dataclass(slots=True)
@@ -75,6 +77,21 @@ class SchedulerOutput:
     """Sequences whose cells were taken back; they wait to be computed again."""
     finished: list[Sequence] = field(default_factory=list)
     """Sequences that left without a token this step: cancelled, or stopped by a full cache."""
+    turn: int = 0
+    """This step's number, which rotates the order of ``groups``."""
+
+    @property
+    def groups(self) -> list[list[ScheduledChunk]]:
+        """The chunks by adapter set, each to be decoded alone; the first group rotates.
+
+        One group (the usual case, no adapter in play) keeps the chunks' order.
+        """
+        by_key: dict[str | None, list[ScheduledChunk]] = {}
+        for chunk in self.chunks:
+            by_key.setdefault(chunk.adapter, []).append(chunk)
+        keys = sorted(by_key, key=lambda k: (k is not None, k or ""))
+        start = self.turn % len(keys) if keys else 0
+        return [by_key[k] for k in keys[start:] + keys[:start]]
 
     @property
     def num_tokens(self) -> int:
@@ -136,18 +153,27 @@ class Scheduler:
         self.running: list[Sequence] = []
         self._pending_ops: list[KVOp] = []
         self._pending_finished: list[Sequence] = []
+        self._adapters: dict[str, str] = {}
+        """Request id → the LoRA adapter it runs under (absent: the base model)."""
+        self._steps = 0
 
     # -- intake -------------------------------------------------------------------
 
-    def add(self, seq: Sequence) -> None:
-        """Queue a sequence; QueueFullError (429) when the waiting queue is at its bound."""
+    def add(self, seq: Sequence, *, adapter: str | None = None) -> None:
+        """Queue a sequence (under ``adapter``, if given); QueueFullError (429) when full."""
         if len(self.waiting) >= self.max_queue:
             raise QueueFullError(
                 f"the engine's waiting queue is full ({self.max_queue} requests); retry shortly",
                 retry_after=1.0,
             )
         seq.status = SequenceStatus.WAITING
+        if adapter is not None:
+            self._adapters[seq.request_id] = adapter
         self.waiting.append(seq)
+
+    def adapter_of(self, seq: Sequence) -> str | None:
+        """The LoRA adapter ``seq`` runs under; None for the base model."""
+        return self._adapters.get(seq.request_id)
 
     def abort(self, request_id: str) -> Sequence | None:
         """Cancel a request wherever it is; it leaves at the next ``schedule()``."""
@@ -182,6 +208,8 @@ class Scheduler:
             assert chunk.seq.seq_id is not None
             self._cells.grow(chunk.seq.seq_id, len(chunk.tokens))
         out.kv_ops, self._pending_ops = self._pending_ops, []
+        out.turn = self._steps
+        self._steps += 1
         return out
 
     def update(self, out: SchedulerOutput, sampled: dict[str, int]) -> list[Sequence]:
@@ -229,9 +257,10 @@ class Scheduler:
         seq.status = SequenceStatus.FINISHED
         if seq in self.running:
             self.running.remove(seq)
+        adapted = self._adapters.pop(seq.request_id, None) is not None
         if seq.seq_id is None:
             return
-        if keep_prefix and self._cache is not None and seq.n_computed > 0:
+        if keep_prefix and not adapted and self._cache is not None and seq.n_computed > 0:
             self._emit(self._cache.insert(seq.kv_tokens, seq.seq_id))
         self._emit([FreeKV(seq.seq_id)])
         self._seq_ids.give(seq.seq_id)
@@ -240,6 +269,7 @@ class Scheduler:
     def _drop_cancelled(self, out: SchedulerOutput) -> None:
         for seq in [s for s in self.waiting if s.cancelled]:
             self.waiting.remove(seq)
+            self._adapters.pop(seq.request_id, None)
             seq.finish_reason = FinishReason.CANCELLED
             seq.status = SequenceStatus.FINISHED
             out.finished.append(seq)
@@ -352,6 +382,7 @@ class Scheduler:
     def _refuse(self, seq: Sequence, out: SchedulerOutput) -> None:
         """``seq`` cannot fit even with nothing else running: end it, saying why."""
         self.waiting.remove(seq)
+        self._adapters.pop(seq.request_id, None)
         seq.status = SequenceStatus.FINISHED
         if seq.output_tokens:  # preempted, and its output has grown past what fits alone
             seq.finish_reason = FinishReason.LENGTH
@@ -368,7 +399,13 @@ class Scheduler:
     def _plan(self) -> list[ScheduledChunk]:
         """This step's chunks: every decode, then prefill up to the budget."""
         chunks = [
-            ScheduledChunk(seq, [seq.output_tokens[-1]], seq.n_computed, sample=True)
+            ScheduledChunk(
+                seq,
+                [seq.output_tokens[-1]],
+                seq.n_computed,
+                sample=True,
+                adapter=self.adapter_of(seq),
+            )
             for seq in self.running
             if not seq.is_prefilling
         ]
@@ -387,7 +424,11 @@ class Scheduler:
             end = min(seq.num_tokens, start + limit)
             chunks.append(
                 ScheduledChunk(
-                    seq, seq.tokens_between(start, end), start, sample=end == seq.num_tokens
+                    seq,
+                    seq.tokens_between(start, end),
+                    start,
+                    sample=end == seq.num_tokens,
+                    adapter=self.adapter_of(seq),
                 )
             )
             budget -= end - start
@@ -458,11 +499,11 @@ class Scheduler:
 
     def _leader_for(self, seq: Sequence) -> Sequence | None:
         """A running sequence still computing a long prefix that ``seq`` shares."""
-        if self._cache is None or self._share_min <= 0 or seq.scoring:
+        if self._cache is None or self._share_min <= 0 or seq.scoring or self.adapter_of(seq):
             return None
         available: int | None = None  # what could be copied now: scanned only if needed
         for lead in self.running:
-            if not lead.is_prefilling:
+            if not lead.is_prefilling or self.adapter_of(lead) is not None:
                 continue
             shared = min(common_prefix(lead.prompt, seq.prompt), seq.prompt_len - 1)
             if shared <= lead.n_computed or shared < self._share_min:
@@ -474,10 +515,15 @@ class Scheduler:
         return None
 
     def _running_kv(self) -> list[tuple[int, list[int]]]:
-        return [(s.seq_id, s.kv_tokens) for s in self.running if s.seq_id is not None]
+        """What running base-model sequences could lend (an adapter's KV is its own)."""
+        return [
+            (s.seq_id, s.kv_tokens)
+            for s in self.running
+            if s.seq_id is not None and self.adapter_of(s) is None
+        ]
 
     def _lookup(self, seq: Sequence) -> tuple[int, int] | None:
-        if self._cache is None or seq.scoring:
+        if self._cache is None or seq.scoring or self.adapter_of(seq) is not None:
             return None
         match = self._cache.lookup(seq.all_tokens, self._running_kv())
         if match is None:
