@@ -335,13 +335,20 @@ def compliance(
     server: Annotated[
         str | None, typer.Option(help="A running luodi to probe without a key (LIVE_AUTH).")
     ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LUODI_API_KEY",
+            help="With --server: an administrator's key, to read /admin metadata too.",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Where to write the JSON.")] = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any control fails.")] = False,
 ) -> None:
     """Controls read from the live settings, mapped to MLPS 2.0 L3, ISO 27001, GDPR."""
     decl = _declarations(declarations, audit_report)
     if server is not None:
-        decl = replace(decl, server_probe=probe_server(server))
+        decl = replace(decl, server_probe=probe_server(server, api_key=api_key))
     result = run_checklist(load_settings(config), decl)
     table = Table(title="luodi eval compliance (control coverage, not certification)")
     for col in ("control", "status", "evidence", "fix", "MLPS 2.0 L3", "ISO 27001:2022", "GDPR"):

@@ -144,11 +144,17 @@ def _auth(s: Settings, d: Declarations) -> tuple[Status, str, str]:
     )
 
 
-def probe_server(url: str, *, timeout_s: float = 10.0) -> dict[str, Any]:
-    """Ask the running server, without a key, what an outsider may see and do.
+def probe_server(
+    url: str, *, api_key: str | None = None, timeout_s: float = 10.0
+) -> dict[str, Any]:
+    """Ask the running server what an outsider may see and do, and with a key, its state.
 
-    ``GET /health`` (does it list backends and addresses to anyone?), ``GET /v1/models``
-    and ``GET /metrics`` (refused without a key unless opened by config).
+    Without a key: ``GET /health`` (does it list backends and addresses to anyone?),
+    ``GET /v1/models`` and ``GET /metrics`` (refused without a key unless opened by
+    config). With an administrator's key (``audit:read``, ``keys:manage``,
+    ``users:manage``), the ``/admin`` metadata: the audit chain's verification, the
+    active keys and their expiry, and which users hold the admin role. A part the key
+    may not read is recorded as its HTTP status, not guessed.
     """
     import httpx
 
@@ -161,9 +167,32 @@ def probe_server(url: str, *, timeout_s: float = 10.0) -> dict[str, Any]:
             out["health_detail_to_anyone"] = "models" in (health.json() or {})
             out["models_without_key"] = client.get(f"{base}/v1/models").status_code
             out["metrics_without_key"] = client.get(f"{base}/metrics").status_code
+            if api_key:
+                out["admin"] = _admin_metadata(client, base, api_key)
         except (httpx.HTTPError, ValueError) as exc:
             out["error"] = repr(exc)
     return out
+
+
+def _admin_metadata(client: Any, base: str, api_key: str) -> dict[str, Any]:
+    """The ``/admin`` answers the checklist reads; each part its JSON or its status."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    parts: dict[str, Any] = {}
+    for name, path in (
+        ("audit_verify", "/admin/audit/verify"),
+        ("keys", "/admin/keys"),
+        ("users", "/admin/users"),
+    ):
+        answer = client.get(f"{base}{path}", headers=headers)
+        parts[name] = answer.json() if answer.status_code == 200 else {"status": answer.status_code}
+    return parts
+
+
+def _admin_part(d: Declarations, name: str) -> Any:
+    """One part of the probe's admin metadata, or None when it was not read."""
+    probe = d.server_probe or {}
+    part = (probe.get("admin") or {}).get(name)
+    return None if part is None or (isinstance(part, dict) and "status" in part) else part
 
 
 def _live_auth(s: Settings, d: Declarations) -> tuple[Status, str, str]:
@@ -243,6 +272,13 @@ def _integrity(s: Settings, d: Declarations) -> tuple[Status, str, str]:
     verified = d.audit_verified
     if verified is not None:
         parts.append(f"luodi audit verify: ok = {verified.get('ok')}")
+    live = _admin_part(d, "audit_verify")
+    if live is not None:
+        parts.append(
+            f"GET /admin/audit/verify: ok = {live.get('ok')}, {live.get('checked')} records"
+            + (f", first bad #{live.get('first_bad_seq')}" if not live.get("ok") else "")
+        )
+        verified = live if verified is None or not live.get("ok") else verified
     good = bool(key) and bool(outside) and (verified is None or bool(verified.get("ok")))
     return _ok(
         good,
@@ -334,6 +370,32 @@ def _limits(s: Settings, d: Declarations) -> tuple[Status, str, str]:
     )
 
 
+def _privileged_keys(s: Settings, d: Declarations) -> tuple[Status, str, str]:
+    keys, users = _admin_part(d, "keys"), _admin_part(d, "users")
+    if keys is None or users is None:
+        return (
+            Status.NOT_APPLICABLE,
+            "the running server's keys and users were not read (--server URL with an"
+            " administrator's --api-key)",
+            "",
+        )
+    admins = {u["name"] for u in users if "admin" in (u.get("roles") or [])}
+    active = [k for k in keys if k.get("revoked_us") is None]
+    privileged = [k for k in active if k.get("user") in admins]
+    lasting = [k for k in privileged if k.get("expires_us") is None]
+    evidence = (
+        f"{len(active)} active keys, {len(privileged)} of them held by the"
+        f" {len(admins)} admin user(s) of {len(users)}; {len(lasting)} admin keys never expire"
+        + (f" ({', '.join(k['display_prefix'] for k in lasting[:5])})" if lasting else "")
+    )
+    return _ok(
+        not lasting,
+        evidence,
+        "give administrators keys that expire (luodi keys create --expires-days N) and"
+        " revoke the lasting ones; everyday work takes a narrower role",
+    )
+
+
 CONTROLS: tuple[Control, ...] = (
     Control("AUTH", "Authentication on every request", "8.1.4.1 身份鉴别",
             "A.8.5 Secure authentication", "Art. 32(1)(b)", _auth),
@@ -344,6 +406,9 @@ CONTROLS: tuple[Control, ...] = (
             "A.8.24 Use of cryptography; A.8.20 Networks security", "Art. 32(1)(a)", _tls),
     Control("RBAC", "Role-based, tenant-scoped access control", "8.1.4.2 访问控制",
             "A.5.15 Access control; A.5.18 Access rights", "Art. 25; Art. 32(1)(b)", _rbac),
+    Control("PRIVILEGED_KEYS", "Administrator keys expire", "8.1.4.2 访问控制 (最小权限)",
+            "A.8.2 Privileged access rights; A.5.17 Authentication information",
+            "Art. 32(1)(b)", _privileged_keys),
     Control("AUDIT", "Audit record for every request", "8.1.4.3 安全审计 a-b",
             "A.8.15 Logging", "Art. 5(2); Art. 30", _audit_on),
     Control("AUDIT_RETENTION", "Audit retention >= 180 days", "8.1.4.3 安全审计 c",

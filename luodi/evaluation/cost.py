@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_PRICES",
     "CostModel",
     "PriceSheet",
+    "best_level",
     "load_prices",
     "measured_throughput",
 ]
@@ -98,13 +99,23 @@ def measured_throughput(bench_json: Path) -> tuple[float, int, str]:
     """Best aggregate output tokens/s in a ``luodi bench`` file, its concurrency, model."""
     try:
         data = json.loads(bench_json.read_text(encoding="utf-8"))
-        levels = [lv for lv in data["levels"] if lv.get("requests", 0) > 0]
-        best = max(levels, key=lambda lv: float(lv["throughput_tok_s"]))
-        return float(best["throughput_tok_s"]), int(best["concurrency"]), str(data.get("model"))
+        return best_level(data)
     except FileNotFoundError:
         raise ConfigError(f"{bench_json}: no such bench file") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{bench_json}: not a luodi bench JSON file ({exc!r})") from None
+
+
+def best_level(data: dict[str, Any]) -> tuple[float, int, str]:
+    """Best aggregate output tokens/s of ``luodi bench`` results, its concurrency, model.
+
+    Raises ValueError when no level answered a request.
+    """
+    levels = [lv for lv in data["levels"] if lv.get("requests", 0) > 0]
+    if not levels:
+        raise ValueError("no concurrency level answered a request")
+    best = max(levels, key=lambda lv: float(lv["throughput_tok_s"]))
+    return float(best["throughput_tok_s"]), int(best["concurrency"]), str(data.get("model"))
 
 
 class CostModel:

@@ -29,27 +29,30 @@ so this module stays free of llama.cpp.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from luodi.config import load_settings
 from luodi.errors import ConfigError
 from luodi.evaluation.cache import ResponseCache
 from luodi.evaluation.capability import CapabilityResult, run_generate, run_loglikelihood
-from luodi.evaluation.compliance import Declarations, run_checklist
-from luodi.evaluation.cost import CostModel, load_prices, measured_throughput
+from luodi.evaluation.compliance import Declarations, probe_server, run_checklist
+from luodi.evaluation.cost import CostModel, best_level, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.generation import DEFAULT_RUBRIC, Judge, run_generation
+from luodi.evaluation.load import LoadConfig, run_level
 from luodi.evaluation.scenarios import SCENARIOS, ScenarioFactory, build_scenario
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.tasks import load_task
 from luodi.models.memory import model_memory
 
-__all__ = ["Candidate", "EvalPlan", "load_plan", "run_plan"]
+__all__ = ["Candidate", "EvalPlan", "Measure", "load_plan", "run_plan"]
 
 Tokenizer = Callable[[str, bool], list[int]]
 TaskMode = Literal["loglikelihood", "generate", "generation"]
@@ -61,17 +64,37 @@ class _Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Measure(_Plan):
+    """A throughput sweep the run makes itself against the candidate (``luodi bench``'s)."""
+
+    concurrency: list[int] = Field(default_factory=lambda: [1, 8], min_length=1)
+    max_tokens: int = Field(default=64, ge=1)
+    requests_per_client: int = Field(default=2, ge=1)
+
+    @field_validator("concurrency")
+    @classmethod
+    def _positive(cls, levels: list[int]) -> list[int]:
+        if any(level < 1 for level in levels):
+            raise ValueError("concurrency levels must be positive")
+        return levels
+
+
 class Candidate(_Plan):
     name: str = Field(min_length=1)
     endpoint: str | None = None
     model: str | None = None
     tokenizer: Path | None = None
     bench: Path | None = None
+    """A ``luodi bench`` JSON file measured before; or ``measure`` runs one now."""
+    measure: Measure | None = None
     prices: Path | None = None
     gguf: Path | None = None
     kv_type: str = "q8_0"
     config: Path | None = None
     declarations: dict[str, str] = Field(default_factory=dict)
+    probe: bool = False
+    """Compliance also probes the candidate's running server (with the run's key, its
+    /admin metadata): what an outsider sees, the live audit chain, admin keys."""
     modes: list[TaskMode] = Field(default_factory=lambda: list(ALL_MODES))
     """The task modes this candidate runs (a chat-only API: generate alone)."""
     scenarios: list[dict[str, Any]] = Field(default_factory=list)
@@ -234,25 +257,59 @@ async def _scenarios(
     return out
 
 
-def _cost(c: Candidate) -> dict[str, Any] | None:
-    if c.bench is None:
+async def _sweep(c: Candidate, api_key: str | None) -> dict[str, Any]:
+    """Measure the candidate's throughput now, as ``luodi bench`` would."""
+    spec = c.measure
+    assert spec is not None
+    if c.endpoint is None or c.model is None:
+        raise ConfigError(f"candidate {c.name}: measure needs an endpoint and a model")
+    cfg = LoadConfig(
+        base_url=c.endpoint.rstrip("/"),
+        model=c.model,
+        max_tokens=spec.max_tokens,
+        requests_per_client=spec.requests_per_client,
+        api_key=api_key,
+    )
+    await run_level(replace(cfg, requests_per_client=1), 1)  # warm-up, as luodi bench does
+    levels = [(await run_level(cfg, level)).as_dict() for level in spec.concurrency]
+    return {"model": c.model, "url": cfg.base_url, "max_tokens": spec.max_tokens, "levels": levels}
+
+
+async def _cost(c: Candidate, api_key: str | None) -> dict[str, Any] | None:
+    if c.bench is None and c.measure is None:
         return None
-    peak, concurrency, model = measured_throughput(c.bench)
+    if c.bench is not None:
+        peak, concurrency, model = measured_throughput(c.bench)
+        source: dict[str, Any] = {"file": str(c.bench)}
+    else:
+        measured = await _sweep(c, api_key)
+        try:
+            peak, concurrency, model = best_level(measured)
+        except ValueError:
+            raise ConfigError(f"candidate {c.name}: every request to {c.endpoint} failed") from None
+        source = {"measured": measured}
     summary = CostModel(load_prices(c.prices), peak).summary(VOLUMES)
-    summary["bench"] = {"file": str(c.bench), "model": model, "best_concurrency": concurrency}
+    summary["bench"] = {**source, "model": model, "best_concurrency": concurrency}
     if c.gguf is not None:
         summary["memory"] = model_memory(c.gguf, kv_type=c.kv_type).to_json()
     return summary
 
 
-def _compliance(c: Candidate) -> dict[str, Any] | None:
+async def _compliance(c: Candidate, api_key: str | None) -> dict[str, Any] | None:
     if c.config is None:
         return None
     known = {"tls_terminated_by", "backups", "cross_border_basis"}
     unknown = sorted(set(c.declarations) - known)
     if unknown:
         raise ConfigError(f"candidate {c.name}: unknown declarations {unknown}")
-    return run_checklist(load_settings(c.config), Declarations(**c.declarations))  # type: ignore[arg-type]
+    decl = Declarations(**c.declarations)  # type: ignore[arg-type]
+    if c.probe:
+        if c.endpoint is None:
+            raise ConfigError(f"candidate {c.name}: probe needs an endpoint")
+        # A thread: the server may be served by this very event loop (tests, local runs).
+        probe = await asyncio.to_thread(probe_server, c.endpoint, api_key=api_key)
+        decl = replace(decl, server_probe=probe)
+    return run_checklist(load_settings(c.config), decl)
 
 
 async def run_plan(
@@ -276,8 +333,8 @@ async def run_plan(
                     plan, c, tokenizers.get(c.name), api_key, cache, on_item
                 ),
                 "scenarios": await _scenarios(c, api_key, scenarios),
-                "cost": _cost(c),
-                "compliance": _compliance(c),
+                "cost": await _cost(c, api_key),
+                "compliance": await _compliance(c, api_key),
             }
         )
     return {

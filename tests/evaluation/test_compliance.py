@@ -12,7 +12,7 @@ import pytest
 from luodi.config import Settings
 from luodi.evaluation.compliance import CONTROLS, Declarations, probe_server, run_checklist
 from luodi.evaluation.server_process import LUODI
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, make_key
 
 HARDENED = {
     "server": {"host": "0.0.0.0"},
@@ -29,6 +29,19 @@ SEALED = {
     "health_detail_to_anyone": False,
     "models_without_key": 401,
     "metrics_without_key": 401,
+    "admin": {
+        "audit_verify": {"ok": True, "checked": 1200},
+        "keys": [
+            {"display_prefix": "sk-luodi-ab", "user": "ops", "expires_us": 1, "revoked_us": None},
+            {
+                "display_prefix": "sk-luodi-cd",
+                "user": "app",
+                "expires_us": None,
+                "revoked_us": None,
+            },
+        ],
+        "users": [{"name": "ops", "roles": ["admin"]}, {"name": "app", "roles": ["developer"]}],
+    },
 }
 DECLARED = Declarations(tls_terminated_by="nginx", backups="nightly, off-site", server_probe=SEALED)
 
@@ -129,3 +142,44 @@ async def test_probing_the_live_server_passes_live_auth(live_server: LiveServer)
     assert probe["models_without_key"] == 401 and not probe["health_detail_to_anyone"]
     result = run_checklist(Settings(), Declarations(server_probe=probe))
     assert _status(result)["LIVE_AUTH"] == "pass"
+
+
+def test_an_admin_key_that_never_expires_fails_privileged_keys() -> None:
+    admin = dict(SEALED["admin"])  # type: ignore[arg-type]
+    admin["keys"] = [*admin["keys"], {"display_prefix": "sk-luodi-zz", "user": "ops",
+                                      "expires_us": None, "revoked_us": None}]  # fmt: skip
+    result = run_checklist(
+        Settings.model_validate(HARDENED),
+        Declarations(server_probe={**SEALED, "admin": admin}),
+    )
+    by_id = {c["id"]: c for c in result["controls"]}
+    assert by_id["PRIVILEGED_KEYS"]["status"] == "fail"
+    assert "sk-luodi-zz" in by_id["PRIVILEGED_KEYS"]["evidence"]
+    assert "expires-days" in by_id["PRIVILEGED_KEYS"]["fix"]
+
+
+def test_a_live_chain_that_fails_verification_fails_audit_integrity() -> None:
+    admin = {**SEALED["admin"], "audit_verify": {"ok": False, "checked": 10, "first_bad_seq": 7}}  # type: ignore[dict-item]
+    result = run_checklist(
+        Settings.model_validate(HARDENED), Declarations(server_probe={**SEALED, "admin": admin})
+    )
+    by_id = {c["id"]: c for c in result["controls"]}
+    assert by_id["AUDIT_INTEGRITY"]["status"] == "fail"
+    assert "first bad #7" in by_id["AUDIT_INTEGRITY"]["evidence"]
+
+
+@pytest.mark.model
+async def test_an_admin_key_reads_the_live_servers_metadata(live_server: LiveServer) -> None:
+    probe = await asyncio.to_thread(probe_server, live_server.url, api_key=live_server.api_key)
+    assert probe["admin"]["audit_verify"]["ok"] is True
+    result = run_checklist(Settings.model_validate(HARDENED), Declarations(server_probe=probe))
+    by_id = {c["id"]: c for c in result["controls"]}
+    assert "GET /admin/audit/verify: ok = True" in by_id["AUDIT_INTEGRITY"]["evidence"]
+    # The test server's admin key was made without an expiry.
+    assert by_id["PRIVILEGED_KEYS"]["status"] == "fail"
+
+    developer = make_key(live_server.gateway, "compliance-dev", ["developer"])
+    limited = await asyncio.to_thread(probe_server, live_server.url, api_key=developer)
+    assert limited["admin"]["keys"] == {"status": 403}
+    result = run_checklist(Settings(), Declarations(server_probe=limited))
+    assert _status(result)["PRIVILEGED_KEYS"] == "n.a."

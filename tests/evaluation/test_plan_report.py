@@ -118,3 +118,38 @@ async def test_scenario_result_from_a_file_appears_in_the_report(tmp_path: Path)
     assert scenario["name"] == "intent accuracy" and scenario["n"] == 10
     page = render_html(results, summarise(results))
     assert "intent accuracy" in page and "Scenario metrics" in page
+
+
+@pytest.mark.model
+async def test_run_measures_throughput_itself_and_probes_the_server(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    (tmp_path / "luodi.yaml").write_text("security:\n  auth_enabled: true\n")
+    plan_file = tmp_path / "eval.yaml"
+    plan_file.write_text(
+        f"""
+candidates:
+  - name: measured
+    endpoint: {live_server.url}
+    model: {live_server.model}
+    measure: {{concurrency: [1, 2], max_tokens: 8, requests_per_client: 1}}
+    config: luodi.yaml
+    probe: true
+"""
+    )
+    results = await run_plan(load_plan(plan_file), tokenizers={}, api_key=live_server.api_key)
+    cost = results["candidates"][0]["cost"]
+    levels = cost["bench"]["measured"]["levels"]
+    assert [lv["concurrency"] for lv in levels] == [1, 2]
+    assert all(lv["requests"] >= 1 and lv["errors"] == 0 for lv in levels)
+    assert cost["peak_output_tok_s"] == max(lv["throughput_tok_s"] for lv in levels) > 0
+    controls = {c["id"]: c for c in results["candidates"][0]["compliance"]["controls"]}
+    assert controls["LIVE_AUTH"]["status"] == "pass"
+    assert "GET /admin/audit/verify: ok = True" in controls["AUDIT_INTEGRITY"]["evidence"]
+
+
+def test_measure_needs_positive_levels(tmp_path: Path) -> None:
+    plan_file = tmp_path / "eval.yaml"
+    plan_file.write_text("candidates: [{name: a, measure: {concurrency: [0]}}]\n")
+    with pytest.raises(Exception, match=r"eval\.yaml: candidates\.0\.measure\.concurrency"):
+        load_plan(plan_file)
