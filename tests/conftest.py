@@ -170,3 +170,32 @@ async def live_server(
     key = make_key(live_gateway, "test-admin", ["admin"])
     async with served(app) as url:
         yield LiveServer(url, engine.info.name, app, key, live_gateway)
+
+
+def chromium_executable() -> str | None:
+    """Debian's Chromium (the binary, not the /usr/bin wrapper script), or None."""
+    override = os.environ.get("LUODI_TEST_CHROMIUM")
+    if override:
+        return override
+    for candidate in ("/usr/lib/chromium/chromium", "chromium", "chromium-browser"):
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[object]:
+    """A headless Chromium driven by Playwright; skipped, saying why, where there is none."""
+    path = chromium_executable()
+    if path is None:
+        pytest.skip("no Chromium here: the browser tests need Debian's (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+        launched = await pw.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            await launched.close()
