@@ -2,9 +2,14 @@
 
 What llama.cpp's training supports, and so what ``check_trainable`` refuses in one line:
 
-- F32 weights only. The backward pass needs ``OUT_PROD`` of the weight type, which
-  ggml has for F32 alone; a quantized or F16 model must first be dequantized to F32
+- F32 weights only. Measured on an F16 model: training runs, but only its F32 tensors
+  (the norms) change, the F16 matrices come out bit-identical; a quantized or F16
+  model must first be dequantized to F32
   (``luodi model quantize BASE base-f32.gguf --type F32 --allow-requantize``).
+- Architectures whose every graph op has a backward pass: measured for ``llama``.
+  Gemma (all versions) uses a GELU-gated feed-forward (GEGLU), which ggml cannot
+  differentiate: llama.cpp aborts the whole process (``unsupported glu op for
+  backward pass: GEGLU``), so it is refused before training starts.
 - The token embedding is never trained (llama.cpp marks it ``FIXME``), so a model
   whose output layer is tied to it (Gemma) keeps its output layer too; every tensor of
   every transformer block is trained.
@@ -160,8 +165,8 @@ def check_trainable(base: Path) -> None:
     other = sorted({t.type_name for t in header.tensors if t.type_name != "F32"})
     if other:
         raise ConfigError(
-            f"{base.name} holds {', '.join(other)} weights; llama.cpp trains F32 weights only"
-            " (its backward pass has no OUT_PROD for other types): dequantize it first with"
+            f"{base.name} holds {', '.join(other)} weights; llama.cpp's training updates F32"
+            " tensors only (the others come out unchanged): dequantize it first with"
             f" `luodi model quantize {base} {base.stem}-f32.gguf --type F32 --allow-requantize`"
         )
 
@@ -325,9 +330,21 @@ def finetune(
         except ModelLoadError as exc:
             raise ModelLoadError(f"{exc.message}: {llama_log.reason('no reason given')}") from None
         try:
-            return _train(config, model, train_records, held_records, on_step)
+            result = _train(config, model, train_records, held_records, on_step)
         finally:
             model.close()
+        _check_loads(config.out)
+    return result
+
+
+def _check_loads(path: Path) -> None:
+    """Load the written model once, as a server would, so a bad file fails here."""
+    model = llama_cpp.llama_model_load_from_file(
+        str(path).encode(), llama_cpp.llama_model_default_params()
+    )
+    if not model:
+        raise ModelLoadError(f"the fine-tuned model {path} does not load")
+    llama_cpp.llama_model_free(model)
 
 
 def _optimizer(config: FinetuneConfig) -> opt.OptimizerParams:

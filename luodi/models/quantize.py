@@ -148,7 +148,7 @@ def plan_quantize(
     quantized = _quantized_matrices(header)
     if quantized and not allow_requantize:
         raise ConfigError(
-            f"{src.name} is already quantized ({current}: {', '.join(sorted(quantized))});"
+            f"{src.name} is already quantized ({current});"
             " requantizing compounds the error: pass --allow-requantize to do it anyway"
         )
     if current == wanted and not quantized and wanted in _FLOAT_TYPES:
