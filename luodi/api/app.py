@@ -23,12 +23,14 @@ from luodi.api.openai.chat import router as chat_router
 from luodi.api.openai.completions import router as completions_router
 from luodi.api.openai.embeddings import router as embeddings_router
 from luodi.api.openai.models import router as models_router
+from luodi.api.openai.tokenize import router as tokenize_router
 from luodi.api.pii import build_pii_router
 from luodi.api.pipeline import build_pipeline
 from luodi.api.privacy_admin import build_privacy_admin_router
 from luodi.api.request_gate import BodyLimits, RequestGate
 from luodi.api.state import AppState
 from luodi.apps.risk.routes import build_risk_router
+from luodi.apps.support.wiring import install_support
 from luodi.chat import ChatTemplate
 from luodi.config import Settings
 from luodi.config.routing import BackendKind, DeploymentMode
@@ -272,6 +274,7 @@ def create_app(
     )
     app.state.luodi = state
     state.pipeline = build_pipeline(settings, state)
+    install_support(app, state, settings)  # support/<name> assistants: a stage and routes
     # Before CORS is added, so CORS stays outermost and preflights need no key.
     app.add_middleware(
         RequestGate,
@@ -294,6 +297,7 @@ def create_app(
         chat_router,
         embeddings_router,
         models_router,
+        tokenize_router,
         health_router,
     ):
         app.include_router(router)

@@ -153,9 +153,7 @@ def evaluate(
         async def run() -> list[Classification]:
             async with _recognizer(settings, not no_llm) as recognizer:
                 await asyncio.to_thread(recognizer.model_for, loaded)
-                return [
-                    await recognizer.classify(loaded, g.text, use_llm=not no_llm) for g in gold
-                ]
+                return [await recognizer.classify(loaded, g.text, use_llm=not no_llm) for g in gold]
 
         started = time.perf_counter()
         predicted = asyncio.run(run())
@@ -166,7 +164,9 @@ def evaluate(
         "assistant": loaded.name,
         "data": str(data),
         "embedding_model": settings.embeddings.model,
-        "llm": None if no_llm or not settings.support.llm_fallback else str(settings.engine.model or "default"),
+        "llm": None
+        if no_llm or not settings.support.llm_fallback
+        else str(settings.engine.model or "default (gemma-3-270m)"),
         "accept_confidence": settings.support.accept_confidence,
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -44,7 +44,7 @@ def read_labelled(path: Path) -> list[LabelledUtterance]:
             rows.append(LabelledUtterance(str(item["text"]), str(item["intent"])))
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidRequestError(
-                f"{path}:{number}: expected {{\"text\": ..., \"intent\": ...}}"
+                f'{path}:{number}: expected {{"text": ..., "intent": ...}}'
             ) from exc
     if not rows:
         raise InvalidRequestError(f"{path}: no labelled utterances")

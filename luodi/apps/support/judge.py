@@ -22,7 +22,9 @@ __all__ = ["IntentJudge", "judge_messages"]
 _MAX_TOKENS = 32
 
 
-def judge_messages(assistant: Assistant, candidates: Sequence[Intent], text: str) -> list[dict[str, str]]:
+def judge_messages(
+    assistant: Assistant, candidates: Sequence[Intent], text: str
+) -> list[dict[str, str]]:
     """The few-shot prompt: each candidate with its description and two examples."""
     lines = [
         "Classify the customer's message for an online shop's service desk into exactly one "

@@ -8,6 +8,7 @@ stemmed. Vectors are L2-normalised, so a dot product is a cosine similarity.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import unicodedata
@@ -23,9 +24,61 @@ __all__ = ["LexicalIndex", "language_of", "terms"]
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _LATIN = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(
-    "a an the i me my we our you your is are was were be been am do does did to of in on "
-    "for at it this that and or can could would will should please hi hello there with "
-    "what how when where why which about from have has had just".split()
+    {
+        "a",
+        "an",
+        "the",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "you",
+        "your",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "am",
+        "do",
+        "does",
+        "did",
+        "to",
+        "of",
+        "in",
+        "on",
+        "for",
+        "at",
+        "it",
+        "this",
+        "that",
+        "and",
+        "or",
+        "can",
+        "could",
+        "would",
+        "will",
+        "should",
+        "please",
+        "hi",
+        "hello",
+        "there",
+        "with",
+        "what",
+        "how",
+        "when",
+        "where",
+        "why",
+        "which",
+        "about",
+        "from",
+        "have",
+        "has",
+        "had",
+        "just",
+    }
 )
 _CJK_STOP = frozenset("的了吗呢吧啊呀我你您是在有这那个一么嘛哦")
 
@@ -62,7 +115,7 @@ def terms(text: str) -> list[str]:
         out += [f"w:{w}" for w in _JIEBA.cut(run) if len(w) > 1]
     words = [_stem(w) for w in _LATIN.findall(text) if w not in _STOP]
     out += words
-    out += [f"{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
+    out += [f"{a}_{b}" for a, b in itertools.pairwise(words)]
     return out
 
 

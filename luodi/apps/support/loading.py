@@ -90,7 +90,8 @@ def parse_assistant(text: str, source: str = "<assistant>") -> Assistant:
     try:
         return Assistant.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # An unknown key (a typo) explains a missing one beside it: report it first.
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         loc = tuple(err["loc"])
         where = ".".join(str(p) for p in loc) or "file"
         message = str(err["msg"]).removeprefix("Value error, ")

@@ -1,0 +1,159 @@
+"""``SupportService``: the assistants of one server and the parts their turns share.
+
+Built by ``install_support`` from the settings; the parts the server starts later (the
+engines, the embedding model, the knowledge bases) are reached through its state when a
+turn needs them, never captured before they exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from luodi.apps.support.assistant import Assistant
+from luodi.apps.support.catalog import AssistantCatalog
+from luodi.apps.support.conductor import Conductor, Turn
+from luodi.apps.support.engines import AssistantModel
+from luodi.apps.support.judge import IntentJudge
+from luodi.apps.support.recognizer import IntentRecognizer
+from luodi.apps.support.sessions import SessionStore
+from luodi.apps.support.webhook import WebhookError, call_webhook
+from luodi.config import Settings
+from luodi.embedding import Embedder
+from luodi.engine.base import Engine, LocalEngine
+from luodi.errors import NotFoundError, ServiceUnavailableError
+from luodi.security import AuditEvent, Principal
+
+if TYPE_CHECKING:
+    from luodi.api.state import AppState
+
+__all__ = ["MODEL_PREFIX", "SupportService"]
+
+log = logging.getLogger(__name__)
+
+MODEL_PREFIX = "support/"
+
+
+class SupportService:
+    """Assistants by name, their recognizer, sessions and conversation logic."""
+
+    def __init__(self, settings: Settings, state: AppState, catalog: AssistantCatalog) -> None:
+        self.settings = settings.support
+        self._state = state
+        self.catalog = catalog
+        self.recognizer = IntentRecognizer(self.settings, self._embedder, self._judge)
+        self.sessions = SessionStore(settings.storage, ttl_s=self.settings.session_ttl_s)
+        self.conductor = Conductor(
+            self.settings, self.recognizer, self.sessions, lambda: state.knowledge, self._embedder
+        )
+        self._generation = -1
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.sync_models()
+
+    # -- the server's parts -----------------------------------------------------------
+
+    def _embedder(self) -> Embedder | None:
+        return next(iter(self._state.embedders.values()), None)
+
+    def base_engine(self, assistant: Assistant) -> tuple[str, Engine]:
+        """The model that answers and classifies for ``assistant``: its ``model``, or the
+        first embedded engine the server runs."""
+        engines = self._state.engines
+        if assistant.model is not None:
+            engine = engines.get(assistant.model)
+            if engine is None:
+                raise ServiceUnavailableError(
+                    f"{assistant.model_name}: its model {assistant.model!r} is not served"
+                )
+            return assistant.model, engine
+        for name, engine in engines.items():
+            if isinstance(engine, LocalEngine):
+                return name, engine
+        raise ServiceUnavailableError(f"{assistant.model_name}: no embedded model is served")
+
+    def _judge(self, assistant: Assistant) -> IntentJudge | None:
+        try:
+            name, engine = self.base_engine(assistant)
+        except ServiceUnavailableError:
+            return None
+        return IntentJudge(engine, name)
+
+    # -- assistants ---------------------------------------------------------------------
+
+    def sync_models(self) -> None:
+        """Make the served model names match the assistants (after a reload)."""
+        self.catalog.refresh()
+        if self._generation == self.catalog.generation:
+            return
+        engines = self._state.engines
+        wanted = {a.model_name for a in self.catalog.assistants.values()}
+        for name in [n for n in engines if n.startswith(MODEL_PREFIX) and n not in wanted]:
+            del engines[name]
+        for name in wanted:
+            if not isinstance(engines.get(name), AssistantModel):
+                engines[name] = AssistantModel(name)
+        self._generation = self.catalog.generation
+
+    def assistant(self, name: str) -> Assistant:
+        """The assistant called ``name`` (404 naming the ones there are)."""
+        self.sync_models()
+        found = self.catalog.assistants.get(name)
+        if found is None:
+            names = ", ".join(sorted(self.catalog.assistants)) or "none"
+            raise NotFoundError(
+                f"the assistant '{name}' does not exist; assistants: {names}",
+                param="model",
+                code="model_not_found",
+            )
+        return found
+
+    def reload(self) -> list[str]:
+        """Reload every file now (AssistantFileError keeps the old ones)."""
+        names = self.catalog.reload()
+        self.sync_models()
+        return names
+
+    # -- hand-off ---------------------------------------------------------------------
+
+    async def announce_handoff(
+        self, principal: Principal, assistant: Assistant, turn: Turn, source_ip: str
+    ) -> None:
+        """Record the hand-off in the audit log and tell the escalation webhook, if any."""
+        session = turn.session
+        detail: dict[str, Any] = {
+            "assistant": assistant.name,
+            "conversation": session.conversation if session else None,
+            "reason": turn.handoff,
+        }
+        await self._state.gateway.audit(
+            AuditEvent.for_request(
+                principal,
+                endpoint="support.handoff",
+                reason=turn.handoff,
+                source_ip=source_ip,
+                model=assistant.model_name,
+                detail=detail,
+            )
+        )
+        url = assistant.escalation.webhook
+        if url is None:
+            return
+        payload = {
+            **detail,
+            "event": "handoff",
+            "tenant": session.tenant if session else None,
+            "transcript": session.transcript[-10:] if session else [],
+        }
+        task = asyncio.get_running_loop().create_task(self._notify(url, payload))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _notify(self, url: str, payload: dict[str, Any]) -> None:
+        try:
+            await call_webhook(url, payload, self.settings)
+        except WebhookError as exc:
+            log.warning("hand-off webhook failed: %s", exc.message)
+
+    def close(self) -> None:
+        self.sessions.close()
