@@ -14,7 +14,7 @@ from luodi.engine.types import (
     TemplateMetadata,
 )
 
-__all__ = ["Engine", "LocalEngine", "TextEngine"]
+__all__ = ["Engine", "LocalEngine", "TemplatedEngine", "TextEngine"]
 
 
 @runtime_checkable
@@ -56,6 +56,14 @@ class TextEngine(Engine, Protocol):
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]: ...
 
     def detokenize(self, tokens: list[int]) -> str: ...
+
+
+@runtime_checkable
+class TemplatedEngine(TextEngine, Protocol):
+    """A text engine that can say how its model's prompts look (tokenizer_info)."""
+
+    @property
+    def template_metadata(self) -> TemplateMetadata: ...
 
 
 @runtime_checkable

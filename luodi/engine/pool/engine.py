@@ -14,7 +14,13 @@ from typing import Protocol, runtime_checkable
 from luodi.engine.base import LocalEngine
 from luodi.engine.pool.pool import ModelPool
 from luodi.engine.pool.state import ModelState, PoolEntry
-from luodi.engine.types import GenerationEvent, GenerationRequest, ModelInfo, PromptRequest
+from luodi.engine.types import (
+    GenerationEvent,
+    GenerationRequest,
+    ModelInfo,
+    PromptRequest,
+    TemplateMetadata,
+)
 from luodi.errors import ServiceUnavailableError
 
 __all__ = ["OnDemand", "PooledEngine"]
@@ -114,3 +120,7 @@ class PooledEngine:
 
     def detokenize(self, tokens: list[int]) -> str:
         return self._loaded().detokenize(tokens)
+
+    @property
+    def template_metadata(self) -> TemplateMetadata:
+        return self._loaded().template_metadata
