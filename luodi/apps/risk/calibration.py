@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
@@ -101,9 +102,10 @@ def risk_mass(distribution: dict[str, float]) -> float:
     return distribution.get("reject", 0.0) + 0.5 * distribution.get("review", 0.0)
 
 
-def _logit(x: np.ndarray) -> np.ndarray:
+def _logit(x: NDArray[np.float64]) -> NDArray[np.float64]:
     clipped = np.clip(x, _EPS, 1 - _EPS)
-    return np.log(clipped / (1 - clipped))
+    out: NDArray[np.float64] = np.log(clipped / (1 - clipped))
+    return out
 
 
 @dataclass
