@@ -10,6 +10,10 @@ the same four-turn conversation in its own session:
   3. 我的快递到哪了                   a slot question (no model)
   4. 订单号 2024112300001234          the webhook is called, its answer shown (no model)
 
+Then each question of unanswerable.jsonl (in the shop's domain, not in its FAQ) is asked
+once, and the rate of "I don't know" answers (the assistant's refusal, or the model
+saying so) is reported: inventing an answer is the failure it counts.
+
 Before each turn the user also asks ``/v1/apps/support/shop/classify`` for the intent of
 the same text (the layered recognizer alone). Per turn kind it reports intent latency,
 time to first token (p50/p95) and end-to-end time. Prints a table and writes JSON.
@@ -152,6 +156,50 @@ async def seed(url: str, key: str) -> None:
     await level(url, key, 1, 1)
 
 
+REFUSALS = (
+    "不知道",
+    "无法",
+    "没有相关",
+    "不确定",
+    "don't know",
+    "do not know",
+    "not sure",
+    "cannot",
+)
+
+
+async def unanswerable(url: str, key: str) -> dict[str, Any]:
+    """Ask each question the FAQ cannot answer; count the answers that say so."""
+    questions = [
+        json.loads(line)["text"]
+        for line in (CORPUS / "unanswerable.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    refused, answers = 0, []
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=600
+    ) as http:
+        for question in questions:
+            body = {
+                "model": "support/shop",
+                "messages": [{"role": "user", "content": question}],
+                "temperature": 0,
+                "max_tokens": 48,
+            }
+            conversation = {"X-Luodi-Conversation": uuid.uuid4().hex}
+            response = await http.post("/v1/chat/completions", json=body, headers=conversation)
+            response.raise_for_status()
+            text = response.json()["choices"][0]["message"]["content"]
+            said_so = any(r in text.lower() for r in REFUSALS)
+            refused += said_so
+            answers.append({"question": question, "answer": text, "refused": said_so})
+    return {
+        "questions": len(questions),
+        "refusal_rate": round(refused / len(questions), 3),
+        "answers": answers,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, nargs="+", default=[1, 4, 16])
@@ -176,6 +224,7 @@ def main() -> None:
         results: dict[str, Any] = {}
         with ServerProcess(env) as server:
             asyncio.run(seed(server.url, key))
+            results["unanswerable"] = asyncio.run(unanswerable(server.url, key))
             for users in args.users:
                 started = time.perf_counter()
                 samples = asyncio.run(level(server.url, key, users, args.rounds))
@@ -190,6 +239,8 @@ def main() -> None:
     for column in ("users", "turn", "intent p50", "intent p95", "TTFT p50", "TTFT p95", "e2e p50"):
         table.add_column(column)
     for users, run in results.items():
+        if users == "unanswerable":
+            continue
         for kind, s in run["turns"].items():
             table.add_row(
                 users,
@@ -201,6 +252,7 @@ def main() -> None:
                 str(s["e2e_p50_ms"]),
             )
     Console().print(table)
+    print(f"unanswerable questions refused: {results['unanswerable']['refusal_rate']:.0%}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

@@ -1,9 +1,12 @@
 """The model's say, when the nearest examples are not confident: few-shot, schema-bound.
 
-The answer is constrained by a JSON schema whose ``intent`` is an enum of the candidate
-intents and ``out_of_scope``, so the model can only name one of them (the engine turns
-the schema into a grammar). Its confidence is the probability the model gave the
-tokens of the name it chose (greedy decoding, token log-probabilities).
+The prompt describes every intent of the assistant (description and two examples), the
+same for every question: it is a stable prefix the engine's prefix cache keeps, so only
+the question is computed per call (``SupportService.warm`` computes it ahead). The answer
+is constrained by a JSON schema whose ``intent`` is an enum of the candidate intents (the
+nearest examples' best) and ``out_of_scope``, so the model can only name one of them (the
+engine turns the schema into a grammar). Its confidence is the probability the model
+gave the tokens of the name it chose (greedy decoding, token log-probabilities).
 """
 
 from __future__ import annotations
@@ -11,27 +14,27 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from luodi.api.pipeline.route import ChatRenderer
 from luodi.apps.support.assistant import OUT_OF_SCOPE, Assistant, Intent
 from luodi.engine.base import Engine
 from luodi.engine.types import ChatPrompt, PromptRequest, SamplingParams
+from luodi.errors import EngineError
 
-__all__ = ["IntentJudge", "judge_messages"]
+__all__ = ["IntentJudge", "generate_text", "judge_messages"]
 
 _MAX_TOKENS = 32
 
 
-def judge_messages(
-    assistant: Assistant, candidates: Sequence[Intent], text: str
-) -> list[dict[str, str]]:
-    """The few-shot prompt: each candidate with its description and two examples."""
+def judge_messages(assistant: Assistant, text: str) -> list[dict[str, str]]:
+    """The few-shot prompt: every intent with its description and two examples."""
     lines = [
         "Classify the customer's message for an online shop's service desk into exactly one "
         "intent. 把顾客的话归入下列意图之一；都不相符时选 out_of_scope。",
         "",
     ]
-    for intent in candidates:
+    for intent in assistant.intents:
         shots = " | ".join(intent.examples[:2])
         lines.append(f"- {intent.name}: {intent.description} (e.g. {shots})")
     oos = " | ".join(assistant.out_of_scope.examples[:2]) or "weather, jokes, general knowledge"
@@ -40,6 +43,32 @@ def judge_messages(
         {"role": "system", "content": "\n".join(lines)},
         {"role": "user", "content": text},
     ]
+
+
+async def generate_text(
+    engine: Engine,
+    model: str,
+    messages: list[dict[str, str]],
+    params: SamplingParams,
+    options: dict[str, Any] | None = None,
+) -> tuple[str, float]:
+    """Run one chat on ``engine`` to the end: its text and the sum of its token logprobs."""
+    options = options or {}
+    renderer = ChatRenderer(messages, options)
+    request = PromptRequest(
+        params,
+        chat=ChatPrompt(messages, options, renderer),
+        model=model,
+        default_max_tokens=params.max_tokens,
+    )
+    planned = engine.prepare(request)[0]
+    text, logprob = "", 0.0
+    async for event in engine.generate(planned):
+        text += event.text
+        logprob += sum(lp.logprob for lp in event.logprobs)
+        if event.error:
+            raise EngineError(event.error)
+    return text, logprob
 
 
 class IntentJudge:
@@ -66,21 +95,14 @@ class IntentJudge:
                 "json_schema": {"name": "intent", "schema": schema, "strict": True},
             }
         }
-        messages = judge_messages(assistant, candidates, text)
-        renderer = ChatRenderer(messages, options)
-        request = PromptRequest(
+        messages = judge_messages(assistant, text)
+        text_out, logprob = await generate_text(
+            self._engine,
+            self._model,
+            messages,
             SamplingParams(temperature=0.0, max_tokens=_MAX_TOKENS, logprobs=1),
-            chat=ChatPrompt(messages, options, renderer),
-            model=self._model,
-            default_max_tokens=_MAX_TOKENS,
+            options,
         )
-        planned = self._engine.prepare(request)[0]
-        text_out, logprob = "", 0.0
-        async for event in self._engine.generate(planned):
-            text_out += event.text
-            logprob += sum(lp.logprob for lp in event.logprobs)
-            if event.error:
-                raise RuntimeError(event.error)
         try:
             chosen = json.loads(text_out)["intent"]
         except (ValueError, KeyError, TypeError):

@@ -56,6 +56,7 @@ def build_support_router(support: Callable[[], SupportService]) -> APIRouter:
         try:
             state.gateway.authorize(principal, f"model:{model}:invoke")
             found = support().assistant(assistant)
+            support().warm_soon(found)
             result = await support().recognizer.classify(found, body.text, use_llm=body.llm)
         except LuodiError as exc:
             await audit_denial(state.gateway, principal, request, exc)
@@ -109,11 +110,9 @@ def build_support_router(support: Callable[[], SupportService]) -> APIRouter:
                 names = support().reload()
             except AssistantFileError as exc:
                 raise InvalidRequestError(exc.message, param="assistants_dir") from exc
-            for name in names:  # build the intent indexes now, not on the first turn
-                support().recognizer.model_for(support().catalog.assistants[name])
             return {"assistants": names}
 
-        return await state.gateway.admin_action(
+        done: dict[str, Any] = await state.gateway.admin_action(
             actor,
             action="support.reload",
             permission=_MANAGE,
@@ -121,6 +120,9 @@ def build_support_router(support: Callable[[], SupportService]) -> APIRouter:
             run=run,
             source_ip=client_ip(request),
         )
+        for name in done["assistants"]:  # indexes and prompt prefixes now, not on a turn
+            await support().warm(support().catalog.assistants[name])
+        return done
 
     @router.get("/admin/support/sessions")
     async def sessions(

@@ -15,14 +15,17 @@ from luodi.apps.support.assistant import Assistant
 from luodi.apps.support.catalog import AssistantCatalog
 from luodi.apps.support.conductor import Conductor, Turn
 from luodi.apps.support.engines import AssistantModel
-from luodi.apps.support.judge import IntentJudge
+from luodi.apps.support.judge import IntentJudge, generate_text
 from luodi.apps.support.recognizer import IntentRecognizer
 from luodi.apps.support.sessions import SessionStore
 from luodi.apps.support.webhook import WebhookError, call_webhook
 from luodi.config import Settings
 from luodi.embedding import Embedder
 from luodi.engine.base import Engine, LocalEngine
-from luodi.errors import NotFoundError, ServiceUnavailableError
+from luodi.engine.types import SamplingParams
+from luodi.errors import LuodiError, NotFoundError, ServiceUnavailableError
+from luodi.knowledge.grounding import inject_context
+from luodi.knowledge.types import Hit
 from luodi.security import AuditEvent, Principal
 
 if TYPE_CHECKING:
@@ -49,6 +52,7 @@ class SupportService:
         )
         self._generation = -1
         self._tasks: set[asyncio.Task[None]] = set()
+        self._warmed: dict[str, Assistant] = {}
         self.sync_models()
 
     # -- the server's parts -----------------------------------------------------------
@@ -113,6 +117,40 @@ class SupportService:
         names = self.catalog.reload()
         self.sync_models()
         return names
+
+    # -- warm-up ----------------------------------------------------------------------
+
+    def warm_soon(self, assistant: Assistant) -> None:
+        """Warm ``assistant`` in the background, once per version of its file."""
+        if self._warmed.get(assistant.name) is assistant:
+            return
+        self._warmed[assistant.name] = assistant
+        task = asyncio.get_running_loop().create_task(self._warm_logged(assistant))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _warm_logged(self, assistant: Assistant) -> None:
+        try:
+            await self.warm(assistant)
+        except LuodiError as exc:
+            log.warning("warming %s failed: %s", assistant.model_name, exc.message)
+
+    async def warm(self, assistant: Assistant) -> None:
+        """Build the intent index and compute the prompts' stable heads into the prefix
+        cache: the judge's intent block, and the persona with the grounding instruction."""
+        self._warmed[assistant.name] = assistant
+        await asyncio.to_thread(self.recognizer.model_for, assistant)
+        judge = self._judge(assistant)
+        if judge is None:
+            return
+        await judge.choose(assistant, assistant.intents[:1], "你好")
+        name, engine = self.base_engine(assistant)
+        passage = Hit("warm", "warm", "faq", 0, "…", 0.0)
+        messages = inject_context(
+            [{"role": "system", "content": assistant.persona}, {"role": "user", "content": "你好"}],
+            [passage],
+        )
+        await generate_text(engine, name, messages, SamplingParams(temperature=0.0, max_tokens=1))
 
     # -- hand-off ---------------------------------------------------------------------
 

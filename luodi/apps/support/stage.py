@@ -51,6 +51,7 @@ class Assist:
         conversation = (
             f"{tenant}:{work.conversation}" if work.conversation else exchange.conversation_id
         )
+        support.warm_soon(assistant)
         turn = await support.conductor.turn(assistant, conversation, tenant, text)
         exchange.notes.append(turn.note(assistant.name))
         # The assistant chooses passages, tools and format; the client's would bypass it.
