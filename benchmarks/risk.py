@@ -572,9 +572,9 @@ def main() -> None:
         default=None,
         help="chat GGUF to serve (default: the bundled Gemma-3-270M)",
     )
-    parser.add_argument("--probe-cases", type=int, default=80)
-    parser.add_argument("--incontext-cases", type=int, default=8)
-    parser.add_argument("--faithfulness-cases", type=int, default=6)
+    parser.add_argument("--probe-cases", type=int, default=60)
+    parser.add_argument("--incontext-cases", type=int, default=6)
+    parser.add_argument("--faithfulness-cases", type=int, default=4)
     parser.add_argument("--neighbours", type=int, default=3)
     parser.add_argument("--calibration-cases", type=int, default=0)
     parser.add_argument("--skip", nargs="*", default=[], help="learners to leave out")

@@ -96,3 +96,20 @@ async def test_the_llm_learners_need_their_models(tmp_path: Path) -> None:
     service = _service(tmp_path)
     with pytest.raises(Exception, match="needs an embedding model"):
         await service.train("fraud", parse_labelled(labelled_set(10)), ["probe"], Tools())
+
+
+async def test_the_probe_learns_from_narrative_embeddings_and_cites_lines(tmp_path: Path) -> None:
+    from luodi.apps.risk.clients import LocalEmbeddings
+    from luodi.config.embeddings import EmbeddingSettings
+    from luodi.engine.embeddings import build_embedder
+
+    tools = Tools(embeddings=LocalEmbeddings(build_embedder(EmbeddingSettings())))
+    service = _service(tmp_path)
+    await service.train("fraud", parse_labelled(labelled_set(20)), ["probe"], tools)
+    learner, _ = service.learner("fraud", "probe")
+    case = parse_cases([card_testing_case()])[0]
+    [quick] = await learner.score([case], tools, explain=False)
+    [explained] = await learner.score([case], tools)
+    assert quick.probability == pytest.approx(explained.probability)
+    assert quick.reasons == []
+    assert explained.reasons and {r.feature for r in explained.reasons} <= set(feature_table(case))

@@ -62,11 +62,9 @@ class ProbeLearner(Learner):
         for n, (start, end) in zip(narratives, spans, strict=True):
             prob = float(p[start])
             lines = dict(n.lines)
+            ablated = p[start + 1 : end] if explain else []
             drops = sorted(
-                (
-                    (prob - float(q), fid)
-                    for fid, q in zip(n.feature_ids, p[start + 1 : end], strict=True)
-                ),
+                ((prob - float(q), fid) for fid, q in zip(n.feature_ids, ablated, strict=False)),
                 key=lambda t: (-t[0], t[1]),
             )
             reasons = [
