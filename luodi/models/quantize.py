@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import llama_cpp
 
@@ -192,13 +193,17 @@ def _free_bytes(folder: Path) -> int | None:
     return stat.f_bavail * stat.f_frsize
 
 
-def _params(plan: QuantizePlan) -> llama_cpp.llama_model_quantize_params:
-    params = llama_cpp.llama_model_quantize_default_params()
+def _params(
+    plan: QuantizePlan, imatrix: ctypes.Array[llama_cpp.llama_model_imatrix_data] | None
+) -> llama_cpp.llama_model_quantize_params:
+    params = cast(
+        llama_cpp.llama_model_quantize_params, llama_cpp.llama_model_quantize_default_params()
+    )
     params.nthread = plan.threads
     params.ftype = QUANT_TYPES[plan.type][0]
     params.allow_requantize = plan.allow_requantize
-    if plan.imatrix is not None:
-        params.imatrix = plan.imatrix.as_llama_array()
+    if imatrix is not None:
+        params.imatrix = ctypes.cast(imatrix, ctypes.POINTER(llama_cpp.llama_model_imatrix_data))
     return params
 
 
@@ -215,7 +220,9 @@ def run_quantize(
     """
     partial = plan.dst.with_name(plan.dst.name + ".partial")
     partial.unlink(missing_ok=True)
-    params = _params(plan)
+    # Held here until llama.cpp returns: params only points into it.
+    imatrix = plan.imatrix.as_llama_array() if plan.imatrix is not None else None
+    params = _params(plan, imatrix)
     outcome: list[int] = []
     started = time.perf_counter()
 
