@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp
+import numpy as np
 
 from luodi.errors import ConfigError, ModelLoadError
 from luodi.models import _ggml_opt as opt
@@ -262,21 +263,20 @@ class _Dataset:
         self.handle = opt.ggml.ggml_opt_dataset_init(
             opt.GGML_TYPE_I32, opt.GGML_TYPE_I32, context, context, max(1, self.windows), 1
         )
-        data = ctypes.cast(
-            opt.ggml.ggml_get_data(opt.ggml.ggml_opt_dataset_data(self.handle)),
-            ctypes.POINTER(ctypes.c_int32),
-        )
-        labels = ctypes.cast(
-            opt.ggml.ggml_get_data(opt.ggml.ggml_opt_dataset_labels(self.handle)),
-            ctypes.POINTER(ctypes.c_int32),
-        )
-        for i in range(self.windows):
-            start = i * stride
-            window = (ctypes.c_int32 * context)(*tokens[start : start + context])
-            shifted = (ctypes.c_int32 * context)(*tokens[start + 1 : start + 1 + context])
-            ctypes.memmove(ctypes.byref(data.contents, 4 * i * context), window, 4 * context)
-            ctypes.memmove(ctypes.byref(labels.contents, 4 * i * context), shifted, 4 * context)
+        shape = (max(1, self.windows), context)
+        data = self._array(opt.ggml.ggml_opt_dataset_data(self.handle), shape)
+        labels = self._array(opt.ggml.ggml_opt_dataset_labels(self.handle), shape)
+        if self.windows:
+            stream = np.asarray(tokens, dtype=np.int32)
+            at = np.arange(self.windows)[:, None] * stride + np.arange(context)
+            data[:] = stream[at]
+            labels[:] = stream[at + 1]
         self.tokens = self.windows * context
+
+    @staticmethod
+    def _array(tensor: int, shape: tuple[int, int]) -> np.ndarray:
+        pointer = ctypes.cast(opt.ggml.ggml_get_data(tensor), ctypes.POINTER(ctypes.c_int32))
+        return np.ctypeslib.as_array(pointer, shape=shape)
 
     def free(self) -> None:
         opt.ggml.ggml_opt_dataset_free(self.handle)
