@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, model_validator
 
-from luodi.config.models import EmbeddedModelSettings, PoolSettings
+from luodi.config.models import AdapterSettings, EmbeddedModelSettings, PoolSettings
 
 _LLAMA_MAX_SEQ = 256  # llama.cpp refuses a context with more sequence ids
 
@@ -101,6 +101,9 @@ class EngineSettings(BaseModel):
     flash-attention kernel takes only F16 caches). Off: llama.cpp's default kernels and an
     F16 KV cache; greedy text may then change with concurrency."""
 
+    adapters: list[AdapterSettings] = Field(default_factory=list)
+    """LoRA adapters of the default model; a request picks one as ``model:adapter``."""
+
     models: list[EmbeddedModelSettings] = Field(default_factory=list)
     """More GGUF models to serve beside ``model`` (which stays loaded, pinned): each with
     its own name, aliases, sizes, keep-alive and adapters (``luodi.config.models``)."""
@@ -115,6 +118,7 @@ class EngineSettings(BaseModel):
         data["model_name"] = entry.name
         data["warm_prefixes"] = []  # warm prefixes are the default model's
         data["warm_prefix_file"] = None
+        data["adapters"] = [a.model_dump() for a in entry.adapters]
         for field in (
             "n_ctx",
             "max_model_len",

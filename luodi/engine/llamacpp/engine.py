@@ -19,16 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from luodi.config.engine import EngineSettings
+from luodi.config.models import AdapterSettings
 from luodi.engine.llamacpp.control_text import spells_control, tokenize_isolated
 from luodi.engine.llamacpp.default_model import resolve_model_path
 from luodi.engine.llamacpp.detokenizer import IncrementalDetokenizer
 from luodi.engine.llamacpp.grammar import GrammarVocab
 from luodi.engine.llamacpp.kv_cache import CopyKV, FreeKV, KVOp, PrefixCache, SeqIdPool
-from luodi.engine.llamacpp.model import ContextParams, LlamaModel
+from luodi.engine.llamacpp.model import ContextParams, LlamaModel, quantization_name
 from luodi.engine.llamacpp.outbox import Outbox, Stream
 from luodi.engine.llamacpp.prompts import prepare_embedded
 from luodi.engine.llamacpp.sampling import SequenceSampler, top_logprobs
-from luodi.engine.llamacpp.scheduler import Scheduler, SchedulerOutput
+from luodi.engine.llamacpp.scheduler import ScheduledChunk, Scheduler, SchedulerOutput
 from luodi.engine.llamacpp.sequence import Sequence
 from luodi.engine.llamacpp.stop import StopMatcher
 from luodi.engine.llamacpp.warmup import WarmPrefixes
@@ -44,7 +45,13 @@ from luodi.engine.types import (
     TemplateMetadata,
     Usage,
 )
-from luodi.errors import ContextLengthError, EngineError, InvalidRequestError, LuodiError
+from luodi.errors import (
+    ContextLengthError,
+    EngineError,
+    InvalidRequestError,
+    LuodiError,
+    NotFoundError,
+)
 
 __all__ = ["LlamaCppEngine", "ModelOpener"]
 
@@ -54,22 +61,31 @@ log = logging.getLogger(__name__)
 
 _KV_MARGIN = 64  # cells kept free so a decode step never races the accounting
 
-_QUANT_NAMES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
-    10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
-    16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16",
-}  # fmt: skip
-
 
 @dataclass(slots=True)
 class _Submit:
     seq: Sequence
     stream: Stream
+    adapter: str | None = None
 
 
 @dataclass(slots=True)
 class _Abort:
     request_id: str
+
+
+@dataclass(slots=True)
+class _AddAdapter:
+    adapter: AdapterSettings
+    done: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class _Adapter:
+    """A LoRA adapter loaded into this engine's model."""
+
+    settings: AdapterSettings
+    handle: Any
 
 
 class LlamaCppEngine:
@@ -90,7 +106,9 @@ class LlamaCppEngine:
         self._model: LlamaModel | None = None
         self._scheduler: Scheduler | None = None
         self._prefix_cache: PrefixCache | None = None
-        self._commands: queue.SimpleQueue[_Submit | _Abort | None] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[_Submit | _Abort | _AddAdapter | None] = (
+            queue.SimpleQueue()
+        )
         self._thread: threading.Thread | None = None
         self._streams: dict[str, Stream] = {}
         self._outbox = Outbox()
@@ -102,6 +120,10 @@ class LlamaCppEngine:
         self._started = False
         self._failed_steps = 0
         self._template: TemplateMetadata | None = None
+        self._adapters: dict[str, _Adapter] = {}
+        """LoRA adapters by name; written on the engine thread only."""
+        self._applied: str | None = None
+        """The adapter the context applies now (None: the base model)."""
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -173,7 +195,7 @@ class LlamaCppEngine:
         self._info = ModelInfo(
             name=s.model_name or source.name.removesuffix(".gguf").removesuffix(".enc"),
             context_length=self._max_model_len,
-            quantization=_QUANT_NAMES.get(int(file_type)) if file_type else None,
+            quantization=quantization_name(int(file_type)) if file_type else None,
             size_bytes=model.size_bytes,
             capabilities=("chat", "completion", "tools", "json_schema"),
             backend="llamacpp",
@@ -187,6 +209,8 @@ class LlamaCppEngine:
         )
         _touch_pages(path)
         self._warm_decode()
+        for adapter in s.adapters:
+            self._load_adapter(adapter)
         if self._prefix_cache is not None:
             texts = [*s.warm_prefixes, *_read_prefix_file(s.warm_prefix_file)]
             self._warm = WarmPrefixes(model, self._prefix_cache, s.cache_dir, identity=source)
@@ -201,6 +225,28 @@ class LlamaCppEngine:
             prefix_cache=self._prefix_cache,
             share_min_tokens=s.prefix_share_min_tokens,
         )
+
+    def _load_adapter(self, adapter: AdapterSettings) -> None:
+        """Load a LoRA adapter into the model (engine thread); it applies per request."""
+        assert self._model is not None
+        if adapter.name in self._adapters:
+            raise InvalidRequestError(
+                f"model '{self.settings.model_name or 'default'}' already has an adapter"
+                f" '{adapter.name}'",
+                param="name",
+            )
+        handle = self._model.load_adapter(adapter.path)
+        self._adapters[adapter.name] = _Adapter(adapter, handle)
+        log.info("loaded LoRA adapter %s from %s", adapter.name, adapter.path)
+
+    def _use_adapter(self, name: str | None) -> None:
+        """Make the context apply ``name``'s adapter (or none) to the next decode."""
+        if name == self._applied:
+            return
+        assert self._model is not None
+        loaded = self._adapters[name] if name is not None else None
+        self._model.set_adapters([] if loaded is None else [(loaded.handle, loaded.settings.scale)])
+        self._applied = name
 
     def _warm_decode(self) -> None:
         """One throwaway decode so the first real request pays no first-call costs."""
@@ -223,6 +269,8 @@ class LlamaCppEngine:
             sampler.close()
         self._samplers.clear()
         self._grammar_vocab = None
+        self._adapters.clear()  # llama.cpp frees adapters with their model
+        self._applied = None
         if self._model is not None:
             self._model.close()
             self._model = None
@@ -340,14 +388,42 @@ class LlamaCppEngine:
                 param="prompt",
             )
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
-        """Stream a generation's events; leaving early aborts it within one step."""
+    @property
+    def adapters(self) -> dict[str, AdapterSettings]:
+        """The LoRA adapters loaded, by name."""
+        return {name: a.settings for name, a in self._adapters.items()}
+
+    async def add_adapter(self, adapter: AdapterSettings) -> None:
+        """Load a LoRA adapter while serving; requests name it as ``model:adapter``.
+
+        Raises:
+            ModelLoadError: the file is not a LoRA GGUF for this model.
+            InvalidRequestError: the name is taken.
+        """
         if not self._started:
             raise EngineError("the engine has not been started")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._commands.put(_AddAdapter(adapter, done))
+        await done
+
+    async def generate(
+        self, request: GenerationRequest, *, adapter: str | None = None
+    ) -> AsyncIterator[GenerationEvent]:
+        """Stream a generation's events (under LoRA ``adapter``, if named); leaving early
+        aborts it within one step."""
+        if not self._started:
+            raise EngineError("the engine has not been started")
+        if adapter is not None and adapter not in self._adapters:
+            raise NotFoundError(
+                f"model '{self.info.name}' has no adapter '{adapter}'; adapters:"
+                f" {', '.join(sorted(self._adapters)) or 'none'}",
+                param="model",
+                code="adapter_not_found",
+            )
         self.validate(request)
         events: asyncio.Queue[GenerationEvent | LuodiError] = asyncio.Queue()
         seq = Sequence(request)
-        self._commands.put(_Submit(seq, Stream(asyncio.get_running_loop(), events)))
+        self._commands.put(_Submit(seq, Stream(asyncio.get_running_loop(), events), adapter))
         finished = False
         try:
             while True:
@@ -409,15 +485,23 @@ class LlamaCppEngine:
             except queue.Empty:
                 return True
 
-    def _apply(self, cmd: _Submit | _Abort) -> None:
+    def _apply(self, cmd: _Submit | _Abort | _AddAdapter) -> None:
         sched = self._scheduler
         assert sched is not None
         if isinstance(cmd, _Abort):
             sched.abort(cmd.request_id)
             return
+        if isinstance(cmd, _AddAdapter):
+            error: BaseException | None = None
+            try:
+                self._load_adapter(cmd.adapter)
+            except LuodiError as exc:
+                error = exc
+            cmd.done.get_loop().call_soon_threadsafe(_settle, cmd.done, error)
+            return
         self._streams[cmd.seq.request_id] = cmd.stream
         try:
-            sched.add(cmd.seq)
+            sched.add(cmd.seq, adapter=cmd.adapter)
             self.observer.on_queued(len(sched.waiting), len(sched.running))
         except LuodiError as exc:
             self._emit_error(cmd.seq.request_id, exc)
@@ -443,8 +527,41 @@ class LlamaCppEngine:
             seq.detokenizer = IncrementalDetokenizer()
             seq.stop_matcher = StopMatcher(seq.request.params.stop)
             self.observer.on_admitted(seq.queued_seconds(), seq.cached_tokens)
-        chunks = [c for c in out.chunks if c.seq.seq_id is not None]
-        if not chunks:
+        live = [c for c in out.chunks if c.seq.seq_id is not None]
+        if not live:
+            return
+        sampled: dict[str, int] = {}
+        logprobs: dict[str, Any] = {}
+        scored_only: list[Sequence] = []
+        # One llama_decode per adapter set: llama.cpp applies adapters to a whole decode.
+        for group in out.groups:
+            chunks = [c for c in group if c.seq.seq_id is not None]
+            if chunks:
+                self._decode_group(chunks, sampled, logprobs, scored_only)
+        for seq in sched.update(out, sampled):
+            self._on_token(seq, logprobs.get(seq.request_id))
+        for seq in scored_only:
+            self._finish_scored(seq)
+
+    def _decode_group(
+        self,
+        chunks: list[ScheduledChunk],
+        sampled: dict[str, int],
+        logprobs: dict[str, Any],
+        scored_only: list[Sequence],
+    ) -> None:
+        """Decode chunks that share an adapter set, then sample them from its logits.
+
+        Sampling reads this decode's logits, so it runs before the next group decodes.
+        """
+        model = self._model
+        sched = self._scheduler
+        assert model is not None and sched is not None
+        try:
+            self._use_adapter(chunks[0].adapter)
+        except LuodiError as exc:
+            for chunk in chunks:
+                self._fail(chunk.seq, exc.message)
             return
         items: list[tuple[int, int, int, bool]] = []
         sample_at: dict[str, int] = {}
@@ -480,9 +597,6 @@ class LlamaCppEngine:
             return
         self.observer.on_step(len(chunks), len(items), time.monotonic() - started)
         self._score_prompts(scored_at)
-        sampled: dict[str, int] = {}
-        logprobs: dict[str, Any] = {}
-        scored_only: list[Sequence] = []
         for chunk in chunks:
             rid = chunk.seq.request_id
             if rid not in sample_at:
@@ -498,10 +612,6 @@ class LlamaCppEngine:
                     logprobs[rid] = top_logprobs(model, sample_at[rid], token, k)
             except Exception as exc:
                 self._fail(chunk.seq, f"sampling failed: {exc}")
-        for seq in sched.update(out, sampled):
-            self._on_token(seq, logprobs.get(seq.request_id))
-        for seq in scored_only:
-            self._finish_scored(seq)
 
     def _score_prompts(self, scored_at: list[tuple[Sequence, int, int]]) -> None:
         """Append the log-probability of each prompt token whose logits just came."""
