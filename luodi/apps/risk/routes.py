@@ -2,8 +2,9 @@
 
 The RequestGate has authenticated the key before the body is read; each route then
 checks its own permission (``risk:<model>:score`` to score and describe,
-``risk:<model>:train`` to train), audits a refusal, and runs the learners with tools
-that reach the chat and embedding models only through the gateway pipeline.
+``risk:<model>:train`` to train) and the key's rate limit, audits a refusal, and runs
+the learners with tools that reach the chat and embedding models only through the
+gateway pipeline.
 """
 
 from __future__ import annotations
@@ -36,8 +37,13 @@ async def _body(request: Request) -> Any:
 
 
 async def _allow(state: AppState, principal: Principal, request: Request, permission: str) -> None:
+    """Authorize, then count the request against the key's rate limits (no tokens: the
+    LLM calls a learner makes pass the pipeline's own Limit stage)."""
     try:
         state.gateway.authorize(principal, permission)
+        # Not settled: Limiter.settle moves every window a reservation holds, the
+        # request counter too, so settling 0 tokens would hand the request back.
+        await state.gateway.admit(principal, tokens=0)
     except LuodiError as exc:
         await audit_denial(state.gateway, principal, request, exc)
         raise

@@ -14,6 +14,7 @@ from luodi.config.risk import RiskSettings
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.security import Gateway
 from luodi.security.audit import AuditFilter
+from luodi.security.principal import Limits
 from tests.apps.risk.cases import card_testing_case, labelled_set
 from tests.conftest import make_key, served
 
@@ -49,6 +50,9 @@ async def risk_server(
         "risk-dev": make_key(live_gateway, "risk-dev", ["developer"]),
         "risk-analyst": make_key(live_gateway, "risk-analyst", ["analyst"]),
         "risk-auditor": make_key(live_gateway, "risk-auditor", ["auditor"]),
+        "risk-limited": make_key(
+            live_gateway, "risk-limited", ["analyst"], limits=Limits(requests_per_minute=1)
+        ),
     }
     async with served(app) as url:
         yield RiskServer(url, live_gateway, keys, engine.info.name)
@@ -123,6 +127,14 @@ async def test_scoring_and_training_are_separate_permissions(trained: RiskServer
     assert response.status_code == 403
     denied = [r for r in trained.records("risk-analyst") if r["decision"] == "denied"]
     assert any(r["endpoint"] == "/v1/apps/risk/fraud/train" for r in denied)
+
+
+async def test_the_key_rate_limit_applies_to_risk_routes(trained: RiskServer) -> None:
+    async with trained.client("risk-limited") as client:
+        first = await client.get("/v1/apps/risk/fraud")
+        second = await client.get("/v1/apps/risk/fraud")
+    assert first.status_code == 200
+    assert second.status_code == 429
 
 
 async def test_every_decision_is_in_the_audit_chain(trained: RiskServer) -> None:
