@@ -428,6 +428,24 @@ def faithfulness(
     }
 
 
+class CachedEmbeddings:
+    """The server's embeddings, each text embedded once per run (learners share them)."""
+
+    def __init__(self, inner: HttpEmbeddings) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.cache: dict[str, Any] = {}
+
+    async def embed(self, texts: Any) -> Any:
+        import numpy as np
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            for text, row in zip(missing, await self.inner.embed(missing), strict=True):
+                self.cache[text] = row
+        return np.asarray([self.cache[t] for t in texts], dtype=np.float32)
+
+
 class Bench:
     """Learners trained and scored with the tools of one server."""
 
@@ -494,7 +512,7 @@ def fmt(row: dict[str, Any]) -> str:
 async def run(args: argparse.Namespace, url: str, model: str) -> dict[str, Any]:
     chat = HttpChat(url, model, timeout=900)
     embeddings = HttpEmbeddings(url, model, timeout=900)
-    bench = Bench(Tools(chat=chat, embeddings=embeddings), args)
+    bench = Bench(Tools(chat=chat, embeddings=CachedEmbeddings(embeddings)), args)
     names = [n for n in ("logreg", "gbdt", "probe", "incontext") if n not in args.skip]
     seed = args.seed
     result: dict[str, Any] = {}
@@ -573,8 +591,8 @@ def main() -> None:
         help="chat GGUF to serve (default: the bundled Gemma-3-270M)",
     )
     parser.add_argument("--probe-cases", type=int, default=60)
-    parser.add_argument("--incontext-cases", type=int, default=6)
-    parser.add_argument("--faithfulness-cases", type=int, default=4)
+    parser.add_argument("--incontext-cases", type=int, default=4)
+    parser.add_argument("--faithfulness-cases", type=int, default=3)
     parser.add_argument("--neighbours", type=int, default=3)
     parser.add_argument("--calibration-cases", type=int, default=0)
     parser.add_argument("--skip", nargs="*", default=[], help="learners to leave out")
