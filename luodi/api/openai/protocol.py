@@ -30,9 +30,11 @@ __all__ = [
     "CompletionLogprobs",
     "CompletionResponse",
     "CompletionStreamResponse",
+    "DetokenizeResponse",
     "EmbeddingData",
     "EmbeddingResponse",
     "EmbeddingUsage",
+    "TokenizeResponse",
     "UsageInfo",
 ]
 
@@ -243,3 +245,16 @@ class EmbeddingResponse(_Wire):
     data: list[EmbeddingData]
     model: str
     usage: EmbeddingUsage
+
+
+class TokenizeResponse(_Wire):
+    OMITTED_WHEN_NONE = frozenset({"token_strs"})
+
+    count: int
+    max_model_len: int
+    tokens: list[int]
+    token_strs: list[str] | None = None
+
+
+class DetokenizeResponse(_Wire):
+    prompt: str

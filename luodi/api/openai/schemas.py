@@ -18,9 +18,11 @@ __all__ = [
     "ChatCompletionRequest",
     "ChatMessage",
     "CompletionRequest",
+    "DetokenizeRequest",
     "EmbeddingRequest",
     "ResponseFormat",
     "StreamOptions",
+    "TokenizeRequest",
     "Tool",
     "make_id",
     "now",
@@ -202,3 +204,28 @@ class EmbeddingRequest(_Body):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Annotated[int, Field(ge=1)] | None = None
     user: str | None = None
+
+
+class TokenizeRequest(_Body):
+    """POST /tokenize (vLLM's): text, or chat messages rendered as for a generation.
+
+    ``model`` may be left out on a server that serves one model (lm-eval's remote
+    tokenizer leaves it out).
+    """
+
+    model: str | None = None
+    prompt: str | None = None
+    messages: list[ChatMessage] | None = None
+    add_special_tokens: bool | None = None
+    """Default True for a prompt (BOS added), as vLLM; a chat's template places its own."""
+    add_generation_prompt: bool = True
+    tools: list[dict[str, Any]] | None = None
+    chat_template_kwargs: dict[str, Any] | None = None
+    return_token_strs: bool = False
+
+
+class DetokenizeRequest(_Body):
+    """POST /detokenize (vLLM's)."""
+
+    model: str | None = None
+    tokens: list[int]

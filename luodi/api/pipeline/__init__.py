@@ -21,6 +21,7 @@ from luodi.api.pipeline.exchange import (
     EmbeddingWork,
     Exchange,
     Primed,
+    TokenizeWork,
     Work,
 )
 from luodi.api.pipeline.fit import Fit
@@ -51,6 +52,7 @@ __all__ = [
     "Restore",
     "Route",
     "Stage",
+    "TokenizeWork",
     "Work",
     "build_pipeline",
     "client_ip",

@@ -2,8 +2,8 @@
 
 An ``Exchange`` is opened per request by ``Pipeline.open`` and carries typed fields
 instead of string-keyed metadata: the wire request's input (one of ``ChatWork``,
-``CompletionWork``, ``EmbeddingWork``), what grounding, protection and planning made
-of it, and what the audit record will say.
+``CompletionWork``, ``EmbeddingWork``, ``TokenizeWork``), what grounding, protection
+and planning made of it, and what the audit record will say.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ __all__ = [
     "EmbeddingWork",
     "Exchange",
     "Primed",
+    "TokenizeWork",
     "Work",
 ]
 
@@ -79,7 +80,25 @@ class EmbeddingWork:
     """The embedder's rows, once run."""
 
 
-Work = ChatWork | CompletionWork | EmbeddingWork
+@dataclass
+class TokenizeWork:
+    """Text (or a chat) to turn into token ids, or ids to turn back into text (vLLM's
+    /tokenize and /detokenize): only a model whose tokenizer is here can answer."""
+
+    text: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """With ``messages``: chat options the template reads (tools, chat_template_kwargs)."""
+    add_special_tokens: bool = True
+    ids: list[int] | None = None
+    """Ids to detokenize; the other fields are then unused."""
+    tokens: list[int] = field(default_factory=list)
+    """The answer of a tokenize request."""
+    detokenized: str = ""
+    """The answer of a detokenize request."""
+
+
+Work = ChatWork | CompletionWork | EmbeddingWork | TokenizeWork
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from luodi.api.pipeline.exchange import EmbeddingWork, Exchange
+from luodi.api.pipeline.exchange import EmbeddingWork, Exchange, TokenizeWork
 from luodi.api.pipeline.priming import prime_all
 from luodi.engine.types import GenerationEvent, Usage
 
@@ -29,6 +29,9 @@ class Launch:
             work.vectors = list(await asyncio.to_thread(embedder.embed, work.texts))
             exchange.usage = Usage(prompt_tokens=exchange.prompt_tokens)
             return
+        if isinstance(work, TokenizeWork):
+            exchange.usage = Usage(prompt_tokens=exchange.prompt_tokens)
+            return  # Route answered it: nothing runs on the model
         engine = exchange.engine
         assert engine is not None  # the pipeline resolved it
         if exchange.leaves_premises and exchange.masked:

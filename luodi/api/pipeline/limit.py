@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from luodi.api.drain import SHUTTING_DOWN, Drain
-from luodi.api.pipeline.exchange import EmbeddingWork, Exchange
+from luodi.api.pipeline.exchange import EmbeddingWork, Exchange, TokenizeWork
 from luodi.errors import ServiceUnavailableError
 from luodi.security import Gateway
 
@@ -44,7 +44,7 @@ class Limit:
         and holding that much would refuse every request of a small budget.
         """
         work = exchange.work
-        if isinstance(work, EmbeddingWork):
+        if isinstance(work, EmbeddingWork | TokenizeWork):
             return 0
         limit = work.params.max_tokens or self._default_max_tokens or 0
         return limit * len(exchange.requests)

@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from luodi.api.pipeline.exchange import ChatWork, CompletionWork, EmbeddingWork, Exchange
+from luodi.api.pipeline.exchange import (
+    ChatWork,
+    CompletionWork,
+    EmbeddingWork,
+    Exchange,
+    TokenizeWork,
+)
 from luodi.chat import ChatTemplate, PreparedChat, prepare_chat
 from luodi.engine.base import Engine, TextEngine
 from luodi.engine.types import (
@@ -66,6 +72,9 @@ class Route:
             return
         engine = exchange.engine
         assert engine is not None  # the pipeline resolved it
+        if isinstance(work, TokenizeWork):
+            _tokenize(exchange, engine, work)
+            return
         if isinstance(work, ChatWork):
             self._chat(exchange, engine, work)
         else:
@@ -107,6 +116,35 @@ class Route:
             p if isinstance(p, str) else detokenized(engine, p) for p in work.prompts
         )
         exchange.prompt_tokens = sum(len(r.prompt_tokens) for r in exchange.requests[:: work.n])
+
+
+def _tokenize(exchange: Exchange, engine: Engine, work: TokenizeWork) -> None:
+    """Answer a tokenize or detokenize request with the model's own tokenizer."""
+    if not isinstance(engine, TextEngine):
+        raise InvalidRequestError(
+            f"{exchange.model} is served by an upstream server, whose tokenizer luodi does"
+            " not hold; ask that server",
+            param="model",
+        )
+    if work.ids is not None:
+        work.detokenized = engine.detokenize(work.ids)  # ids outside the vocabulary: a 400
+        exchange.prompt_tokens = len(work.ids)
+        return
+    if work.messages is not None:
+        # The engine renders the chat exactly as it would for a generation.
+        renderer = ChatRenderer(work.messages, work.options)
+        request = PromptRequest(
+            SamplingParams(max_tokens=1),
+            model=exchange.model,
+            chat=ChatPrompt(work.messages, work.options, renderer),
+        )
+        work.tokens = engine.prepare(request)[0].prompt_tokens
+        exchange.prompt = renderer.prepared.prompt if renderer.prepared else ""
+    else:
+        text = work.text or ""
+        work.tokens = engine.tokenize(text, add_special=work.add_special_tokens)
+        exchange.prompt = text
+    exchange.prompt_tokens = len(work.tokens)
 
 
 def _embedding(exchange: Exchange, work: EmbeddingWork) -> None:

@@ -17,7 +17,7 @@ import llama_cpp
 import numpy as np
 
 from luodi.engine.llamacpp.cpu_buffers import extra_buffers_usable
-from luodi.errors import ModelLoadError
+from luodi.errors import InvalidRequestError, ModelLoadError
 
 __all__ = [
     "ContextParams",
@@ -251,6 +251,13 @@ class LlamaModel:
         return piece
 
     def detokenize(self, tokens: list[int]) -> str:
+        """The text of ``tokens``; an id outside the vocabulary is the caller's error."""
+        bad = next((t for t in tokens if not 0 <= t < self.n_vocab), None)
+        if bad is not None:  # llama.cpp would read past its vocabulary
+            raise InvalidRequestError(
+                f"token id {bad} is outside the vocabulary (0..{self.n_vocab - 1})",
+                param="tokens",
+            )
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
 
     # -- decoding -----------------------------------------------------------------
