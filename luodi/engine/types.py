@@ -275,3 +275,6 @@ class TemplateMetadata:
     """The BOS token's text; templates may print it."""
     eos_token: str = ""
     """The EOS token's text."""
+    special_tokens: tuple[tuple[str, str], ...] = ()
+    """``bos``/``eos`` as the vocabulary spells them (``<bos>``), for clients that
+    tokenize themselves (/tokenizer_info); templates print ``bos_token`` above."""

@@ -119,13 +119,14 @@ async def tokenizer_info(
         )
     meta = engine.template_metadata
     template = ChatTemplate.for_model(meta)
+    special = dict(meta.special_tokens)
     return JSONResponse(
         {
             "tokenizer_class": "llama.cpp",
             "model": exchange.model,
             "model_max_length": engine.info.context_length,
-            "bos_token": meta.bos_token or None,
-            "eos_token": meta.eos_token or None,
+            "bos_token": special.get("bos") or meta.bos_token or None,
+            "eos_token": special.get("eos") or meta.eos_token or None,
             "pad_token": None,
             "chat_template": template.source,
         }

@@ -206,6 +206,10 @@ class LlamaCppEngine:
             architecture=model.meta("general.architecture"),
             bos_token=model.piece(model.bos_token).decode("utf-8", errors="replace"),
             eos_token=model.piece(model.eos_token).decode("utf-8", errors="replace"),
+            special_tokens=(
+                ("bos", model.token_text(model.bos_token)),
+                ("eos", model.token_text(model.eos_token)),
+            ),
         )
         _touch_pages(path)
         self._warm_decode()

@@ -250,6 +250,13 @@ class LlamaModel:
         self._pieces[token] = piece
         return piece
 
+    def token_text(self, token: int) -> str:
+        """A token as the vocabulary spells it, control tokens included (``<bos>``)."""
+        if not 0 <= token < self.n_vocab:
+            return ""
+        raw = llama_cpp.llama_vocab_get_text(self._vocab, token)
+        return raw.decode("utf-8", errors="replace") if raw else ""
+
     def detokenize(self, tokens: list[int]) -> str:
         """The text of ``tokens``; an id outside the vocabulary is the caller's error."""
         bad = next((t for t in tokens if not 0 <= t < self.n_vocab), None)
