@@ -2,15 +2,15 @@
 
 Starts ``luodi serve`` on the default model (2 threads, auth off on loopback), then:
   1. scores each bundled task set (luodi/evaluation/tasks) by log-likelihood, with the
-     forced-token scorer (luodi's /v1/completions gives no prompt logprobs, so echo
-     scoring cannot run against it), and by constrained chat (generate mode): acc,
-     acc_norm, items/s, requests sent; a second, cached pass shows what a resumed run costs;
-  2. measures streaming throughput at concurrency 1 and 8 (``luodi bench``'s load
+     echo scorer (lm-eval's request) and the forced-token scorer, and by constrained
+     chat (generate mode): acc, acc_norm, items/s, requests sent; a second, cached
+     pass shows what a resumed run costs;
+  2. runs lm-eval's ``local-completions`` (remote tokenizer: luodi's /tokenize) on the
+     English set against the same server, and prints items/s and accuracy beside luodi
+     eval's echo scoring of the same items (the ratio is luodi / lm-eval);
+  3. measures streaming throughput at concurrency 1 and 8 (``luodi bench``'s load
      generator) and prices it with the default price sheet (``luodi eval cost``);
-  3. reads the model's memory figures from its GGUF header.
-The issue asks for lm-eval's ``local-completions`` against the same server in the same
-run; it cannot score luodi until /v1/completions returns prompt logprobs with ``echo``
-(docs/evaluation.md), so that column is reported as not run, with the reason.
+  4. reads the model's memory figures from its GGUF header.
 
     python benchmarks/eval.py --out bench-results/eval.json
 """
@@ -34,7 +34,7 @@ from luodi.evaluation.capability import run_generate, run_loglikelihood
 from luodi.evaluation.cost import CostModel, load_prices
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.load import LoadConfig, run_level
-from luodi.evaluation.scoring import ChatChooser, ForcedTokenScorer
+from luodi.evaluation.scoring import ChatChooser, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.server_process import ServerProcess
 from luodi.evaluation.tasks import load_task
 from luodi.models.memory import model_memory
@@ -50,13 +50,22 @@ async def capability(url: str, model: str, gguf: Path, concurrency: int) -> list
     for name in ("general_en", "general_zh"):
         task = load_task(TASKS / f"{name}.jsonl")
         cache = ResponseCache(scratch / f"{name}.sqlite")
-        for mode in ("loglikelihood", "generate", "loglikelihood (cached)"):
+        for mode in (
+            "loglikelihood (echo)",
+            "loglikelihood (forced tokens)",
+            "generate",
+            "loglikelihood (echo, cached)",
+        ):
             endpoint = Endpoint(url, model, concurrency=concurrency, cache=cache)
             started = time.perf_counter()
             if mode == "generate":
                 result = await run_generate(task, ChatChooser(endpoint))
             else:
-                scorer = ForcedTokenScorer(endpoint, tokenize)
+                scorer = (
+                    ForcedTokenScorer(endpoint, tokenize)
+                    if "forced" in mode
+                    else EchoScorer(endpoint)
+                )
                 result = await run_loglikelihood(task, scorer, endpoint)
             wall = time.perf_counter() - started
             await endpoint.aclose()
@@ -75,6 +84,57 @@ async def capability(url: str, model: str, gguf: Path, concurrency: int) -> list
             print(json.dumps(rows[-1]))
         cache.close()
     return rows
+
+
+LM_EVAL_TASK = """\
+task: luodi_general_en
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {path}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: answer
+target_delimiter: " "
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+def lm_eval_row(url: str, model: str, concurrency: int) -> dict[str, object]:
+    """lm-eval's local-completions on general_en against ``url``: acc and items/s."""
+    try:
+        from lm_eval import simple_evaluate
+        from lm_eval.tasks import TaskManager
+    except ImportError as exc:
+        return {"not_run": f"lm-eval is not installed ({exc})"}
+    os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", OPENAI_API_KEY="none")
+    include = Path(tempfile.mkdtemp())
+    (include / "luodi_general_en.yaml").write_text(
+        LM_EVAL_TASK.format(path=TASKS / "general_en.jsonl")
+    )
+    started = time.perf_counter()
+    out = simple_evaluate(
+        model="local-completions",
+        model_args=f"model={model},base_url={url}/v1/completions,tokenizer_backend=remote,"
+        f"tokenized_requests=False,num_concurrent={concurrency},max_retries=1",
+        tasks=["luodi_general_en"],
+        task_manager=TaskManager(include_path=str(include)),
+    )
+    wall = time.perf_counter() - started
+    n = int(out["n-samples"]["luodi_general_en"]["effective"])
+    return {
+        "task": "general_en",
+        "mode": "lm-eval local-completions",
+        "n": n,
+        "acc": out["results"]["luodi_general_en"]["acc,none"],
+        "items_per_s": n / wall,
+        "wall_s": wall,
+    }
 
 
 async def bench(url: str, model: str) -> list[dict[str, object]]:
@@ -103,6 +163,8 @@ def main() -> None:
     with ServerProcess(env, ["--threads", str(args.threads)]) as server:
         model = httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"]
         rows = asyncio.run(capability(server.url, model, gguf, args.concurrency))
+        theirs = lm_eval_row(server.url, model, args.concurrency)
+        print(json.dumps(theirs))
         levels = asyncio.run(bench(server.url, model))
     peak = max(float(lv["throughput_tok_s"]) for lv in levels)
     cost = CostModel(load_prices(), peak).summary([1e5, 1e6, 1e7, 1e8])
@@ -113,12 +175,21 @@ def main() -> None:
         "load_average_before": load_before,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "capability": rows,
-        "lm_eval_local_completions": "not run: luodi's /v1/completions returns no prompt"
-        " logprobs with echo, which local-completions needs",
+        "lm_eval_local_completions": theirs,
         "bench_levels": levels,
         "cost": cost,
         "memory": memory,
     }
+    ours = next(
+        r for r in rows if r["task"] == "general_en" and r["mode"] == "loglikelihood (echo)"
+    )
+    if "items_per_s" in theirs:
+        ratio = float(ours["items_per_s"]) / float(theirs["items_per_s"])  # type: ignore[arg-type]
+        print(
+            f"general_en log-likelihood: luodi eval {ours['items_per_s']:.2f} items/s"
+            f" (acc {ours['acc']:.3f}) vs lm-eval {theirs['items_per_s']:.2f} items/s"
+            f" (acc {theirs['acc']:.3f}): {ratio:.2f}x"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(
