@@ -6,7 +6,8 @@ What llama.cpp's training supports, and so what ``check_trainable`` refuses in o
   (the norms) change, the F16 matrices come out bit-identical; a quantized or F16
   model must first be dequantized to F32
   (``luodi model quantize BASE base-f32.gguf --type F32 --allow-requantize``).
-- Architectures whose every graph op has a backward pass: measured for ``llama``.
+- Architectures whose every graph op has a backward pass: measured for ``llama`` and
+  ``qwen3`` (SwiGLU, RMSNorm, RoPE, Qwen 3's per-head query/key norms).
   Gemma (all versions) uses a GELU-gated feed-forward (GEGLU), which ggml cannot
   differentiate: llama.cpp aborts the whole process (``unsupported glu op for
   backward pass: GEGLU``), so it is refused before training starts.
@@ -119,8 +120,8 @@ class FinetuneResult:
         }
 
 
-TRAINABLE_ARCHITECTURES = frozenset({"llama"})
-"""Architectures whose every graph op has a backward pass in this ggml (llama: measured).
+TRAINABLE_ARCHITECTURES = frozenset({"llama", "qwen3"})
+"""Architectures whose every graph op has a backward pass in this ggml (both measured).
 
 Anything else is refused before training starts: a missing backward op is a
 ``GGML_ABORT``, which kills the process instead of raising.
@@ -129,11 +130,11 @@ Anything else is refused before training starts: a missing backward op is a
 _GEGLU = (
     "{arch} cannot be trained by this llama.cpp: its GELU-gated feed-forward (GEGLU) has"
     " no backward pass in ggml (only SwiGLU has one) and llama.cpp aborts the process on it;"
-    " llama-architecture models in F32 can be trained"
+    " llama and qwen3 models in F32 can be trained"
 )
 _GELU = (
     "{arch} cannot be trained by this llama.cpp: its GELU feed-forward and LayerNorm have"
-    " no backward pass in ggml; llama-architecture models in F32 can be trained"
+    " no backward pass in ggml; llama and qwen3 models in F32 can be trained"
 )
 _UNTRAINABLE = {
     "gemma": _GEGLU,
@@ -150,7 +151,7 @@ _UNTRAINABLE = {
 }
 _UNVERIFIED = (
     "training {arch} models is not verified with this llama.cpp (a graph op without a"
-    " backward pass aborts the process); llama-architecture models in F32 can be trained"
+    " backward pass aborts the process); llama and qwen3 models in F32 can be trained"
 )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gguf
+import numpy as np
 import pytest
 
 from luodi.errors import ConfigError
@@ -12,6 +14,7 @@ from luodi.models import inspect_model
 from luodi.models.finetune import FinetuneConfig, StepReport, check_trainable, finetune
 from luodi.models.training_data import load_records, split_records
 from tests.conftest import default_gguf
+from tests.models.tiny_gguf import write_tiny_llama
 
 _SENTENCES = [
     "the model luodi is in the data",
@@ -50,6 +53,24 @@ def test_the_tiny_model_learns_and_the_result_loads(tiny_f32: Path, tmp_path: Pa
     assert result.train_tokens_per_second > 0 and result.peak_rss_bytes > 0
     tuned = inspect_model(config.out)
     assert tuned.architecture == "llama" and tuned.parameters == inspect_model(tiny_f32).parameters
+
+
+def test_a_qwen3_model_trains_its_query_and_key_norms_too(tmp_path: Path) -> None:
+    base = write_tiny_llama(tmp_path / "qwen3.gguf", dtype="F32", architecture="qwen3")
+    config = FinetuneConfig(
+        base=base,
+        data=_records(tmp_path / "records.jsonl"),
+        out=tmp_path / "tuned.gguf",
+        learning_rate=1e-3,
+        threads=2,
+    )
+    result = finetune(config)
+    assert result.held_out_loss_after < result.held_out_loss_before - 1.0
+    before = {t.name: np.array(t.data) for t in gguf.GGUFReader(base).tensors}
+    after = {t.name: np.array(t.data) for t in gguf.GGUFReader(config.out).tensors}
+    unchanged = {name for name in before if np.array_equal(before[name], after[name])}
+    # llama.cpp trains every block tensor, the per-head norms too, never the embedding.
+    assert unchanged == {"token_embd.weight"}
 
 
 @pytest.mark.model

@@ -55,14 +55,18 @@ def write_tiny_llama(
     dtype: str = "F16",
     shape: TinyShape | None = None,
     seed: int = 0,
+    architecture: str = "llama",
 ) -> Path:
-    """Write the tiny model with its matrices in ``dtype`` (F16 or F32; norms stay F32)."""
+    """Write the tiny model with its matrices in ``dtype`` (F16 or F32; norms stay F32).
+
+    ``architecture="qwen3"`` adds Qwen 3's per-head RMSNorm on queries and keys.
+    """
     s = shape or TinyShape()
     rng = np.random.default_rng(seed)
     tokens, scores, types = _vocab()
     matrix_type = {"F16": np.float16, "F32": np.float32}[dtype]
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("tiny-llama")
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_name(f"tiny-{architecture}")
     writer.add_file_type(
         gguf.LlamaFileType.MOSTLY_F16 if dtype == "F16" else gguf.LlamaFileType.ALL_F32
     )
@@ -89,8 +93,8 @@ def write_tiny_llama(
         weights = rng.normal(0.0, 0.02, size=(rows, cols)).astype(matrix_type)
         writer.add_tensor(name, weights)
 
-    def norm(name: str) -> None:
-        writer.add_tensor(name, np.ones(s.embedding, dtype=np.float32))
+    def norm(name: str, size: int = s.embedding) -> None:
+        writer.add_tensor(name, np.ones(size, dtype=np.float32))
 
     kv = s.kv_heads * s.head_dim
     matrix("token_embd.weight", len(tokens), s.embedding)
@@ -100,6 +104,9 @@ def write_tiny_llama(
         matrix(f"blk.{i}.attn_k.weight", kv, s.embedding)
         matrix(f"blk.{i}.attn_v.weight", kv, s.embedding)
         matrix(f"blk.{i}.attn_output.weight", s.embedding, s.embedding)
+        if architecture == "qwen3":
+            norm(f"blk.{i}.attn_q_norm.weight", s.head_dim)
+            norm(f"blk.{i}.attn_k_norm.weight", s.head_dim)
         norm(f"blk.{i}.ffn_norm.weight")
         matrix(f"blk.{i}.ffn_gate.weight", s.feed_forward, s.embedding)
         matrix(f"blk.{i}.ffn_up.weight", s.feed_forward, s.embedding)
