@@ -152,7 +152,7 @@ def plan_quantize(
             f"{src.name} is already quantized ({current});"
             " requantizing compounds the error: pass --allow-requantize to do it anyway"
         )
-    if current == wanted and not quantized and wanted in _FLOAT_TYPES:
+    if current == wanted:
         raise ConfigError(f"{src.name} is already {wanted}; nothing to do")
     matrix = load_imatrix(imatrix) if imatrix is not None else None
     if wanted in _NEED_IMATRIX and matrix is None:

@@ -75,6 +75,8 @@ def test_requantizing_is_refused_unless_allowed(tiny_f16: Path, tmp_path: Path) 
     run_quantize(plan_quantize(tiny_f16, q8, "Q8_0", threads=2))
     with pytest.raises(ConfigError, match=r"already quantized \(Q8_0\).*--allow-requantize"):
         plan_quantize(q8, tmp_path / "q4.gguf", "Q4_0")
+    with pytest.raises(ConfigError, match="already Q8_0; nothing to do"):
+        plan_quantize(q8, tmp_path / "q8b.gguf", "Q8_0", allow_requantize=True)
     plan = plan_quantize(q8, tmp_path / "q4.gguf", "Q4_0", allow_requantize=True, threads=2)
     assert plan.warnings and "requantizing from Q8_0" in plan.warnings[0]
     run_quantize(plan)
