@@ -27,6 +27,7 @@ __all__ = [
     "read_shards",
     "rejection_line",
     "write_jsonl",
+    "write_parquet",
 ]
 
 LINE = "_line"
@@ -207,6 +208,68 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
             out.write(json.dumps(row, ensure_ascii=False, default=str))
             out.write("\n")
     os.replace(tmp, path)
+
+
+def _pyarrow() -> tuple[Any, Any]:
+    try:
+        return importlib.import_module("pyarrow"), importlib.import_module("pyarrow.parquet")
+    except ImportError as exc:
+        raise ConfigError(
+            "Parquet output needs the parquet extra: pip install 'luodi[parquet]'"
+        ) from exc
+
+
+def _jsonl(parts: list[Path]) -> Iterator[dict[str, Any]]:
+    for part in parts:
+        with part.open(encoding="utf-8") as f:
+            for line in f:
+                yield json.loads(line)
+
+
+def _column_type(kinds: set[type]) -> str:
+    """One column's Parquet type from the Python types its values had (None left out)."""
+    if kinds <= {str}:
+        return "string"
+    if kinds == {bool}:
+        return "bool"
+    if kinds <= {int}:
+        return "int64"
+    if kinds <= {int, float}:
+        return "float64"
+    return "json"  # nested or mixed values: JSON text, so nothing is lost
+
+
+def write_parquet(path: Path, parts: list[Path], batch_rows: int = 10_000) -> None:
+    """The JSONL ``parts`` as one Parquet file, ``batch_rows`` records in memory at a time.
+
+    A first pass finds every field and the types its values take: a field whose values
+    are all strings, booleans, integers or numbers gets that column type; one holding
+    nested or mixed values is written as JSON text. Records without a field get null.
+    """
+    pa, parquet = _pyarrow()
+    kinds: dict[str, set[type]] = {}
+    for row in _jsonl(parts):
+        for key, value in row.items():
+            seen = kinds.setdefault(key, set())
+            if value is not None:
+                seen.add(type(value))
+    columns = {key: _column_type(types) for key, types in kinds.items()} or {"text": "string"}
+    arrow = {"string": pa.string(), "json": pa.string(), "bool": pa.bool_(),
+             "int64": pa.int64(), "float64": pa.float64()}  # fmt: skip
+    schema = pa.schema([pa.field(k, arrow[t]) for k, t in columns.items()])
+    as_json = [k for k, t in columns.items() if t == "json"]
+    with parquet.ParquetWriter(path, schema) as writer:
+        batch: list[dict[str, Any]] = []
+        for row in _jsonl(parts):
+            for key in as_json:
+                if row.get(key) is not None:
+                    row[key] = json.dumps(row[key], ensure_ascii=False)
+            batch.append(row)
+            if len(batch) >= batch_rows:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch.clear()
+        if batch:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
 
 
 def append_file(dst: IO[str], src: Path) -> None:

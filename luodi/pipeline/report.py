@@ -55,6 +55,16 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{cells}</tr>{body}</table>"
 
 
+_HISTOGRAMS = (
+    ("chars", "length in characters (from)"),
+    ("digits", "digit share"),
+    ("dup_lines", "share of repeated lines"),
+    ("symbols", "symbols per word, x10 (English)"),
+    ("zh_punct", "punctuation share, x10 (Chinese)"),
+)
+"""The quality signals the quality stage counts (``hist:<metric>:<bucket>``), in order."""
+
+
 def render_html(summary: dict[str, Any]) -> str:
     """The report page for one run's ``summary.json``."""
     stages: list[dict[str, Any]] = summary["stages"]
@@ -88,7 +98,7 @@ def render_html(summary: dict[str, Any]) -> str:
         )
         if langs:
             parts += ["<h2>Language mix</h2>", _bars(langs[:20], "#5aa469")]
-        for metric, title in (("chars", "length in characters (from)"), ("digits", "digit share")):
+        for metric, title in _HISTOGRAMS:
             hist = [
                 (k.rsplit(":", 1)[1], v)
                 for k, v in stats.items()
@@ -97,6 +107,20 @@ def render_html(summary: dict[str, Any]) -> str:
             if hist:
                 hist.sort(key=lambda kv: float(kv[0]))
                 parts += [f"<h2>Quality input: {title}</h2>", _bars(hist, "#c9a227")]
+        clusters: list[dict[str, Any]] = s.get("largest_clusters") or []
+        if clusters:
+            parts += [
+                f"<h2>Duplicate clusters: {s['name']}</h2>",
+                f"<p><small>{s.get('clusters', len(clusters)):,} kept records have duplicates;"
+                " the largest:</small></p>",
+                _table(
+                    ["kept record (id or line)", "duplicates dropped", "some of them"],
+                    [
+                        [str(c["kept"]), c["duplicates"], ", ".join(map(str, c["examples"]))]
+                        for c in clusters
+                    ],
+                ),
+            ]
         pii = [
             (k, v) for k, v in stats.items() if k.split(":")[0] in ("found", "removed", "residue")
         ]

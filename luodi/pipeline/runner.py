@@ -39,6 +39,7 @@ from luodi.pipeline.records import (
     read_shards,
     rejection_line,
     write_jsonl,
+    write_parquet,
 )
 from luodi.pipeline.registry import StageContext, build_stages
 from luodi.pipeline.report import render_html
@@ -56,6 +57,8 @@ __all__ = [
 ]
 
 _EXAMPLES = 3
+_CLUSTERS = 20
+"""Duplicate clusters listed in the summary and report, largest first."""
 
 
 def default_workers() -> int:
@@ -74,6 +77,8 @@ class StageTotals:
     stats: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[Any]] = field(default_factory=dict)
     """Reason → the first few dropped records' ids or input lines (never their text)."""
+    clusters: dict[str, list[Any]] = field(default_factory=dict)
+    """Kept record → [duplicates dropped, the first few of their ids or input lines]."""
 
     def add(self, n_in: int, outcome: Outcome) -> None:
         self.records_in += n_in
@@ -81,9 +86,23 @@ class StageTotals:
         self.stats.update(outcome.stats)
         for r in outcome.rejected:
             self.dropped[r.reason] += 1
+            ref = r.record.get("id", r.record.get(LINE))
             seen = self.examples.setdefault(r.reason, [])
             if len(seen) < _EXAMPLES:
-                seen.append(r.record.get("id", r.record.get(LINE)))
+                seen.append(ref)
+            if r.duplicate_of is not None:
+                cluster = self.clusters.setdefault(r.duplicate_of, [0, []])
+                cluster[0] += 1
+                if len(cluster[1]) < _EXAMPLES:
+                    cluster[1].append(ref)
+
+    def largest_clusters(self, n: int = _CLUSTERS) -> list[dict[str, Any]]:
+        """The ``n`` largest duplicate clusters: the kept record, its size, some members."""
+        ranked = sorted(self.clusters.items(), key=lambda kv: (-kv[1][0], str(kv[0])))
+        return [
+            {"kept": kept, "duplicates": size, "examples": members}
+            for kept, (size, members) in ranked[:n]
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +112,8 @@ class StageTotals:
             "dropped": dict(self.dropped.most_common()),
             "examples": self.examples,
             "stats": dict(sorted(self.stats.items())),
+            "clusters": len(self.clusters),
+            "largest_clusters": self.largest_clusters(),
         }
 
 
@@ -338,9 +359,13 @@ class LocalRunner:
         spec.output.parent.mkdir(parents=True, exist_ok=True)
         for target, prefix in ((spec.output, "kept"), (spec.rejected_path, "rejected")):
             tmp = target.with_name(target.name + ".tmp")
-            with tmp.open("w", encoding="utf-8") as out:
-                for index in range(cp.shards_done):
-                    append_file(out, self.work / f"{prefix}-{index:06d}.jsonl")
+            parts = [self.work / f"{prefix}-{index:06d}.jsonl" for index in range(cp.shards_done)]
+            if prefix == "kept" and spec.writes_parquet:
+                write_parquet(tmp, parts)
+            else:
+                with tmp.open("w", encoding="utf-8") as out:
+                    for part in parts:
+                        append_file(out, part)
             if prefix == "rejected":
                 os.chmod(tmp, 0o600)  # rejected records may still hold personal data
             os.replace(tmp, target)

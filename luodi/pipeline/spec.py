@@ -205,6 +205,8 @@ class PipelineSpec(BaseModel):
     text_field: str = "text"
     """Field (or CSV column) holding the text; written back as ``text``."""
     output: Path
+    output_format: Literal["auto", "jsonl", "parquet"] = "auto"
+    """auto: Parquet for a ``.parquet`` output (the ``parquet`` extra), else JSONL."""
     rejected: Path | None = None
     """Rejected-records file; ``rejected.jsonl`` beside the output when None."""
     format: Literal["records", "chat"] = "records"
@@ -216,6 +218,11 @@ class PipelineSpec(BaseModel):
     workers: int = Field(0, ge=0)
     """Worker processes; 0 = one per CPU core available to this process."""
     stages: list[StageSpec] = Field(min_length=1)
+
+    @property
+    def writes_parquet(self) -> bool:
+        fmt = self.output_format
+        return fmt == "parquet" or (fmt == "auto" and self.output.suffix.lower() == ".parquet")
 
     @property
     def rejected_path(self) -> Path:

@@ -29,6 +29,9 @@ class Rejection:
     record: Record
     reason: str
     detail: str = ""
+    duplicate_of: str | None = None
+    """For a duplicate: the kept record it repeats (its id or input line), for the
+    report's duplicate clusters."""
 
 
 @dataclass(slots=True)

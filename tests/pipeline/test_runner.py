@@ -307,3 +307,50 @@ def test_kb_with_chat_format_is_refused_before_the_run(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(pipeline), "--kb", "docs"])
     assert result.exit_code == 2 and "--kb needs format: records" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_duplicate_clusters_and_quality_histograms_reach_summary_and_report(
+    tmp_path: Path,
+) -> None:
+    write_jsonl(tmp_path / "in.jsonl", corpus(60))
+    summary = run_cli(write_pipeline(tmp_path, STAGES, shard_size=16), "--workers", "1")
+    exact = next(s for s in summary["stages"] if s["name"] == "dedup_exact")
+    # doc(i+7) repeats doc(i) for i = 0, 10, ..., 50: six clusters of one copy each.
+    assert exact["clusters"] == 6
+    assert sorted(c["kept"] for c in exact["largest_clusters"]) == sorted(
+        f"doc{i}" for i in range(0, 60, 10)
+    )
+    assert all(c["duplicates"] == 1 for c in exact["largest_clusters"])
+    assert {c["examples"][0] for c in exact["largest_clusters"]} == {
+        f"doc{i + 7}" for i in range(0, 60, 10)
+    }
+    near = next(s for s in summary["stages"] if s["name"] == "dedup_near")
+    assert near["clusters"] >= 1 and near["largest_clusters"][0]["kept"].startswith("doc")
+    quality = next(s for s in summary["stages"] if s["name"] == "quality")["stats"]
+    assert any(k.startswith("hist:symbols:") for k in quality)
+    assert any(k.startswith("hist:zh_punct:") for k in quality)
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert "Duplicate clusters: dedup_exact" in report
+    assert "punctuation share" in report and "symbols per word" in report
+
+
+def test_parquet_output_keeps_every_field(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = [
+        {"id": "a", "text": EN[0], "score": 1, "tags": ["x"]},
+        {"id": "b", "text": EN[1], "score": 2.5, "meta": {"k": "v"}},
+        {"id": "c", "text": ZH[0], "flag": True},
+    ]
+    write_jsonl(tmp_path / "in.jsonl", rows)
+    pipeline = write_pipeline(
+        tmp_path, [{"stage": "normalize"}], output="out/kept.parquet", shard_size=2
+    )
+    result = CliRunner().invoke(app, ["run", str(pipeline), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(tmp_path / "out" / "kept.parquet")
+    got = table.to_pylist()
+    assert [r["id"] for r in got] == ["a", "b", "c"]
+    assert table.schema.field("score").type == "double"  # 1 and 2.5: one number column
+    assert got[0]["tags"] == '["x"]' and json.loads(got[1]["meta"]) == {"k": "v"}
+    assert got[2]["flag"] is True and got[0]["flag"] is None
+    assert (tmp_path / "out" / "summary.json").exists()

@@ -50,7 +50,9 @@ class DedupExact:
             key = self._key(record["text"])
             first = self._seen.get(key)
             if first is not None:
-                out.rejected.append(Rejection(record, "exact_dup", f"same text as {first}"))
+                out.rejected.append(
+                    Rejection(record, "exact_dup", f"same text as {first}", duplicate_of=first)
+                )
                 continue
             self._seen[key] = record_ref(record, i)
             out.kept.append(record)
@@ -119,7 +121,11 @@ class DedupNear:
                 m = self._minhash(hashvalues=values, scheme=self._template.scheme)
             similar = self._lsh.query(m)
             if similar:
-                out.rejected.append(Rejection(record, "near_dup", f"similar to {min(similar)}"))
+                first = min(similar)
+                kept = first.rpartition("#")[0] or first  # the index key is "<ref>#<n>"
+                out.rejected.append(
+                    Rejection(record, "near_dup", f"similar to {first}", duplicate_of=kept)
+                )
                 continue
             key = f"{record_ref(record, self._count)}#{self._count}"
             self._count += 1

@@ -160,12 +160,33 @@ def quality_failure(text: str, spec: QualitySpec) -> str | None:
     return None
 
 
-def histogram_keys(text: str) -> tuple[str, str]:
-    """Summary counters for the report: length (powers of two) and digit-share decile."""
+def _decile(share: float) -> str:
+    return f"{min(9, max(0, int(10 * share))) / 10:.1f}"
+
+
+def histogram_keys(text: str) -> tuple[str, ...]:
+    """Summary counters for the report's histograms of the signals the rules read.
+
+    Length (powers of two), digit share and duplicate-line share (deciles) for every
+    text; for English the symbol-per-word ratio, for Chinese the punctuation share.
+    """
     n = len(text)
-    length = f"hist:chars:{1 << max(0, n.bit_length() - 1)}" if n else "hist:chars:0"
-    decile = min(9, int(10 * len(_DIGIT.findall(text)) / max(1, _dense_len(text))))
-    return length, f"hist:digits:{decile / 10:.1f}"
+    dense = max(1, _dense_len(text))
+    keys = [
+        f"hist:chars:{1 << max(0, n.bit_length() - 1)}" if n else "hist:chars:0",
+        f"hist:digits:{_decile(len(_DIGIT.findall(text)) / dense)}",
+    ]
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    if len(lines) >= 2:
+        keys.append(f"hist:dup_lines:{_decile((len(lines) - len(set(lines))) / len(lines))}")
+    if is_chinese(text):
+        keys.append(f"hist:zh_punct:{_decile(10 * len(_ZH_PUNCT.findall(text)) / dense)}")
+    else:
+        words = len(_WORD.findall(text))
+        symbols = text.count("#") + text.count("…") + text.count("...")
+        if words:
+            keys.append(f"hist:symbols:{_decile(10 * symbols / words)}")
+    return tuple(keys)
 
 
 class Quality:
