@@ -42,10 +42,22 @@ ALLOWED: dict[str, frozenset[str]] = {
     # The server assembles everything below it; the CLI sits on top.
     # create_app mounts the apps' routers: the one import from api into apps.
     "api": _BASE
-    | {"storage", "embedding", "chat", "engine", "privacy", "knowledge", "security", "apps"},
+    | {
+        "storage",
+        "embedding",
+        "chat",
+        "engine",
+        "privacy",
+        "knowledge",
+        "security",
+        "apps",
+        "console",
+    },
     # Business apps (support, risk) run on the gateway pipeline like any route.
     "apps": _BASE
     | {"storage", "embedding", "chat", "engine", "privacy", "knowledge", "security", "api"},
+    # The web console renders pages over the gateway's admin logic and the API.
+    "console": _BASE | {"storage", "security", "api"},
     "cli": _BASE
     | {
         "storage",

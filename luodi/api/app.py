@@ -34,6 +34,7 @@ from luodi.apps.support.wiring import install_support
 from luodi.chat import ChatTemplate
 from luodi.config import Settings
 from luodi.config.routing import BackendKind, DeploymentMode
+from luodi.console import install_console
 from luodi.embedding import Embedder
 from luodi.engine.base import Engine, LocalEngine
 from luodi.engine.embeddings import build_embedder
@@ -315,6 +316,7 @@ def create_app(
         )
     )
     app.include_router(build_risk_router(state))
+    install_console(app, state)  # the web console at /console
     return app
 
 

@@ -13,21 +13,30 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from luodi.api.errors import ERROR_KEY, error_response
 from luodi.errors import LuodiError
-from luodi.security import AuditEvent, Decision
+from luodi.security import AuditEvent, Decision, Principal
 from luodi.security.audit.coverage import request_audit
+from luodi.security.console_sessions import CSRF_HEADER, SESSION_COOKIE, ConsoleSessions
 
 if TYPE_CHECKING:
     from luodi.api.state import AppState
 
-__all__ = ["CLIENT_IP_KEY", "PRINCIPAL_KEY", "BodyLimits", "RequestGate"]
+__all__ = [
+    "CLIENT_IP_KEY",
+    "CONSOLE_PUBLIC",
+    "PRINCIPAL_KEY",
+    "SESSION_KEY",
+    "BodyLimits",
+    "RequestGate",
+]
 
 
 PRINCIPAL_KEY = "luodi_principal"
@@ -35,6 +44,12 @@ PRINCIPAL_KEY = "luodi_principal"
 
 CLIENT_IP_KEY = "luodi_client_ip"
 """Where the gate leaves the client's address (``security.trusted_proxies``)."""
+
+SESSION_KEY = "luodi_console_session"
+"""Where the gate leaves a console session's ``SessionInfo`` (cookie sign-in only)."""
+
+CONSOLE_PUBLIC = ("/console/login", "/console/static/")
+"""Console paths that answer before sign-in: the sign-in page and its static files."""
 
 
 _MB = 1024 * 1024
@@ -99,7 +114,7 @@ class RequestGate:
             return
         # X-Forwarded-For counts only from security.trusted_proxies (none by default).
         scope.setdefault("state", {})[CLIENT_IP_KEY] = self._state().gateway.client_address(scope)
-        if path in self._open:
+        if path in self._open or path.startswith(CONSOLE_PUBLIC):
             await self.app(scope, _counted(receive, limit), send)
             return
         if not await self._authenticate(scope, receive, send, headers):
@@ -141,9 +156,12 @@ class RequestGate:
         state = self._state()
         ip = scope["state"][CLIENT_IP_KEY]
         try:
-            principal = await state.gateway.authenticate(headers.get("authorization"), ip)
+            principal = await _principal(state, scope, headers, ip)
         except LuodiError as exc:
             await self._record(scope, exc.status_code, exc.message)  # no principal yet
+            if scope["path"].startswith("/console") and scope["method"] == "GET":
+                await RedirectResponse("/console/login", 303)(scope, receive, send)
+                return False
             response = JSONResponse(
                 exc.to_openai(), status_code=exc.status_code, headers=exc.headers()
             )
@@ -151,6 +169,37 @@ class RequestGate:
             return False
         scope.setdefault("state", {})[PRINCIPAL_KEY] = principal
         return True
+
+
+async def _principal(state: AppState, scope: Scope, headers: dict[str, str], ip: str) -> Principal:
+    """The caller from its ``Authorization`` header, else from a console session cookie.
+
+    A cookie-borne request to the API must echo the session's CSRF token in a header;
+    the console's own forms carry it in their body, checked by the console's routes.
+    """
+    token = _cookie(headers, SESSION_COOKIE)
+    if headers.get("authorization") or token is None:
+        return await state.gateway.authenticate(headers.get("authorization"), ip)
+    gateway = state.gateway
+    principal, session = await ConsoleSessions(gateway.db, gateway.keys).authenticate(
+        token,
+        method=scope["method"],
+        csrf=headers.get(CSRF_HEADER),
+        client_ip=ip,
+        check_csrf=not scope["path"].startswith("/console/"),
+    )
+    scope["state"][SESSION_KEY] = session
+    return principal
+
+
+def _cookie(headers: dict[str, str], name: str) -> str | None:
+    jar = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except CookieError:
+        return None
+    morsel = jar.get(name)
+    return morsel.value if morsel is not None and morsel.value else None
 
 
 def _headers(scope: Scope) -> dict[str, str]:

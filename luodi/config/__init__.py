@@ -18,6 +18,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from luodi.config.console import ConsoleSettings
 from luodi.config.embeddings import EmbeddingSettings
 from luodi.config.engine import EngineSettings
 from luodi.config.knowledge import KnowledgeSettings
@@ -84,6 +85,9 @@ class Settings(BaseSettings):
 
     risk: RiskSettings = Field(default_factory=RiskSettings)
     """Fraud scoring: learners, labelled sets, decision thresholds."""
+
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    """The web console at /console: sessions, password sign-in and lockout."""
 
     @classmethod
     def settings_customise_sources(

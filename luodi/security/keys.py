@@ -239,7 +239,11 @@ class KeyStore:
         Raises:
             AuthenticationError: The cached key has expired.
         """
-        entry = self._cache.get(hash_secret(secret))
+        return self.cached_digest(hash_secret(secret))
+
+    def cached_digest(self, digest: str) -> Principal | None:
+        """``cached`` by the key's stored SHA-256 (console sessions hold only that)."""
+        entry = self._cache.get(digest)
         if entry is None:
             return None
         if entry[0] != self._epoch.read():
@@ -259,7 +263,10 @@ class KeyStore:
         Raises:
             AuthenticationError: Unknown, revoked or expired key, or disabled user.
         """
-        digest = hash_secret(secret)
+        return self.resolve_digest(hash_secret(secret))
+
+    def resolve_digest(self, digest: str) -> Principal:
+        """``resolve`` by the key's stored SHA-256 (console sessions hold only that)."""
         epoch = self._epoch.read()  # read first: a change during the lookup misses next time
         with self._db.session() as session:
             row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.secret_sha256 == digest))

@@ -1,5 +1,6 @@
 """Relational storage: SQLAlchemy engine and sessions, ORM models, shipped migrations."""
 
+from luodi.storage.console import ConsoleSessionRow, UserPasswordRow
 from luodi.storage.database import Database
 from luodi.storage.models import (
     ApiKeyRow,
@@ -22,10 +23,12 @@ __all__ = [
     "AuditPurgeRow",
     "AuditRecordRow",
     "Base",
+    "ConsoleSessionRow",
     "Database",
     "RoleRow",
     "SecurityEpochRow",
     "TenantRow",
     "UserRoleRow",
+    "UserPasswordRow",
     "UserRow",
 ]

@@ -1,0 +1,157 @@
+// The playground: streams a chat through the real /v1/chat/completions.
+// The browser's console session authenticates it (cookie + the page's CSRF token);
+// every text from the model is put in the page with textContent, never as HTML.
+"use strict";
+
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  const form = $("chat-form");
+  const output = $("output");
+  const thinking = $("thinking");
+  const thinkingBox = $("thinking-box");
+  const toolCalls = $("tool-calls");
+  const status = $("status");
+  let controller = null;
+
+  async function loadModels() {
+    const response = await fetch("/v1/models", { credentials: "same-origin" });
+    if (!response.ok) {
+      status.textContent = "HTTP " + response.status;
+      return;
+    }
+    const body = await response.json();
+    const select = $("model");
+    for (const model of body.data) {
+      const option = document.createElement("option");
+      option.value = model.id;
+      option.textContent = model.id;
+      select.appendChild(option);
+    }
+    showCurl();
+  }
+
+  function request() {
+    const messages = [];
+    const system = $("system").value.trim();
+    if (system) messages.push({ role: "system", content: system });
+    messages.push({ role: "user", content: $("message").value });
+    const body = {
+      model: $("model").value,
+      messages: messages,
+      stream: true,
+      temperature: Number($("temperature").value),
+      max_tokens: Number($("max-tokens").value),
+    };
+    if ($("json-mode").checked) body.response_format = { type: "json_object" };
+    return body;
+  }
+
+  function showCurl() {
+    const body = JSON.stringify(request(), null, 2).replace(/'/g, "'\\''");
+    $("curl").textContent =
+      "curl " + window.location.origin + "/v1/chat/completions \\\n" +
+      "  -H 'Authorization: Bearer $LUODI_API_KEY' \\\n" +
+      "  -H 'Content-Type: application/json' \\\n" +
+      "  -d '" + body + "'";
+  }
+
+  // Qwen3-style <think>…</think> in the content goes to the folded "thinking" box.
+  let inThink = false;
+  function addContent(text) {
+    while (text) {
+      const tag = inThink ? "</think>" : "<think>";
+      const at = text.indexOf(tag);
+      const part = at < 0 ? text : text.slice(0, at);
+      if (inThink) {
+        thinkingBox.hidden = false;
+        thinking.textContent += part;
+      } else {
+        output.textContent += part;
+      }
+      if (at < 0) break;
+      inThink = !inThink;
+      text = text.slice(at + tag.length);
+    }
+  }
+
+  function addDelta(delta) {
+    if (delta.reasoning_content) {
+      thinkingBox.hidden = false;
+      thinking.textContent += delta.reasoning_content;
+    }
+    if (delta.content) addContent(delta.content);
+    if (delta.tool_calls) {
+      toolCalls.hidden = false;
+      toolCalls.textContent += JSON.stringify(delta.tool_calls) + "\n";
+    }
+  }
+
+  async function send(event) {
+    event.preventDefault();
+    output.textContent = "";
+    thinking.textContent = "";
+    toolCalls.textContent = "";
+    thinkingBox.hidden = true;
+    toolCalls.hidden = true;
+    inThink = false;
+    showCurl();
+    controller = new AbortController();
+    $("send").disabled = true;
+    $("stop").disabled = false;
+    status.textContent = "…";
+    try {
+      const response = await fetch("/v1/chat/completions", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify(request()),
+        signal: controller.signal,
+      });
+      if (!response.ok) {
+        const error = await response.json().catch(() => ({}));
+        status.textContent = "HTTP " + response.status + ": " +
+          ((error.error && error.error.message) || "");
+        return;
+      }
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const eventText = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          for (const line of eventText.split("\n")) {
+            if (!line.startsWith("data:")) continue;
+            const data = line.slice(5).trim();
+            if (data === "[DONE]") continue;
+            const chunk = JSON.parse(data);
+            if (chunk.error) {
+              status.textContent = chunk.error.message || "error";
+              continue;
+            }
+            for (const choice of chunk.choices || []) addDelta(choice.delta || {});
+          }
+        }
+      }
+      status.textContent = "✓";
+    } catch (error) {
+      status.textContent = error.name === "AbortError" ? "■" : String(error);
+    } finally {
+      $("send").disabled = false;
+      $("stop").disabled = true;
+      controller = null;
+    }
+  }
+
+  form.addEventListener("submit", send);
+  $("stop").addEventListener("click", () => controller && controller.abort());
+  for (const id of ["model", "temperature", "max-tokens", "json-mode", "system", "message"]) {
+    $(id).addEventListener("change", showCurl);
+  }
+  loadModels();
+})();
