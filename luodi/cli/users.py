@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 
 from luodi.cli._operator import run_admin
 from luodi.security.gateway import Gateway
+from luodi.security.passwords import PasswordStore
 from luodi.security.principal import Limits
 
 app = typer.Typer(help="Manage users, their roles, and tenants.", no_args_is_help=True)
@@ -115,6 +117,28 @@ def enable(name: str, config: ConfigOpt = None) -> None:
             lambda gw: gw.directory.set_user_disabled(name, False),
         )
     )
+
+
+@app.command()
+def passwd(
+    name: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin (scripts).")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Set a user's password for the web console's sign-in (asked twice unless piped)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    _run(
+        config,
+        "users.set_password",
+        {"user": name},  # never the password
+        lambda gw: PasswordStore(gw.db).set(name, password),
+    )
+    typer.echo(f"password set for user {name!r}")
 
 
 @app.command("create-tenant")
