@@ -153,7 +153,12 @@ def evaluate(
         async def run() -> list[Classification]:
             async with _recognizer(settings, not no_llm) as recognizer:
                 await asyncio.to_thread(recognizer.model_for, loaded)
-                return [await recognizer.classify(loaded, g.text, use_llm=not no_llm) for g in gold]
+                out = []
+                for n, g in enumerate(gold, start=1):
+                    out.append(await recognizer.classify(loaded, g.text, use_llm=not no_llm))
+                    if n % 50 == 0:
+                        typer.echo(f"... {n}/{len(gold)}", err=True)
+                return out
 
         started = time.perf_counter()
         predicted = asyncio.run(run())

@@ -32,6 +32,7 @@ from luodi.apps.support.sessions import SessionStore, SupportSession
 from luodi.apps.support.webhook import WebhookError, call_webhook
 from luodi.config.support import SupportSettings
 from luodi.embedding import Embedder
+from luodi.errors import NotFoundError
 from luodi.knowledge import KnowledgeService
 from luodi.knowledge.grounding import citations_of, inject_context
 from luodi.knowledge.types import Citation, Hit
@@ -254,7 +255,10 @@ class Conductor:
         if bases and knowledge is not None:
             # The assistant's own knowledge bases: whoever may talk to it reads them
             # through it, as the operator configured (docs/support.md).
-            hits = await asyncio.to_thread(knowledge.search, bases, text, 3)
+            try:
+                hits = await asyncio.to_thread(knowledge.search, bases, text, 3)
+            except NotFoundError as exc:  # a base the file names was dropped: say so in logs
+                log.warning("support/%s: %s", assistant.name, exc.message)
             hits = await asyncio.to_thread(self._relevant, text, hits)
         if not hits:
             return Turn(*shown, "unknown", assistant.out_of_scope.reply.say(lang))

@@ -8,6 +8,7 @@ the judge chooses among the nearest examples' best intents and ``out_of_scope``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,8 +18,11 @@ from luodi.apps.support.classifier import Classification, IntentModel
 from luodi.apps.support.judge import IntentJudge
 from luodi.config.support import SupportSettings
 from luodi.embedding import Embedder
+from luodi.errors import LuodiError
 
 __all__ = ["IntentRecognizer"]
+
+log = logging.getLogger(__name__)
 
 
 class IntentRecognizer:
@@ -68,7 +72,12 @@ class IntentRecognizer:
             for name, _ in ranked
             if name != OUT_OF_SCOPE and (intent := assistant.intent(name)) is not None
         ][: self._settings.llm_candidates]
-        chosen, said = await judge.choose(assistant, candidates, text)
+        try:
+            chosen, said = await judge.choose(assistant, candidates, text)
+        except LuodiError as exc:  # the model is busy or failing: the first layer answers
+            log.warning("intent model failed, nearest examples decide: %s", exc.message)
+            knn.latency_ms = (time.perf_counter() - start) * 1000
+            return knn
         if chosen == knn.intent:
             # Two layers agree: the chance both are wrong is the product of their doubts.
             confidence = 1 - (1 - knn.confidence) * (1 - said)
