@@ -1,20 +1,24 @@
-"""Parallel segments on Ray: the same stage objects, in actors on a Ray cluster.
+"""Parallel segments on Ray Data: the same stage objects, in ``map_batches`` actors.
 
-``RayPool`` is a ``SegmentPool``: each of its ``workers`` actors builds the pipeline's
-stages once and runs one shard's segment per call, so a stage runs on Ray exactly as in
-the local process pool. The runner is unchanged: it still streams shards, runs the dedup
-stages in the driver in input order (their state is the run's, not a worker's) and
-checkpoints after each window, so resume works the same.
+``RayPool`` is a ``SegmentPool``. Each window of shards becomes a Ray dataset with one
+row per shard; ``Dataset.map_batches`` runs a callable class over it on an actor pool of
+``workers`` actors, each of which builds the pipeline's stages once (Ray Data's way to
+hold state per worker), so a stage runs on Ray exactly as in the local process pool.
+Records travel pickled in a binary column: they are free-form dicts, which Arrow would
+force into one schema per block. The runner is unchanged: it still streams shards,
+runs the dedup stages in the driver in input order (their state is the run's, not a
+worker's) and checkpoints after each window, so resume works the same.
 
 Connect to a cluster with ``address`` (``ray://head:10001`` or ``auto``); without one, an
 already initialised Ray is used, else a local one is started. The nodes need luodi and
-its dependencies installed (the same image), since actors import ``luodi.pipeline``.
+its dependencies installed (the same image), since the actors import ``luodi.pipeline``.
 Needs the ``ray`` extra: ``pip install 'luodi[ray]'``.
 """
 
 from __future__ import annotations
 
 import importlib
+import pickle
 from typing import Any
 
 from luodi.errors import ConfigError
@@ -26,18 +30,22 @@ from luodi.pipeline.stage import Batch
 __all__ = ["RayPool", "ray_pool"]
 
 
-class _StageActor:
-    """Holds one copy of the stages; a Ray actor (wrapped with ``ray.remote`` at start)."""
+class _SegmentMapper:
+    """A ``map_batches`` callable class: one copy of the stages per Ray Data actor."""
 
     def __init__(self, spec: PipelineSpec, ctx: StageContext) -> None:
         self.stages = build_stages(spec, ctx)
 
-    def run(self, steps: list[Step], batch: Batch) -> SegmentResult:
-        return run_segment(self.stages, steps, batch)
+    def __call__(self, rows: dict[str, Any]) -> dict[str, Any]:
+        results = []
+        for payload in rows["payload"]:
+            steps, batch = pickle.loads(payload)
+            results.append(pickle.dumps(run_segment(self.stages, steps, batch)))
+        return {"index": rows["index"], "result": results}
 
 
 class RayPool:
-    """``workers`` stage actors behind a ``ray.util.ActorPool`` (results in order)."""
+    """Runs each window's shards through Ray Data on ``workers`` actors (results in order)."""
 
     def __init__(
         self, spec: PipelineSpec, ctx: StageContext, workers: int, address: str | None = None
@@ -45,7 +53,7 @@ class RayPool:
         try:
             # Through importlib: ray is an optional extra, absent where mypy runs in CI.
             ray: Any = importlib.import_module("ray")
-            actor_pool: Any = importlib.import_module("ray.util").ActorPool
+            self._data: Any = importlib.import_module("ray.data")
         except ImportError as exc:
             raise ConfigError(
                 "--executor ray needs the ray extra: pip install 'luodi[ray]'"
@@ -54,19 +62,28 @@ class RayPool:
         self._started = not ray.is_initialized()
         if self._started:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        actor = ray.remote(num_cpus=1)(_StageActor)
-        self._actors = [actor.remote(spec, ctx) for _ in range(workers)]
-        self._pool = actor_pool(self._actors)
+        self._spec, self._ctx, self._workers = spec, ctx, workers
+        context = self._data.DataContext.get_current()
+        context.enable_progress_bars = False  # the runner draws its own, per stage
 
     def map(self, steps: list[Step], batches: list[Batch]) -> list[SegmentResult]:
-        results: list[SegmentResult] = list(
-            self._pool.map(lambda a, b: a.run.remote(steps, b), batches)
+        if not batches:
+            return []
+        rows = [
+            {"index": i, "payload": pickle.dumps((steps, batch))} for i, batch in enumerate(batches)
+        ]
+        dataset = self._data.from_items(rows, override_num_blocks=len(rows))
+        mapped = dataset.map_batches(
+            _SegmentMapper,
+            fn_constructor_args=(self._spec, self._ctx),
+            batch_size=1,
+            concurrency=min(self._workers, len(rows)),
+            num_cpus=1,
         )
-        return results
+        out = sorted(mapped.take_all(), key=lambda row: int(row["index"]))
+        return [pickle.loads(row["result"]) for row in out]
 
     def close(self) -> None:
-        for a in self._actors:
-            self._ray.kill(a)
         if self._started:
             self._ray.shutdown()
 
