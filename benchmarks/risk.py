@@ -20,11 +20,12 @@ and after. Faithfulness: the share of an LLM learner's reasons that cite one of 
 three features the logistic regression's per-feature contributions rank highest.
 
 The LLM learners call a ``luodi serve`` subprocess (auth off, loopback) through its
-gateway: chat for the in-context learner, ``/v1/embeddings`` for the probe, where the
-server serves the chat GGUF itself as its embedding model (mean pooling), so the probe
-reads the LLM's own embeddings. On 2 shared cores they run on stratified subsets
+gateway: chat for the in-context learner, ``/v1/embeddings`` for the probe and the
+in-context retrieval (the bundled MiniLM; ``--llm-embeddings`` serves the chat GGUF as
+the embedding model, mean pooling, so the probe reads the LLM's own embeddings, about
+ten times slower). On 2 shared cores they run on stratified subsets
 (``--probe-cases``, ``--incontext-cases``); the JSON says how many cases each figure
-rests on.
+rests on, and each finished section is written as soon as it is measured.
 
     pip install -c constraints.txt -e '.[bench]'
     python benchmarks/risk.py                  # a few minutes on 2 idle cores
@@ -509,9 +510,11 @@ def fmt(row: dict[str, Any]) -> str:
     )
 
 
-async def run(args: argparse.Namespace, url: str, model: str) -> dict[str, Any]:
+async def run(
+    args: argparse.Namespace, url: str, model: str, save: Any = lambda result: None
+) -> dict[str, Any]:
     chat = HttpChat(url, model, timeout=900)
-    embeddings = HttpEmbeddings(url, model, timeout=900)
+    embeddings = HttpEmbeddings(url, args.embedding_model, timeout=900)
     bench = Bench(Tools(chat=chat, embeddings=CachedEmbeddings(embeddings)), args)
     names = [n for n in ("logreg", "gbdt", "probe", "incontext") if n not in args.skip]
     seed = args.seed
@@ -528,6 +531,7 @@ async def run(args: argparse.Namespace, url: str, model: str) -> dict[str, Any]:
         flush=True,
     )
     result["synthetic"] = await bench.compare(train, test, seed, names)
+    save(result)
 
     # Adaptation: 50 labelled examples of account takeover (25 takeovers, 25 travellers).
     takeovers = generate("account_takeover", 120, seed)
@@ -562,6 +566,7 @@ async def run(args: argparse.Namespace, url: str, model: str) -> dict[str, Any]:
             flush=True,
         )
     result["adaptation"] = adaptation
+    save(result)
 
     # ISLR Default: 50 balanced rows for every learner; all rows for the tabular ones.
     d_train, d_test = islr_default(seed)
@@ -571,6 +576,7 @@ async def run(args: argparse.Namespace, url: str, model: str) -> dict[str, Any]:
         flush=True,
     )
     result["default_50"] = await bench.compare(balanced(d_train, 50, seed), d_test, seed, names)
+    save(result)
     print(f"ISLR Default: tabular learners on all {len(d_train)} training rows", flush=True)
     result["default_all"] = await bench.compare(
         d_train, d_test, seed, [n for n in names if n in {"logreg", "gbdt"}]
@@ -590,6 +596,11 @@ def main() -> None:
         default=None,
         help="chat GGUF to serve (default: the bundled Gemma-3-270M)",
     )
+    parser.add_argument(
+        "--llm-embeddings",
+        action="store_true",
+        help="serve the chat GGUF as the embedding model (mean pooling) instead of MiniLM",
+    )
     parser.add_argument("--probe-cases", type=int, default=60)
     parser.add_argument("--incontext-cases", type=int, default=4)
     parser.add_argument("--faithfulness-cases", type=int, default=3)
@@ -607,19 +618,43 @@ def main() -> None:
         "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
         "LUODI_ENGINE__CACHE_DIR": str(CACHE),
         "LUODI_ENGINE__MODEL": str(gguf),
-        # The probe reads the chat model's own embeddings of the narratives.
-        "LUODI_EMBEDDINGS__MODEL": str(gguf),
-        "LUODI_EMBEDDINGS__POOLING": "mean",
-        "LUODI_EMBEDDINGS__N_THREADS": str(args.threads),
     }
+    if args.llm_embeddings:  # the probe reads the chat model's own embeddings
+        env.update(
+            LUODI_EMBEDDINGS__MODEL=str(gguf),
+            LUODI_EMBEDDINGS__POOLING="mean",
+            LUODI_EMBEDDINGS__N_THREADS=str(args.threads),
+        )
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.perf_counter()
     with ServerProcess(env, ["--threads", str(args.threads)]) as server:
         model = httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"]
-        print(f"server {server.url}, model {model}", flush=True)
-        result = asyncio.run(run(args, server.url, model))
+        # The GGUF embedder is served under the file's stem, MiniLM under its own name.
+        args.embedding_model = model if args.llm_embeddings else "all-minilm-l6-v2"
+        print(f"server {server.url}, model {model}, embeddings {args.embedding_model}", flush=True)
+
+        def save(result: dict[str, Any], complete: bool = False) -> None:
+            write(args, model, args.embedding_model, load_before, started, result, complete)
+
+        result = asyncio.run(run(args, server.url, model, save))
+    save(result, complete=True)
+    print(f"wrote {args.out} in {round(time.perf_counter() - started, 1)} s")
+
+
+def write(
+    args: argparse.Namespace,
+    model: str,
+    embedding_model: str,
+    load_before: list[float],
+    started: float,
+    result: dict[str, Any],
+    complete: bool,
+) -> None:
+    """Write what has been measured so far (a long run leaves its finished sections)."""
     report = {
+        "complete": complete,
         "model": model,
+        "embedding_model": embedding_model,
         "threads": args.threads,
         "seed": args.seed,
         "review_rate": REVIEW,
@@ -637,7 +672,6 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out} in {report['wall_seconds']} s")
 
 
 if __name__ == "__main__":
