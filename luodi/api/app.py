@@ -127,6 +127,12 @@ def _pooled(pool: ModelPool | None, name: str) -> PooledEngine:
         raise ConfigError(f"a llamacpp backend names {exc.message}") from None
 
 
+def _publish_adapters(state: AppState, pool: ModelPool) -> None:
+    """Serve every ``model:adapter`` name of the pool (a routed model keeps its name)."""
+    for served, (entry, adapter) in pool.adapter_names().items():
+        state.engines.setdefault(served, PooledEngine(pool, entry.name, adapter))
+
+
 def _require_pool(pool: ModelPool | None) -> ModelPool:
     if pool is None:
         raise ServiceUnavailableError("this server runs no embedded models (api mode)")
@@ -225,6 +231,8 @@ def create_app(
             embedded.observer = metrics.observer("llamacpp", embedded.info.name)
             pool = await _start_pool(settings, embedded, metrics)
             state.engines.update({n: PooledEngine(pool, e.name) for n, e in pool.names.items()})
+            _publish_adapters(state, pool)
+            pool.on_change(lambda: _publish_adapters(state, _require_pool(pool)))
         if owned and settings.routing.models:
             local, default = pool, embedded.info.name if embedded is not None else ""
             router = Router.from_settings(

@@ -16,16 +16,16 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 __all__ = ["AdapterSettings", "EmbeddedModelSettings", "PoolSettings"]
 
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]*$")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def _check_name(value: str, what: str, pattern: re.Pattern[str] = _MODEL_NAME) -> str:
     if not pattern.match(value):
-        allowed = ". _ / : -" if pattern is _MODEL_NAME else ". _ - (':' joins model and adapter)"
+        allowed = ". _ / -" if pattern is _MODEL_NAME else ". _ -"
         raise ValueError(
             f"{what} {value!r} must start with a letter or digit and hold only letters,"
-            f" digits and {allowed}"
+            f" digits and {allowed} (':' joins a model and its adapter: 'model:adapter')"
         )
     return value
 
@@ -126,3 +126,8 @@ class PoolSettings(BaseModel):
     keep_alive_s: float = Field(default=300.0, ge=0)
     """Seconds an on-demand model stays loaded after its last request (Ollama's default:
     five minutes). 0 unloads it as soon as it is idle."""
+
+    adapter_dir: Path | None = None
+    """Folder that LoRA adapters added at run time (``POST /admin/models/{name}/adapters``)
+    must lie in. None: adding adapters at run time is off (the server reads no file an
+    API caller names); adapters in the configuration load either way."""

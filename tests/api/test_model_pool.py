@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,7 +28,6 @@ from tests.conftest import default_gguf, engine_settings, make_key, served
 
 pytestmark = pytest.mark.model
 
-_users = itertools.count()
 _SIZES: dict[str, Any] = {"n_ctx": 1024, "max_batch_size": 8, "prefix_cache_slots": 4}
 
 
@@ -75,16 +75,15 @@ async def serve_pool(
     *,
     budget_mb: float | None = None,
     keep_alive_s: float = 300.0,
+    adapter_dir: Path | None = None,
 ) -> AsyncIterator[Served]:
-    engine = engine_settings(
-        tmp_path,
-        **_SIZES,
-        models=models,
-        pool=PoolSettings(memory_budget_mb=budget_mb, keep_alive_s=keep_alive_s),
+    pool = PoolSettings(
+        memory_budget_mb=budget_mb, keep_alive_s=keep_alive_s, adapter_dir=adapter_dir
     )
+    engine = engine_settings(tmp_path, **_SIZES, models=models, pool=pool)
     settings = Settings(engine=engine, knowledge=KnowledgeSettings(data_dir=tmp_path / "kb"))
     app = create_app(settings, gateway=gateway)
-    key = make_key(gateway, f"pool-admin-{next(_users)}", ["admin"])
+    key = make_key(gateway, f"pool-admin-{uuid.uuid4().hex[:8]}", ["admin"])
     async with served(app) as url:
         server = Served(url, app, key)
         try:
@@ -216,12 +215,27 @@ async def test_a_load_does_not_stall_another_models_stream(
             assert resp.status_code == 200, resp.text
             load_window.append(time.monotonic())
 
-        await asyncio.gather(stream(), load())
+        async def tick() -> float:
+            """The event loop's worst lag while the load runs."""
+            await under_way.wait()
+            worst = 0.0
+            while len(load_window) < 2:
+                before = time.monotonic()
+                await asyncio.sleep(0.01)
+                worst = max(worst, time.monotonic() - before - 0.01)
+            return worst
+
+        _, _, lag = await asyncio.gather(stream(), load(), tick())
         start, end = load_window
         during = [t for t in arrivals if start <= t <= end]
         gaps = [b - a for a, b in itertools.pairwise(arrivals) if start <= b and a <= end]
-        assert len(during) >= 2, (end - start, len(arrivals))
-        assert max(gaps) < (end - start) / 2, (max(gaps), end - start)
+        # The loop never waits on the load (it runs on the new model's engine thread;
+        # compiling its chat template and the admin audit record are the loop's part)...
+        assert lag < min(1.0, (end - start) / 4), (lag, end - start)
+        # ...and the other model streams on meanwhile. How fast depends on the cores the
+        # load's threads take (two engines on two shared cores here), so only its
+        # progress is asserted; docs/models.md gives measured gaps.
+        assert during, (end - start, gaps)
 
 
 async def test_admin_api_lists_loads_and_unloads(
@@ -244,7 +258,7 @@ async def test_model_admin_needs_its_permission(
     tmp_path: Path, live_gateway: Gateway, model_cache: Path
 ) -> None:
     async with serve_pool(tmp_path, live_gateway, [on_demand("alpha")]) as srv:
-        user_key = make_key(live_gateway, f"pool-user-{next(_users)}", ["developer"])
+        user_key = make_key(live_gateway, f"pool-user-{uuid.uuid4().hex[:8]}", ["developer"])
         headers = {"Authorization": f"Bearer {user_key}"}
         resp = await srv.http.post("/admin/models/alpha/load", headers=headers)
         assert resp.status_code == 403
@@ -265,7 +279,7 @@ async def test_a_routed_model_reaches_an_on_demand_pool_model_by_upstream_model(
         engine=engine, routing=routing, knowledge=KnowledgeSettings(data_dir=tmp_path / "kb")
     )
     app = create_app(settings, gateway=live_gateway)
-    key = make_key(live_gateway, f"pool-admin-{next(_users)}", ["admin"])
+    key = make_key(live_gateway, f"pool-admin-{uuid.uuid4().hex[:8]}", ["admin"])
     async with served(app) as url:
         srv = Served(url, app, key)
         try:
@@ -289,7 +303,10 @@ async def test_a_caller_who_may_not_invoke_a_model_cannot_make_it_load(
 ) -> None:
     async with serve_pool(tmp_path, live_gateway, [on_demand("alpha")]) as srv:
         key = make_key(
-            live_gateway, f"pool-user-{next(_users)}", ["developer"], allowed_models=["other"]
+            live_gateway,
+            f"pool-user-{uuid.uuid4().hex[:8]}",
+            ["developer"],
+            allowed_models=["other"],
         )
         resp = await srv.http.post(
             "/v1/completions",

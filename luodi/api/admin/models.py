@@ -1,7 +1,8 @@
 """The model pool's admin API: list, load and unload embedded models (``luodi model ps``).
 
-``GET /admin/models`` needs ``models:read``; loading and unloading need
-``models:manage``. Each call is authorized and audited through
+``GET /admin/models`` needs ``models:read``; loading, unloading and adding a LoRA
+adapter (``POST /admin/models/{name}/adapters``, from ``engine.pool.adapter_dir``
+only) need ``models:manage``. Each call is authorized and audited through
 ``Gateway.admin_action`` like every other admin route; the pool's own work runs on
 the server's event loop (a load on its engine thread), never in the request's worker.
 """
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request
 
 from luodi.api.gateway import PrincipalDep, client_ip
+from luodi.config.models import AdapterSettings
 from luodi.engine.pool import ModelPool
 from luodi.security import Gateway
 
@@ -79,5 +81,18 @@ def build_models_admin_router(
             return (await target.unload(name)).describe()
 
         return await act(request, actor, "models.unload", "models:manage", {"model": name}, unload)
+
+    @router.post("/admin/models/{name:path}/adapters", status_code=201)
+    async def add_adapter(
+        name: str, body: AdapterSettings, request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        """Load a LoRA adapter into a model while it serves: requests name ``model:adapter``."""
+        target = pool()
+
+        async def add() -> dict[str, Any]:
+            return (await target.add_adapter(name, body)).describe()
+
+        detail = {"model": name, "adapter": body.name, "path": str(body.path), "scale": body.scale}
+        return await act(request, actor, "models.adapters.add", "models:manage", detail, add)
 
     return router

@@ -32,6 +32,9 @@ def _model_card(name: str, info: Any, created: int, engine: Any = None) -> dict[
         # An embedded model of the pool: whether it is in memory, and what it takes there.
         pooled = engine.entry.describe()
         card.update({k: v for k, v in pooled.items() if k != "name"})
+        if engine.adapter is not None:  # the model under one of its LoRA adapters
+            card.update(parent=engine.name, adapter=engine.adapter, aliases=[])
+            del card["adapters"]
         return card
     backends = engine.health().get("backends") if engine is not None else None
     if backends:
@@ -49,7 +52,8 @@ async def list_models(state: StateDep) -> dict[str, Any]:
     cards = [
         _model_card(n, e.info, state.started_at, e)
         for n, e in state.engines.items()
-        if not (isinstance(e, PooledEngine) and n != e.name)  # an alias: listed with its model
+        # An alias is listed with its model, as its field.
+        if not (isinstance(e, PooledEngine) and n != e.served_name)
     ]
     cards += [_embedding_card(n, e, state.started_at) for n, e in state.embedders.items()]
     return {"object": "list", "data": cards}

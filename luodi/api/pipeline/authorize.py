@@ -19,7 +19,10 @@ class Authorize:
         self._gateway = gateway
 
     async def run(self, exchange: Exchange) -> None:
-        self._gateway().authorize(exchange.principal, f"model:{exchange.model}:invoke")
+        # "model:adapter" runs the model under a LoRA adapter, with the model's right (a
+        # colon inside the permission's model segment would split it).
+        model = exchange.model.split(":", 1)[0]
+        self._gateway().authorize(exchange.principal, f"model:{model}:invoke")
         if isinstance(exchange.work, ChatWork):
             for kb in exchange.work.kb:
                 self._gateway().authorize(exchange.principal, f"kb:{kb}:read")

@@ -116,7 +116,11 @@ def build_pool(
         )
 
     def build(entry: PoolEntry) -> LocalEngine:
-        engine = build_embedded(entry.settings, opener=opener)
+        # Adapters added at run time load again with the model.
+        adapters = list(entry.adapters.values())
+        engine = build_embedded(
+            entry.settings.model_copy(update={"adapters": adapters}), opener=opener
+        )
         if observer is not None:
             engine.observer = observer(entry.name)
         return engine

@@ -7,10 +7,11 @@ takes, the budget), ``pool.py`` (``ModelPool``: load, evict, keep-alive) and
 
 from luodi.engine.pool.engine import OnDemand, PooledEngine
 from luodi.engine.pool.memory import MemoryBudget, MemoryEstimate, estimate_memory
-from luodi.engine.pool.pool import EngineBuilder, EngineStarter, ModelPool
+from luodi.engine.pool.pool import AdapterHost, EngineBuilder, EngineStarter, ModelPool
 from luodi.engine.pool.state import ModelState, PoolEntry
 
 __all__ = [
+    "AdapterHost",
     "EngineBuilder",
     "EngineStarter",
     "MemoryBudget",

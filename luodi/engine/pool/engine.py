@@ -9,10 +9,11 @@ as long as the request runs.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
 from luodi.engine.base import LocalEngine
-from luodi.engine.pool.pool import ModelPool
+from luodi.engine.pool.pool import AdapterHost, ModelPool
 from luodi.engine.pool.state import ModelState, PoolEntry
 from luodi.engine.types import (
     GenerationEvent,
@@ -36,11 +37,21 @@ class OnDemand(Protocol):
 
 
 class PooledEngine:
-    """One pooled model behind the Engine protocol; the pool decides when it is resident."""
+    """One pooled model behind the Engine protocol; the pool decides when it is resident.
 
-    def __init__(self, pool: ModelPool, name: str) -> None:
+    With ``adapter``, requests run under that LoRA adapter of the model (served as
+    ``name:adapter``); the model is the same one, loaded once.
+    """
+
+    def __init__(self, pool: ModelPool, name: str, adapter: str | None = None) -> None:
         self.pool = pool
         self.name = name
+        self.adapter = adapter
+
+    @property
+    def served_name(self) -> str:
+        """``name``, or ``name:adapter``."""
+        return self.name if self.adapter is None else f"{self.name}:{self.adapter}"
 
     @property
     def entry(self) -> PoolEntry:
@@ -50,9 +61,10 @@ class PooledEngine:
     def info(self) -> ModelInfo:
         entry = self.entry
         if entry.engine is not None and entry.state is ModelState.LOADED:
-            return entry.engine.info
+            info = entry.engine.info
+            return info if self.adapter is None else replace(info, name=self.served_name)
         return ModelInfo(
-            name=entry.name,
+            name=self.served_name,
             context_length=entry.context_length,
             quantization=entry.quantization,
             size_bytes=entry.memory.weights_bytes,
@@ -87,7 +99,12 @@ class PooledEngine:
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
         """Run ``request`` on the model, loading it first if it was unloaded meanwhile."""
         async with self.pool.using(self.name) as engine:
-            stream = engine.generate(request)
+            if self.adapter is None:
+                stream = engine.generate(request)
+            elif isinstance(engine, AdapterHost):
+                stream = engine.generate(request, adapter=self.adapter)
+            else:
+                raise ServiceUnavailableError(f"model '{self.name}' takes no LoRA adapters")
             try:
                 async for event in stream:
                     yield event

@@ -26,18 +26,25 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
+from luodi.config.models import AdapterSettings
 from luodi.engine.base import LocalEngine
 from luodi.engine.pool.memory import MemoryBudget, format_bytes
 from luodi.engine.pool.state import ModelState, PoolEntry
+from luodi.engine.types import GenerationEvent, GenerationRequest
 from luodi.errors import (
     InsufficientMemoryError,
+    InvalidRequestError,
     LuodiError,
+    ModelLoadError,
     NotFoundError,
+    PermissionDeniedError,
     ServiceUnavailableError,
 )
 
-__all__ = ["EngineBuilder", "EngineStarter", "ModelPool"]
+__all__ = ["AdapterHost", "EngineBuilder", "EngineStarter", "ModelPool"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,20 @@ EngineStarter = Callable[[LocalEngine], Awaitable[None]]
 """Starts a built engine (loads the model, checks its chat template)."""
 
 _REAP_MIN_S, _REAP_MAX_S = 0.05, 5.0
+
+
+@runtime_checkable
+class AdapterHost(Protocol):
+    """An engine that serves LoRA adapters (the embedded llama.cpp engine)."""
+
+    @property
+    def adapters(self) -> dict[str, AdapterSettings]: ...
+
+    async def add_adapter(self, adapter: AdapterSettings) -> None: ...
+
+    def generate(
+        self, request: GenerationRequest, *, adapter: str | None = None
+    ) -> AsyncIterator[GenerationEvent]: ...
 
 
 class ModelPool:
@@ -79,6 +100,7 @@ class ModelPool:
         """Held while a load decides what to evict and claims its memory."""
         self._changed = asyncio.Condition()
         self._reaper: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[], None]] = []
 
     def _add(self, entry: PoolEntry) -> None:
         for name in entry.names:
@@ -113,6 +135,19 @@ class ModelPool:
                 code="model_not_found",
             )
         return entry
+
+    def adapter_names(self) -> dict[str, tuple[PoolEntry, str]]:
+        """``model:adapter`` (for the name and each alias) → the entry and the adapter."""
+        return {
+            f"{name}:{adapter}": (entry, adapter)
+            for entry in self._entries.values()
+            for name in entry.names
+            for adapter in entry.adapters
+        }
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when the names the pool serves change (an adapter added)."""
+        self._listeners.append(listener)
 
     def held_bytes(self) -> int:
         """RAM the loading and loaded models hold, by their estimates."""
@@ -199,6 +234,31 @@ class ModelPool:
             )
         if entry.state is ModelState.LOADED:
             await self._unload(entry)
+        return entry
+
+    async def add_adapter(self, name: str, adapter: AdapterSettings) -> PoolEntry:
+        """Load a LoRA adapter into ``name`` while it serves; it stays with the model.
+
+        The model is loaded first if needed (a bad file is found now, not at its next
+        load) and held while the adapter loads. 400 for a file llama.cpp refuses or a
+        name taken.
+        """
+        entry = self.get(name)
+        if adapter.name in entry.adapters:
+            raise InvalidRequestError(
+                f"model '{entry.name}' already has an adapter '{adapter.name}'", param="name"
+            )
+        adapter = adapter.model_copy(update={"path": _inside_adapter_dir(entry, adapter.path)})
+        async with self.using(name) as engine:
+            if not isinstance(engine, AdapterHost):
+                raise InvalidRequestError(f"model '{entry.name}' takes no LoRA adapters")
+            try:
+                await engine.add_adapter(adapter)
+            except ModelLoadError as exc:  # the caller's file, not the server, is wrong
+                raise InvalidRequestError(exc.message, param="path") from exc
+        entry.adapters[adapter.name] = adapter
+        for listener in self._listeners:
+            listener()
         return entry
 
     async def wait_for(self, name: str, state: ModelState) -> None:
@@ -326,6 +386,26 @@ class ModelPool:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+
+
+def _inside_adapter_dir(entry: PoolEntry, path: Path) -> Path:
+    """``path`` (relative to ``engine.pool.adapter_dir``) if it lies inside that folder."""
+    folder = entry.settings.pool.adapter_dir
+    if folder is None:
+        raise PermissionDeniedError(
+            "adding LoRA adapters at run time is off: set engine.pool.adapter_dir to the"
+            " folder they may be loaded from",
+            code="adapters_disabled",
+        )
+    root = folder.expanduser().resolve()
+    resolved = (root / path).resolve()
+    if not resolved.is_relative_to(root):
+        raise InvalidRequestError(
+            f"adapter path {str(path)!r} is outside engine.pool.adapter_dir", param="path"
+        )
+    if not resolved.is_file():
+        raise InvalidRequestError(f"no adapter file {str(path)!r} in {root}", param="path")
+    return resolved
 
 
 def _clear_task(entry: PoolEntry) -> None:

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from luodi.config.engine import EngineSettings
+from luodi.config.models import AdapterSettings
 from luodi.engine.base import LocalEngine
 from luodi.engine.pool.memory import MemoryEstimate
 
@@ -51,6 +52,13 @@ class PoolEntry:
     last_error: str | None = None
     task: asyncio.Task[None] | None = None
     """The load or unload under way, which later callers await instead of repeating."""
+    adapters: dict[str, AdapterSettings] = field(default_factory=dict)
+    """LoRA adapters by name: configured ones and those added at run time, all loaded
+    with the model each time it loads."""
+
+    def __post_init__(self) -> None:
+        if not self.adapters:
+            self.adapters = {a.name: a for a in self.settings.adapters}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -86,5 +94,6 @@ class PoolEntry:
             "in_flight": self.in_flight,
             "loads": self.loads,
             "memory": self.memory.to_json(),
+            "adapters": [{"name": a.name, "scale": a.scale} for a in self.adapters.values()],
             "last_error": self.last_error,
         }
