@@ -486,6 +486,11 @@ class Bench:
             probs, verdicts, ms = await score(learner, cases, self.tools)
             rows[name] = {"fit_seconds": fit_s, **figures(cases, probs, ms)}
             print(f"  {name:<10} {fmt(rows[name])}", flush=True)
+            if name in {"logreg", "gbdt"}:  # on the LLM learners' subsets, like for like
+                for other in ("probe", "incontext"):
+                    few = self.subset(other, test, seed)
+                    p, _, ms = await score(learner, few, self.tools)
+                    rows[name][f"on_{other}_subset"] = figures(few, p, ms)
             if name in {"incontext", "probe"} and reference is not None:
                 few = stratified(
                     cases, self.args.faithfulness_cases, seed + 1, self.args.faithfulness_cases // 2
