@@ -62,7 +62,7 @@ def _when(us: int | None) -> str:
 
 def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
     """The signed-in pages, to include under ``/console``."""
-    router = APIRouter(dependencies=[Depends(check_csrf)])
+    router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 
     async def act(
         request: Request,

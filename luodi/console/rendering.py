@@ -45,7 +45,7 @@ _NAV = (
 def language(request: Request) -> str:
     """``?lang=``, else the cookie, else the browser's first choice, else English."""
     for candidate in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
-        if candidate in LANGUAGES:
+        if candidate is not None and candidate in LANGUAGES:
             return candidate
     accept = request.headers.get("accept-language", "")
     return "zh" if accept.lower().startswith("zh") else "en"

@@ -55,7 +55,7 @@ class _AttemptWindow:
 
 def build_signin_router(state: AppState, pages: Pages, settings: ConsoleSettings) -> APIRouter:
     """``/console/login`` (GET, POST) and ``/console/logout`` (POST)."""
-    router = APIRouter()
+    router = APIRouter(include_in_schema=False)
     window = _AttemptWindow(settings.sign_in_per_minute)
     ttl_s = settings.session_ttl_minutes * 60.0
 
