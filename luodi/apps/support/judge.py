@@ -19,6 +19,7 @@ from typing import Any
 from luodi.api.pipeline.route import ChatRenderer
 from luodi.apps.support.assistant import OUT_OF_SCOPE, Assistant, Intent
 from luodi.engine.base import Engine
+from luodi.engine.pool import OnDemand
 from luodi.engine.types import ChatPrompt, PromptRequest, SamplingParams
 from luodi.errors import EngineError
 
@@ -53,6 +54,8 @@ async def generate_text(
     options: dict[str, Any] | None = None,
 ) -> tuple[str, float]:
     """Run one chat on ``engine`` to the end: its text and the sum of its token logprobs."""
+    if isinstance(engine, OnDemand):  # a pooled model unloaded while idle
+        await engine.ensure_loaded()
     options = options or {}
     renderer = ChatRenderer(messages, options)
     request = PromptRequest(

@@ -22,6 +22,7 @@ from luodi.apps.support.webhook import WebhookError, call_webhook
 from luodi.config import Settings
 from luodi.embedding import Embedder
 from luodi.engine.base import Engine, LocalEngine
+from luodi.engine.pool import OnDemand, PooledEngine
 from luodi.engine.types import SamplingParams
 from luodi.errors import LuodiError, NotFoundError, ServiceUnavailableError
 from luodi.knowledge.grounding import inject_context
@@ -60,9 +61,9 @@ class SupportService:
     def _embedder(self) -> Embedder | None:
         return next(iter(self._state.embedders.values()), None)
 
-    def base_engine(self, assistant: Assistant) -> tuple[str, Engine]:
+    def pick_engine(self, assistant: Assistant) -> tuple[str, Engine]:
         """The model that answers and classifies for ``assistant``: its ``model``, or the
-        first embedded engine the server runs."""
+        first embedded model the server runs (its own engine or the pool's)."""
         engines = self._state.engines
         if assistant.model is not None:
             engine = engines.get(assistant.model)
@@ -72,13 +73,21 @@ class SupportService:
                 )
             return assistant.model, engine
         for name, engine in engines.items():
-            if isinstance(engine, LocalEngine):
+            pooled = isinstance(engine, PooledEngine) and engine.adapter is None
+            if pooled or isinstance(engine, LocalEngine):
                 return name, engine
         raise ServiceUnavailableError(f"{assistant.model_name}: no embedded model is served")
 
+    async def base_engine(self, assistant: Assistant) -> tuple[str, Engine]:
+        """``pick_engine``'s model, loaded (a pooled model may have been unloaded)."""
+        name, engine = self.pick_engine(assistant)
+        if isinstance(engine, OnDemand):
+            await engine.ensure_loaded()
+        return name, engine
+
     def _judge(self, assistant: Assistant) -> IntentJudge | None:
         try:
-            name, engine = self.base_engine(assistant)
+            name, engine = self.pick_engine(assistant)
         except ServiceUnavailableError:
             return None
         return IntentJudge(engine, name)
@@ -144,7 +153,7 @@ class SupportService:
         if judge is None:
             return
         await judge.choose(assistant, assistant.intents[:1], "你好")
-        name, engine = self.base_engine(assistant)
+        name, engine = await self.base_engine(assistant)
         passage = Hit("warm", "warm", "faq", 0, "…", 0.0)
         messages = inject_context(
             [{"role": "system", "content": assistant.persona}, {"role": "user", "content": "你好"}],

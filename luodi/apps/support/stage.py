@@ -62,7 +62,7 @@ class Assist:
         if turn.reply is not None:
             exchange.engine = ScriptedReply(exchange.model, turn.reply)
             return
-        _, base = support.base_engine(assistant)
+        _, base = await support.base_engine(assistant)
         work.messages = turn.messages
         if work.params.max_tokens is None:
             work.params.max_tokens = assistant.max_answer_tokens
