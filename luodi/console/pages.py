@@ -92,6 +92,22 @@ def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
     async def playground(request: Request) -> Response:
         return pages.render(request, "playground.html")
 
+    def script_page(request: Request, template: str, right: str) -> Response:
+        """A page whose script calls the API itself; refused as the API would refuse it."""
+        try:
+            state.gateway.authorize(_actor(request), right)
+        except LuodiError as exc:
+            return pages.error(request, exc)
+        return pages.render(request, template)
+
+    @router.get("/privacy")
+    async def privacy(request: Request) -> Response:
+        return script_page(request, "privacy.html", "pii:use")
+
+    @router.get("/dashboard")
+    async def dashboard(request: Request) -> Response:
+        return script_page(request, "dashboard.html", "metrics:read")
+
     # -- users -----------------------------------------------------------------
 
     async def users_page(request: Request, *, status: int = 200, **extra: Any) -> Response:

@@ -14,7 +14,7 @@ from luodi.console.i18n import LANG_COOKIE, LANGUAGES, translator
 from luodi.errors import LuodiError
 from luodi.security import Principal
 from luodi.security.console_sessions import SessionInfo
-from luodi.security.rbac import grants_in_some_tenant
+from luodi.security.rbac import grants, grants_in_some_tenant
 
 __all__ = ["SECURITY_HEADERS", "Pages", "language", "principal_of", "session_of"]
 
@@ -39,6 +39,8 @@ _NAV = (
     ("users", "/console/users", "users:manage"),
     ("keys", "/console/keys", "keys:manage"),
     ("audit", "/console/audit", "audit:read"),
+    ("privacy", "/console/privacy", "pii:use"),
+    ("dashboard", "/console/dashboard", "metrics:read"),
 )
 
 
@@ -66,6 +68,11 @@ def session_of(request: Request) -> SessionInfo | None:
 def may_see(principal: Principal, right: str | None) -> bool:
     """True when the menu shows a page needing ``right`` to this principal."""
     return right is None or grants_in_some_tenant(principal.permissions, right)
+
+
+def may(principal: Principal | None, right: str) -> bool:
+    """True when ``right`` is granted outright (a button shown only to those who may)."""
+    return principal is not None and grants(principal.permissions, right)
 
 
 class Pages:
@@ -97,6 +104,7 @@ class Pages:
             principal=principal,
             csrf=session.csrf if session is not None else "",
             nav=nav,
+            may=lambda right: may(principal, right),
             path=request.url.path,
             **context,
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import expect
 
 from luodi.security.passwords import PasswordStore
 from tests.conftest import make_key
@@ -207,3 +208,47 @@ async def test_password_sign_in_locks_out_and_signs_out(console: Console, browse
     assert "locked" in (await page.text_content("#error") or "")
     await console.shot(page, "login-locked")
     await context.close()
+
+
+async def test_the_privacy_tester_masks_through_the_live_policy(
+    console: Console, browser: Any
+) -> None:
+    page = await console.sign_in(browser, console.admin_key)
+    await page.click("#nav-privacy")
+    await page.fill("#pii-text", "Call Zhang Wei at 13812345678 or mail zhang.wei@example.com")
+    await page.click("#mask")
+    # (wait_for_function would evaluate a string: the page's CSP forbids eval, rightly)
+    await expect(page.locator("#status")).to_have_text("✓", timeout=60_000)
+    masked = await page.text_content("#masked") or ""
+    assert "13812345678" not in masked and "zhang.wei@example.com" not in masked
+    assert await page.locator("#findings tbody tr").count() >= 2
+    await page.click("#reload")  # admin holds privacy:manage
+    await expect(page.locator("#status")).to_contain_text(":", timeout=30_000)
+    await console.shot(page, "privacy")
+    await page.context.close()
+
+
+async def test_the_dashboard_reads_the_servers_metrics(console: Console, browser: Any) -> None:
+    monitor = make_key(console.gateway, "console-monitor", ["monitor"])
+    page = await console.sign_in(browser, monitor)
+    assert await page.locator("#nav-dashboard").count() == 1
+    assert await page.locator("#nav-privacy").count() == 0  # monitor may not use pii
+    await page.click("#nav-dashboard")
+    # Two polls (2 s apart) give the first rates; the gauges are numbers then.
+    await expect(page.locator("#value-queue")).not_to_have_text("–", timeout=20_000)
+    assert float(await page.text_content("#value-queue") or "x") >= 0
+    chat = {
+        "model": console.model,
+        "messages": [{"role": "user", "content": "Name three rivers."}],
+        "max_tokens": 32,
+    }
+    async with httpx.AsyncClient(base_url=console.url, timeout=120) as client:
+        headers = {"Authorization": f"Bearer {console.admin_key}"}
+        answered = await client.post("/v1/chat/completions", json=chat, headers=headers)
+    assert answered.status_code == 200
+    # The next poll after the chat shows the tokens it generated, as a rate.
+    await expect(page.locator("#value-throughput")).not_to_have_text("0.00", timeout=20_000)
+    await console.shot(page, "dashboard")
+    response = await page.goto(f"{console.url}/console/privacy")
+    assert response is not None and response.status == 403
+    await page.context.close()
