@@ -100,6 +100,11 @@ def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
             return pages.error(request, exc)
         return pages.render(request, template)
 
+    @router.get("/knowledge")
+    async def knowledge(request: Request) -> Response:
+        # The list is the caller's to read (each collection's ACL decides): any user.
+        return pages.render(request, "knowledge.html")
+
     @router.get("/privacy")
     async def privacy(request: Request) -> Response:
         return script_page(request, "privacy.html", "pii:use")

@@ -39,6 +39,7 @@ _NAV = (
     ("users", "/console/users", "users:manage"),
     ("keys", "/console/keys", "keys:manage"),
     ("audit", "/console/audit", "audit:read"),
+    ("knowledge", "/console/knowledge", None),
     ("privacy", "/console/privacy", "pii:use"),
     ("dashboard", "/console/dashboard", "metrics:read"),
 )

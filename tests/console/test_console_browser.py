@@ -252,3 +252,31 @@ async def test_the_dashboard_reads_the_servers_metrics(console: Console, browser
     response = await page.goto(f"{console.url}/console/privacy")
     assert response is not None and response.status == 403
     await page.context.close()
+
+
+async def test_upload_a_document_and_find_it_in_search(console: Console, browser: Any) -> None:
+    page = await console.sign_in(browser, console.admin_key)
+    await page.click("#nav-knowledge")
+    await page.fill("#kb-name", "console-kb")
+    await page.click("#create-kb button[type=submit]")
+    await expect(page.locator("#kb")).to_have_value("console-kb", timeout=30_000)
+    text = (
+        "# Opening hours\n\nThe Pudong branch opens at nine and closes at five.\n\n"
+        "# Parking\n\nVisitors park in the basement garage beside the lift.\n"
+    )
+    await page.set_input_files(
+        "#files",
+        files=[{"name": "branch.md", "mimeType": "text/markdown", "buffer": text.encode()}],
+    )
+    await expect(page.locator("#documents tbody tr")).to_have_count(1, timeout=60_000)
+    assert await page.locator("#documents td", has_text="branch.md").count() == 1
+    assert await page.get_attribute("#progress", "value") == "100"
+    await page.fill("#query", "where can visitors park the car?")
+    await page.click("#search")
+    first = page.locator("#hits tbody tr").first
+    await expect(first).to_contain_text("garage", timeout=30_000)
+    assert float(await first.locator("td").first.text_content() or "x") > 0
+    await console.shot(page, "knowledge")
+    await page.locator("#documents button.danger").click()
+    await expect(page.locator("#documents tbody tr")).to_have_count(0, timeout=30_000)
+    await page.context.close()
