@@ -277,6 +277,21 @@ async def test_upload_a_document_and_find_it_in_search(console: Console, browser
     await expect(first).to_contain_text("garage", timeout=30_000)
     assert float(await first.locator("td").first.text_content() or "x") > 0
     await console.shot(page, "knowledge")
+
+    # The playground grounds a chat in it: the citations link to the document.
+    await page.click("#nav-playground")
+    await page.wait_for_selector('#kbs option[value="console-kb"]', state="attached")
+    await page.select_option("#kbs", "console-kb")
+    await page.fill("#message", "Where do visitors park?")
+    await page.fill("#max-tokens", "24")
+    await page.click("#send")
+    citation = page.locator("#citations li a").first
+    await expect(citation).to_contain_text("branch.md", timeout=180_000)
+    assert "/v1/knowledge/console-kb/documents/" in (await citation.get_attribute("href") or "")
+    await console.shot(page, "playground-citations")
+
+    await page.click("#nav-knowledge")
+    await expect(page.locator("#documents tbody tr")).to_have_count(1, timeout=30_000)
     await page.locator("#documents button.danger").click()
     await expect(page.locator("#documents tbody tr")).to_have_count(0, timeout=30_000)
     await page.context.close()

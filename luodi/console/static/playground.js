@@ -29,6 +29,34 @@
       select.appendChild(option);
     }
     showCurl();
+    // Knowledge bases the caller may read (none, or no embedding model: no choice).
+    const kbs = await fetch("/v1/knowledge", { credentials: "same-origin" });
+    if (kbs.ok) {
+      for (const collection of (await kbs.json()).data) {
+        const option = document.createElement("option");
+        option.value = collection.name;
+        option.textContent = collection.name;
+        $("kbs").appendChild(option);
+      }
+    }
+  }
+
+  function showCitations(citations) {
+    const list = $("citations");
+    list.hidden = citations.length === 0;
+    for (const citation of citations) {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = "/v1/knowledge/" + encodeURIComponent(citation.collection) + "/documents/" +
+        encodeURIComponent(citation.document_id);
+      link.textContent = "[" + citation.index + "] " + citation.document +
+        " (" + citation.collection + ", " + citation.score.toFixed(3) + ")";
+      const snippet = document.createElement("blockquote");
+      snippet.textContent = citation.snippet;
+      item.appendChild(link);
+      item.appendChild(snippet);
+      list.appendChild(item);
+    }
   }
 
   function request() {
@@ -44,6 +72,8 @@
       max_tokens: Number($("max-tokens").value),
     };
     if ($("json-mode").checked) body.response_format = { type: "json_object" };
+    const kb = Array.from($("kbs").selectedOptions, (option) => option.value);
+    if (kb.length) body.kb = kb;
     return body;
   }
 
@@ -94,6 +124,8 @@
     toolCalls.textContent = "";
     thinkingBox.hidden = true;
     toolCalls.hidden = true;
+    $("citations").textContent = "";
+    $("citations").hidden = true;
     inThink = false;
     showCurl();
     controller = new AbortController();
@@ -135,6 +167,7 @@
               continue;
             }
             for (const choice of chunk.choices || []) addDelta(choice.delta || {});
+            if (chunk.citations) showCitations(chunk.citations);
           }
         }
       }
@@ -150,7 +183,7 @@
 
   form.addEventListener("submit", send);
   $("stop").addEventListener("click", () => controller && controller.abort());
-  for (const id of ["model", "temperature", "max-tokens", "json-mode", "system", "message"]) {
+  for (const id of ["model", "temperature", "max-tokens", "json-mode", "kbs", "system", "message"]) {
     $(id).addEventListener("change", showCurl);
   }
   loadModels();
