@@ -107,6 +107,15 @@ _EN: dict[str, str] = {
     "score": "Score",
     "document": "Document",
     "passage": "Passage",
+    "roles_tenants": "Roles and tenants",
+    "description": "Description",
+    "builtin": "Built-in",
+    "permissions": "Permissions",
+    "limits": "Limits (rpm / tpm / tpd)",
+    "pii_policy": "PII policy",
+    "record": "Audit record",
+    "field": "Field",
+    "value": "Value",
     "none": "none",
 }
 
@@ -208,6 +217,15 @@ _ZH: dict[str, str] = {
     "score": "得分",
     "document": "文档",
     "passage": "段落",
+    "roles_tenants": "角色与租户",
+    "description": "描述",
+    "builtin": "内置",
+    "permissions": "权限",
+    "limits": "限额（每分钟请求 / 每分钟 token / 每日 token）",
+    "pii_policy": "个人信息策略",
+    "record": "审计记录",
+    "field": "字段",
+    "value": "值",
     "none": "无",
 }
 

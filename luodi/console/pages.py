@@ -19,7 +19,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from luodi.api.state import AppState
 from luodi.console.rendering import SECURITY_HEADERS, Pages, principal_of, session_of
-from luodi.errors import AuthenticationError, InvalidRequestError, LuodiError, PermissionDeniedError
+from luodi.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    LuodiError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from luodi.security import AuditFilter, Principal
 from luodi.security.console_sessions import CSRF_HEADER, SAFE_METHODS
 
@@ -154,6 +160,16 @@ def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
             return pages.error(request, exc)
         return RedirectResponse("/console/users", status_code=303)
 
+    @router.get("/roles")
+    async def roles(request: Request) -> Response:
+        admin = state.gateway.admin
+        try:
+            found = await act(request, "roles.list", "users:manage", {}, admin.list_roles)
+            tenants = await act(request, "tenants.list", "users:manage", {}, admin.list_tenants)
+        except LuodiError as exc:
+            return pages.error(request, exc)
+        return pages.render(request, "roles.html", roles=found, tenants=tenants)
+
     # -- keys ------------------------------------------------------------------
 
     async def keys_page(request: Request, created: dict[str, Any] | None = None) -> Response:
@@ -269,6 +285,24 @@ def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
             return await audit_page(request, user, tenant, after_seq)
         except LuodiError as exc:
             return pages.error(request, exc)
+
+    @router.get("/audit/{seq}")
+    async def audit_record(seq: int, request: Request) -> Response:
+        admin = state.gateway.admin
+        flt = AuditFilter(after_seq=seq - 1)
+        try:
+            found = await act(
+                request,
+                "audit.query",
+                "audit:read",
+                {"after_seq": seq - 1, "limit": 1},
+                lambda a: admin.query_audit(a, flt, limit=1),
+            )
+            if not found or found[0]["seq"] != seq:
+                raise NotFoundError(f"no audit record {seq} you may read")
+        except LuodiError as exc:
+            return pages.error(request, exc)
+        return pages.render(request, "audit_record.html", record=found[0])
 
     @router.post("/audit/verify")
     async def verify(request: Request) -> Response:

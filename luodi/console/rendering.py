@@ -37,6 +37,7 @@ SECURITY_HEADERS = {
 _NAV = (
     ("playground", "/console/playground", None),
     ("users", "/console/users", "users:manage"),
+    ("roles", "/console/roles", "users:manage"),
     ("keys", "/console/keys", "keys:manage"),
     ("audit", "/console/audit", "audit:read"),
     ("knowledge", "/console/knowledge", None),

@@ -115,6 +115,13 @@ async def test_the_audit_page_verifies_the_chain(console: Console, browser: Any)
     users = await page.locator("#audit tbody tr td:nth-child(3)").all_text_contents()
     assert users and set(users) == {"console-admin"}
     await console.shot(page, "audit")
+    await page.locator("#audit tbody a").first.click()  # one record's every field
+    assert re.search(r"/console/audit/\d+$", page.url)
+    assert await page.locator("#record th", has_text="hash").count() >= 1
+    await page.click("#nav-roles")
+    assert await page.locator("#roles td", has_text="auditor").count() == 1
+    assert await page.locator("#tenants td", has_text="default").count() >= 1
+    await console.shot(page, "roles")
     await page.context.close()
 
 
@@ -136,7 +143,7 @@ async def test_a_non_admin_sees_no_admin_pages_and_is_refused(
 ) -> None:
     key = make_key(console.gateway, "console-dev", ["developer"])
     page = await console.sign_in(browser, key)
-    for name in ("users", "keys", "audit"):
+    for name in ("users", "roles", "keys", "audit"):
         assert await page.locator(f"#nav-{name}").count() == 0
     assert await page.locator("#nav-playground").count() == 1
     response = await page.goto(f"{console.url}/console/users")
