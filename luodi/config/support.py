@@ -23,7 +23,7 @@ class SupportSettings(BaseModel):
     knn_neighbours: int = Field(default=3, ge=1, le=50)
     """Nearest examples per intent averaged into its similarity score."""
 
-    embedding_weight: float = Field(default=0.5, ge=0, le=1)
+    embedding_weight: float = Field(default=0.4, ge=0, le=1)
     """Share of the embedding similarity in the fused score (the rest is lexical)."""
 
     accept_confidence: float = Field(default=0.55, ge=0, le=1)
