@@ -16,7 +16,7 @@ from luodi.security import AuditFilter, Gateway
 
 ROLES = {
     # Mints keys, and holds what the analysts it serves hold.
-    "keymaster": ["keys:manage", "model:*:invoke", "kb:*:read", "pii:use"],
+    "keymaster": ["keys:manage", "model:*:invoke", "kb:*:read", "pii:use", "risk:*:score"],
     "useradmin": ["users:manage"],
     "acme-admin": [
         "users:manage:acme",
@@ -24,6 +24,7 @@ ROLES = {
         "model:*:invoke",
         "kb:*:read",
         "pii:use",
+        "risk:*:score",
     ],
     "acme-auditor": ["audit:read:acme"],
 }
