@@ -225,6 +225,9 @@ def main() -> None:
         with ServerProcess(env) as server:
             asyncio.run(seed(server.url, key))
             results["unanswerable"] = asyncio.run(unanswerable(server.url, key))
+            print(
+                f"unanswerable: {results['unanswerable']['refusal_rate']:.0%} refused", flush=True
+            )
             for users in args.users:
                 started = time.perf_counter()
                 samples = asyncio.run(level(server.url, key, users, args.rounds))
@@ -232,6 +235,7 @@ def main() -> None:
                     "seconds": round(time.perf_counter() - started, 1),
                     "turns": {k: {**s.summary(), "paths": s.paths} for k, s in samples.items()},
                 }
+                print(f"{users} users: {json.dumps(results[str(users)])}", flush=True)
         stand_in.should_exit = True
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
