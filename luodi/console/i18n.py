@@ -116,6 +116,8 @@ _EN: dict[str, str] = {
     "record": "Audit record",
     "field": "Field",
     "value": "Value",
+    "json_schema": "JSON schema (empty: any JSON object)",
+    "as_python": "The request in Python (openai)",
     "none": "none",
 }
 
@@ -226,6 +228,8 @@ _ZH: dict[str, str] = {
     "record": "审计记录",
     "field": "字段",
     "value": "值",
+    "json_schema": "JSON Schema（留空：任意 JSON 对象）",
+    "as_python": "等价的 Python 代码（openai）",
     "none": "无",
 }
 

@@ -16,11 +16,12 @@ import time
 from collections import deque
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from luodi.api.state import AppState
 from luodi.config.console import ConsoleSettings
+from luodi.console.pages import check_csrf
 from luodi.console.rendering import Pages, principal_of, session_of
 from luodi.errors import LuodiError
 from luodi.security import AuditEvent, Decision, Principal
@@ -175,7 +176,7 @@ def build_signin_router(state: AppState, pages: Pages, settings: ConsoleSettings
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
         return response
 
-    @router.post("/logout")
+    @router.post("/logout", dependencies=[Depends(check_csrf)])
     async def logout(request: Request) -> Response:
         token = request.cookies.get(SESSION_COOKIE)
         if token is not None and session_of(request) is not None:

@@ -7,6 +7,7 @@ the pages it visits (``LUODI_TEST_ARTIFACTS``, else a pytest temp dir).
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from typing import Any
@@ -62,7 +63,19 @@ async def test_sign_in_with_a_key_and_stream_a_chat(console: Console, browser: A
     growing = [n for n in lengths if n > 0]
     assert len(growing) >= 3, f"the answer did not arrive in pieces: {lengths}"
     assert "curl" in (await page.text_content("#curl") or "")
+    python = await page.text_content("#python") or ""
+    assert "from openai import OpenAI" in python and "max_tokens=48" in python
     await console.shot(page, "playground")
+
+    # JSON-schema mode: the schema goes out as response_format, enforced while sampling.
+    await page.check("#json-mode")
+    schema = '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}'
+    await page.fill("#schema", schema)
+    await page.fill("#message", "Which city is the capital of France?")
+    await page.click("#send")
+    await expect(page.locator("#status")).to_have_text("✓", timeout=180_000)
+    assert '"json_schema"' in (await page.text_content("#curl") or "")
+    assert "city" in json.loads(await page.text_content("#output") or "")
     await page.context.close()
 
 

@@ -71,19 +71,73 @@
       temperature: Number($("temperature").value),
       max_tokens: Number($("max-tokens").value),
     };
-    if ($("json-mode").checked) body.response_format = { type: "json_object" };
+    if ($("top-p").value !== "") body.top_p = Number($("top-p").value);
+    if ($("seed").value !== "") body.seed = Number($("seed").value);
+    const stop = $("stop-words").value.split(",").map((w) => w.trim()).filter((w) => w);
+    if (stop.length) body.stop = stop;
+    if ($("json-mode").checked) {
+      // With a schema: enforced while sampling (json_schema); without: any JSON object.
+      const schema = $("schema").value.trim();
+      body.response_format = schema
+        ? { type: "json_schema", json_schema: { name: "console", schema: JSON.parse(schema) } }
+        : { type: "json_object" };
+    }
     const kb = Array.from($("kbs").selectedOptions, (option) => option.value);
     if (kb.length) body.kb = kb;
     return body;
   }
 
   function showCurl() {
-    const body = JSON.stringify(request(), null, 2).replace(/'/g, "'\\''");
+    let request_;
+    try {
+      request_ = request();
+    } catch (error) {  // a schema that is not JSON yet
+      $("curl").textContent = $("python").textContent = String(error);
+      return;
+    }
+    showPython(request_);
+    const body = JSON.stringify(request_, null, 2).replace(/'/g, "'\\''");
     $("curl").textContent =
       "curl " + window.location.origin + "/v1/chat/completions \\\n" +
       "  -H 'Authorization: Bearer $LUODI_API_KEY' \\\n" +
       "  -H 'Content-Type: application/json' \\\n" +
       "  -d '" + body + "'";
+  }
+
+  function showPython(body) {
+    const extra = {};
+    for (const [key, value] of Object.entries(body)) {
+      if (!["model", "messages", "stream"].includes(key)) extra[key] = value;
+    }
+    // A Python literal of a JSON value (strings keep JSON's escapes, valid in Python too).
+    const py = (value) => {
+      if (value === null) return "None";
+      if (typeof value === "boolean") return value ? "True" : "False";
+      if (Array.isArray(value)) return "[" + value.map(py).join(", ") + "]";
+      if (typeof value === "object") {
+        return "{" + Object.entries(value).map(([k, v]) => JSON.stringify(k) + ": " + py(v))
+          .join(", ") + "}";
+      }
+      return JSON.stringify(value);
+    };
+    const lines = [
+      "from openai import OpenAI",
+      "",
+      'client = OpenAI(base_url="' + window.location.origin + '/v1", api_key="$LUODI_API_KEY")',
+      "stream = client.chat.completions.create(",
+      "    model=" + JSON.stringify(body.model) + ",",
+      "    messages=" + py(body.messages) + ",",
+      "    stream=True,",
+    ];
+    const known = ["temperature", "max_tokens", "top_p", "seed", "stop", "response_format"];
+    const rest = {};
+    for (const [key, value] of Object.entries(extra)) {
+      if (known.includes(key)) lines.push("    " + key + "=" + py(value) + ",");
+      else rest[key] = value;
+    }
+    if (Object.keys(rest).length) lines.push("    extra_body=" + py(rest) + ",");
+    lines.push(")", "for chunk in stream:", '    print(chunk.choices[0].delta.content or "", end="")');
+    $("python").textContent = lines.join("\n");
   }
 
   // Qwen3-style <think>…</think> in the content goes to the folded "thinking" box.
@@ -183,7 +237,10 @@
 
   form.addEventListener("submit", send);
   $("stop").addEventListener("click", () => controller && controller.abort());
-  for (const id of ["model", "temperature", "max-tokens", "json-mode", "kbs", "system", "message"]) {
+  $("json-mode").addEventListener("change", () => { $("schema-box").hidden = !$("json-mode").checked; });
+  const watched = ["model", "temperature", "max-tokens", "top-p", "seed", "stop-words", "json-mode",
+    "schema", "kbs", "system", "message"];
+  for (const id of watched) {
     $(id).addEventListener("change", showCurl);
   }
   loadModels();
