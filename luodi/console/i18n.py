@@ -118,6 +118,9 @@ _EN: dict[str, str] = {
     "value": "Value",
     "json_schema": "JSON schema (empty: any JSON object)",
     "as_python": "The request in Python (openai)",
+    "allowed_models": "Allowed models (comma-separated, empty: any)",
+    "enable": "Enable",
+    "disable": "Disable",
     "none": "none",
 }
 
@@ -230,6 +233,9 @@ _ZH: dict[str, str] = {
     "value": "值",
     "json_schema": "JSON Schema（留空：任意 JSON 对象）",
     "as_python": "等价的 Python 代码（openai）",
+    "allowed_models": "允许的模型（逗号分隔，留空：全部）",
+    "enable": "启用",
+    "disable": "停用",
     "none": "无",
 }
 

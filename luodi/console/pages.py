@@ -26,7 +26,7 @@ from luodi.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from luodi.security import AuditFilter, Principal
+from luodi.security import AuditFilter, Limits, Principal
 from luodi.security.console_sessions import CSRF_HEADER, SAFE_METHODS
 
 __all__ = ["build_pages_router"]
@@ -58,6 +58,16 @@ def _actor(request: Request) -> Principal:
     if principal is None:  # the gate authenticates every non-public console path
         raise AuthenticationError("sign in first")
     return principal
+
+
+def _count(text: str, field: str) -> int | None:
+    """A form's optional positive whole number (empty: no limit of its own)."""
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise InvalidRequestError(f"{field} must be a positive whole number", param=field)
+    return int(text)
 
 
 def _when(us: int | None) -> str:
@@ -170,6 +180,23 @@ def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
             return pages.error(request, exc)
         return pages.render(request, "roles.html", roles=found, tenants=tenants)
 
+    @router.post("/users/{name:path}/{change}")
+    async def set_disabled(
+        name: str, change: Literal["disable", "enable"], request: Request
+    ) -> Response:
+        admin = state.gateway.admin
+        try:
+            await act(
+                request,
+                f"users.{change}",
+                "users:manage",
+                {"user": name},
+                lambda a: admin.set_user_disabled(a, name, change == "disable"),
+            )
+        except LuodiError as exc:
+            return pages.error(request, exc)
+        return RedirectResponse("/console/users", status_code=303)
+
     # -- keys ------------------------------------------------------------------
 
     async def keys_page(request: Request, created: dict[str, Any] | None = None) -> Response:
@@ -202,6 +229,10 @@ def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
         name: Annotated[str, Form()] = "",
         expires_days: Annotated[str, Form()] = "",
         priority: Annotated[int, Form()] = 1,
+        rpm: Annotated[str, Form()] = "",
+        tpm: Annotated[str, Form()] = "",
+        tpd: Annotated[str, Form()] = "",
+        allowed_models: Annotated[str, Form()] = "",
     ) -> Response:
         admin = state.gateway.admin
         try:
@@ -211,14 +242,29 @@ def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
                     raise InvalidRequestError("expiry must be a whole number of days")
                 expires_us = int(datetime.now(tz=UTC).timestamp()) + int(expires_days) * 86400
                 expires_us *= 1_000_000
-            detail = {"user": user, "name": name, "priority": priority, "expires_us": expires_us}
+            limits = Limits(_count(rpm, "rpm"), _count(tpm, "tpm"), _count(tpd, "tpd"))
+            models = [m.strip() for m in allowed_models.split(",") if m.strip()] or None
+            detail = {
+                "user": user,
+                "name": name,
+                "priority": priority,
+                "expires_us": expires_us,
+                "limits": asdict(limits),
+                "allowed_models": models,
+            }
             created = await act(
                 request,
                 "keys.create",
                 "keys:manage",
                 detail,
                 lambda a: admin.create_key(
-                    a, user.strip(), name=name, expires_us=expires_us, priority=priority
+                    a,
+                    user.strip(),
+                    name=name,
+                    expires_us=expires_us,
+                    priority=priority,
+                    limits=limits,
+                    allowed_models=models,
                 ),
             )
             return await keys_page(request, {"key": created.secret, **asdict(created.info)})
