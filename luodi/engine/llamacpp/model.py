@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import llama_cpp
 import numpy as np
@@ -313,10 +313,7 @@ class LlamaModel:
                 f"llama.cpp could not load the LoRA adapter {path}: not a LoRA GGUF"
                 " (adapter.type=lora), or made for another architecture or tensor shapes"
             )
-        return adapter
-
-    def free_adapter(self, adapter: llama_cpp.llama_adapter_lora_p) -> None:
-        llama_cpp.llama_adapter_lora_free(adapter)
+        return cast(llama_cpp.llama_adapter_lora_p, adapter)
 
     def set_adapters(self, adapters: list[tuple[llama_cpp.llama_adapter_lora_p, float]]) -> None:
         """Apply exactly ``adapters`` (with their scales) to the next decodes; [] clears them.
@@ -326,8 +323,10 @@ class LlamaModel:
         applied costs nothing (llama.cpp compares first).
         """
         n = len(adapters)
-        handles = (llama_cpp.llama_adapter_lora_p_ctypes * max(1, n))(*(a for a, _ in adapters))
+        handles: Any = (llama_cpp.llama_adapter_lora_p_ctypes * max(1, n))()
         scales = (ctypes.c_float * max(1, n))(*(s for _, s in adapters))
+        for i, (handle, _) in enumerate(adapters):
+            handles[i] = handle
         rc = llama_cpp.llama_set_adapters_lora(self._ctx, handles, n, scales)
         if rc != 0:
             raise ModelLoadError(f"llama.cpp refused to apply {n} LoRA adapter(s) (code {rc})")

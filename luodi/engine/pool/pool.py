@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -196,7 +197,7 @@ class ModelPool:
                 return entry.engine
             if entry.task is None:
                 entry.task = asyncio.get_running_loop().create_task(self._load(entry))
-                entry.task.add_done_callback(lambda _, e=entry: _clear_task(e))
+                entry.task.add_done_callback(functools.partial(_clear_task, entry))
             # Shielded: one waiter hanging up must not cancel the load the others await.
             await asyncio.shield(entry.task)
 
@@ -374,7 +375,7 @@ class ModelPool:
                     continue
                 if expires <= 0:
                     entry.task = asyncio.get_running_loop().create_task(self._unload(entry))
-                    entry.task.add_done_callback(lambda _, e=entry: _clear_task(e))
+                    entry.task.add_done_callback(functools.partial(_clear_task, entry))
                 else:
                     waits.append(expires)
             delay = max(_REAP_MIN_S, min([_REAP_MAX_S, *waits]))
@@ -408,5 +409,5 @@ def _inside_adapter_dir(entry: PoolEntry, path: Path) -> Path:
     return resolved
 
 
-def _clear_task(entry: PoolEntry) -> None:
+def _clear_task(entry: PoolEntry, _done: asyncio.Task[None]) -> None:
     entry.task = None
