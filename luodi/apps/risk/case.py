@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -40,7 +41,7 @@ class Event(BaseModel):
     ts: datetime
     """When it happened (ISO-8601; a time without a zone is read as UTC)."""
     type: str = Field(min_length=1)
-    amount: float = 0.0
+    amount: float = Field(default=0.0, allow_inf_nan=False)
     currency: str | None = None
     channel: str | None = None
     device: str | None = None
@@ -71,6 +72,9 @@ class Case(BaseModel):
                     f"feature name {name!r} is empty, uses the reserved 'events.' prefix "
                     "or contains brackets or newlines"
                 )
+            number = value[name]
+            if isinstance(number, float) and not math.isfinite(number):
+                raise ValueError(f"feature {name!r} is {number}: numbers must be finite")
         return value
 
     def canonical(self) -> str:

@@ -83,6 +83,8 @@ def _label(value: Any, where: str) -> int:
 def _as_case(row: dict[str, Any], index: int, id_column: str, label: str | None) -> dict[str, Any]:
     if "features" in row and isinstance(row["features"], dict):
         case = dict(row)  # already in the contract's shape (JSON input)
+        if label is None:
+            case.pop("label", None)  # a labelled file may be scored too
     else:
         features = {
             k: v

@@ -60,3 +60,16 @@ def test_the_inputs_hash_ignores_key_order() -> None:
     [a] = parse_cases([raw])
     [b] = parse_cases([reordered])
     assert inputs_sha256(a) == inputs_sha256(b)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_numbers_are_refused(bad: float) -> None:
+    case = card_testing_case()
+    case["features"]["account_age_days"] = bad
+    with pytest.raises(InvalidRequestError):
+        parse_cases([case])
+    case = card_testing_case()
+    case["events"][0]["amount"] = bad
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_cases([case])
+    assert caught.value.param == "cases[0].events[0].amount"
