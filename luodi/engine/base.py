@@ -14,7 +14,7 @@ from luodi.engine.types import (
     TemplateMetadata,
 )
 
-__all__ = ["Engine", "LocalEngine", "TemplatedEngine", "TextEngine"]
+__all__ = ["AdaptedEngine", "Engine", "LocalEngine", "TemplatedEngine", "TextEngine"]
 
 
 @runtime_checkable
@@ -56,6 +56,17 @@ class TextEngine(Engine, Protocol):
     def tokenize(self, text: str, *, add_special: bool = True) -> list[int]: ...
 
     def detokenize(self, tokens: list[int]) -> str: ...
+
+
+@runtime_checkable
+class AdaptedEngine(Protocol):
+    """A model served under one of its LoRA adapters (``<model>:<adapter>``).
+
+    Access is the model's: RBAC and key allowlists see the name without the adapter.
+    """
+
+    @property
+    def adapter(self) -> str | None: ...
 
 
 @runtime_checkable

@@ -67,11 +67,28 @@ SCOPED_RESOURCES = frozenset({"audit", "keys", "users"})
 _WILDCARDS = frozenset("*?[")
 
 
-def _normalize(pattern: str) -> str:
-    parts = pattern.split(":")
+_NAMED_RESOURCES = frozenset({"model", "kb", "risk"})
+"""Resources whose middle segment is a name, which may itself hold colons (``qwen3:14b``)."""
+
+
+def segments(permission: str) -> list[str]:
+    """``model:qwen3:14b:invoke`` → ``["model", "qwen3:14b", "invoke"]``.
+
+    The first and last segments of a named resource are its kind and action; what lies
+    between is the name, colons and all (Ollama names models ``qwen3:14b``).
+    """
+    parts = permission.split(":")
+    if parts[0] in _NAMED_RESOURCES and len(parts) > 3:
+        return [parts[0], ":".join(parts[1:-1]), parts[-1]]
+    return parts
+
+
+def _parts(pattern: str) -> list[str]:
+    """A pattern's segments, a tenant-scoped right without a tenant meaning every one."""
+    parts = segments(pattern)
     if len(parts) == 2 and parts[0] in SCOPED_RESOURCES:
-        return pattern + ":*"
-    return pattern
+        return [*parts, "*"]
+    return parts
 
 
 def validate_permission(pattern: str) -> str:
@@ -82,7 +99,7 @@ def validate_permission(pattern: str) -> str:
     """
     if pattern == "*":
         return pattern
-    parts = pattern.split(":")
+    parts = segments(pattern)
     shape = _SHAPES.get(parts[0])
     if shape is None or len(parts) not in shape[0] or not all(parts):
         raise InvalidRequestError(
@@ -105,11 +122,11 @@ def grants(patterns: Iterable[str], permission: str) -> bool:
 
     ``audit:read`` asks for every tenant's records; ``audit:read:acme`` for acme's.
     """
-    wanted = _normalize(permission).split(":")
+    wanted = _parts(permission)
     for pattern in patterns:
         if pattern == "*":
             return True
-        parts = _normalize(pattern).split(":")
+        parts = _parts(pattern)
         if len(parts) == len(wanted) and all(
             _segment_covers(p, w) if _WILDCARDS & set(w) else fnmatchcase(w, p)
             for w, p in zip(wanted, parts, strict=True)
@@ -136,9 +153,9 @@ def covers(patterns: Iterable[str], wanted: str) -> bool:
         return True
     if wanted == "*":
         return False
-    parts = _normalize(wanted).split(":")
+    parts = _parts(wanted)
     for pattern in held:
-        have = _normalize(pattern).split(":")
+        have = _parts(pattern)
         if len(have) == len(parts) and all(
             _segment_covers(h, w) for h, w in zip(have, parts, strict=True)
         ):
@@ -159,7 +176,7 @@ def grants_in_some_tenant(patterns: Iterable[str], right: str) -> bool:
         return True
     resource, _, action = right.partition(":")
     for pattern in held:
-        parts = _normalize(pattern).split(":")
+        parts = _parts(pattern)
         if len(parts) == 3 and fnmatchcase(resource, parts[0]) and fnmatchcase(action, parts[1]):
             return True
     return False
@@ -196,7 +213,7 @@ def authorize(principal: Principal, permission: str) -> None:
         raise PermissionDeniedError(
             f"key {principal.key_id} (user {principal.user!r}) lacks permission {permission!r}"
         )
-    parts = permission.split(":")
+    parts = segments(permission)
     if parts[0] == "model" and len(parts) == 3 and not model_allowed(principal, parts[1]):
         raise PermissionDeniedError(
             f"key {principal.key_id} is not allowed to use model {parts[1]!r} "

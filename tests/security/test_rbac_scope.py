@@ -75,3 +75,32 @@ async def test_tenant_names_cannot_hold_pattern_characters(
 ) -> None:
     with pytest.raises(InvalidRequestError, match="may not contain"):
         sqlite_gateway.directory.create_tenant(name)
+
+
+@pytest.mark.parametrize(
+    ("patterns", "permission", "granted"),
+    [
+        (["model:qwen3:14b:invoke"], "model:qwen3:14b:invoke", True),
+        (["model:*:invoke"], "model:qwen3:14b:invoke", True),
+        (["model:qwen3*:invoke"], "model:qwen3:14b:invoke", True),
+        # A model named with a colon (Ollama's qwen3:14b) is its own name, not qwen3's.
+        (["model:qwen3:invoke"], "model:qwen3:14b:invoke", False),
+        (["model:qwen3:14b:invoke"], "model:qwen3:32b:invoke", False),
+        (["model:qwen3:14b:invoke"], "model:qwen3:invoke", False),
+    ],
+)
+def test_model_names_may_hold_colons(patterns: list[str], permission: str, granted: bool) -> None:
+    assert grants(patterns, permission) is granted
+    assert validate_permission(permission) == permission
+
+
+async def test_a_key_allowlist_sees_the_whole_colon_name(gateway: Gateway) -> None:
+    from luodi.errors import PermissionDeniedError
+    from luodi.security.rbac import authorize
+    from tests.conftest import make_key
+
+    key = make_key(gateway, "colon-user", ["developer"], allowed_models=["qwen3:14b"])
+    principal = await gateway.authenticate(f"Bearer {key}", "127.0.0.1")
+    authorize(principal, "model:qwen3:14b:invoke")
+    with pytest.raises(PermissionDeniedError, match="qwen3:32b"):
+        authorize(principal, "model:qwen3:32b:invoke")

@@ -5,9 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from luodi.api.pipeline.exchange import ChatWork, Exchange
+from luodi.engine.base import AdaptedEngine
 from luodi.security import Gateway
 
-__all__ = ["Authorize"]
+__all__ = ["Authorize", "rbac_name"]
+
+
+def rbac_name(exchange: Exchange) -> str:
+    """The name access is checked under: the one the client sent, less a LoRA adapter.
+
+    ``qwen3:14b`` (a model whose name holds a colon) is checked as ``qwen3:14b``;
+    ``qwen3:legal``, served as the ``legal`` adapter of ``qwen3``, as ``qwen3``.
+    """
+    engine = exchange.engine
+    adapter = engine.adapter if isinstance(engine, AdaptedEngine) else None
+    suffix = f":{adapter}"
+    if adapter and exchange.model.endswith(suffix):
+        return exchange.model[: -len(suffix)]
+    return exchange.model
 
 
 class Authorize:
@@ -19,10 +34,7 @@ class Authorize:
         self._gateway = gateway
 
     async def run(self, exchange: Exchange) -> None:
-        # "model:adapter" runs the model under a LoRA adapter, with the model's right (a
-        # colon inside the permission's model segment would split it).
-        model = exchange.model.split(":", 1)[0]
-        self._gateway().authorize(exchange.principal, f"model:{model}:invoke")
+        self._gateway().authorize(exchange.principal, f"model:{rbac_name(exchange)}:invoke")
         if isinstance(exchange.work, ChatWork):
             for kb in exchange.work.kb:
                 self._gateway().authorize(exchange.principal, f"kb:{kb}:read")
