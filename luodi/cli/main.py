@@ -123,7 +123,9 @@ def _register_subcommands() -> None:
     app.add_typer(users.app, name="users", help="Users and tenants (departments).")
     app.add_typer(roles.app, name="roles", help="Built-in and custom roles.")
     app.add_typer(audit.app, name="audit", help="Query, export, verify and purge the audit log.")
-    app.add_typer(model.app, name="model", help="Inspect, quantize, fine-tune, encrypt models.")
+    app.add_typer(
+        model.app, name="model", help="Inspect, quantize, fine-tune, encrypt; ps|load|unload."
+    )
     app.add_typer(pii.app, name="pii", help="Scan and redact personal data in files.")
     app.add_typer(kb.app, name="kb", help="Knowledge bases: create, ingest, search, sync, erase.")
     app.add_typer(pipeline.app, name="pipeline", help="Clean, dedup and filter JSONL datasets.")

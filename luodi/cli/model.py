@@ -25,6 +25,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from luodi.cli.model_runtime import register as register_runtime
 from luodi.errors import ConfigError, LuodiError
 from luodi.security.crypto import KeySource, decrypt_file, encrypt_file, is_encrypted_file
 
@@ -309,3 +310,6 @@ def finetune(
         f" {result.train_tokens_per_second:.0f} tokens/s, peak RSS {_size(result.peak_rss_bytes)}"
     )
     typer.echo(f"wrote {result.out} ({_size(result.output_bytes)})")
+
+
+register_runtime(app)  # ps, load, unload: the running server's model pool
