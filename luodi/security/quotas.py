@@ -110,6 +110,7 @@ class Limiter:
         hold = max(tokens + reserve, 1)
         checks: list[WindowCheck] = []
         labels: list[tuple[str, float]] = []
+        token_windows: list[tuple[str, int]] = []
         for scope, name, limits in self._scopes(principal):
             table = (
                 ("requests", _MINUTE, limits.requests_per_minute, 1, 1),
@@ -120,20 +121,23 @@ class Limiter:
                 if limit is None:
                     continue
                 start = int(now // window.period_s)
-                checks.append(
-                    WindowCheck(
-                        key=f"{scope}:{name}:{kind}:{window.label}:{start}",
-                        limit=limit,
-                        need=need,
-                        charge=charge,
-                        ttl_s=window.period_s + 60,
-                    )
+                check = WindowCheck(
+                    key=f"{scope}:{name}:{kind}:{window.label}:{start}",
+                    limit=limit,
+                    need=need,
+                    charge=charge,
+                    ttl_s=window.period_s + 60,
                 )
+                checks.append(check)
+                if kind == "tokens":
+                    token_windows.append((check.key, check.ttl_s))
                 retry_after = (start + 1) * window.period_s - now
                 labels.append(
                     (f"{scope} {name!r}: {kind} per {window.label} ({limit})", retry_after)
                 )
-        windows = tuple((c.key, c.ttl_s) for c in checks if c.charge)
+        # Only token budgets are settled: the request counters keep their one per request
+        # (settling them too let unused max_tokens hand requests back).
+        windows = tuple(token_windows)
         if not checks:
             return Reservation(hold, windows)
         failed = await self._store.acquire(checks)

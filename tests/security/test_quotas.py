@@ -211,3 +211,22 @@ async def test_a_request_that_overran_its_reservation_is_charged_in_full() -> No
     await limiter.settle(first, tokens=95)  # no max_tokens: the answer came on top
     with pytest.raises(RateLimitError, match="tokens per day"):
         await limiter.admit(principal, tokens=10)
+
+
+async def test_settling_tokens_never_hands_requests_back() -> None:
+    # A request that reserved max_tokens 1000 and used 10 once gave 990 requests back.
+    limiter, _ = make_limiter()
+    principal = make_principal(key_requests_per_minute=2, key_tokens_per_minute=10_000)
+    first = await limiter.admit(principal, tokens=10, reserve=1000)
+    await limiter.settle(first, tokens=20)
+    await limiter.admit(principal, tokens=10)
+    with pytest.raises(RateLimitError, match="requests per minute"):
+        await limiter.admit(principal, tokens=10)
+
+
+async def test_settling_an_overrun_does_not_spend_requests() -> None:
+    limiter, _ = make_limiter()
+    principal = make_principal(key_requests_per_minute=3, key_tokens_per_minute=10_000)
+    first = await limiter.admit(principal, tokens=10)
+    await limiter.settle(first, tokens=500)
+    assert await admitted(limiter, principal, 5) == 2  # 3 a minute, whatever the tokens
