@@ -28,7 +28,7 @@ __all__ = [
     "RoleRow",
     "SecurityEpochRow",
     "TenantRow",
-    "UserRoleRow",
     "UserPasswordRow",
+    "UserRoleRow",
     "UserRow",
 ]
