@@ -128,7 +128,10 @@ def _pooled(pool: ModelPool | None, name: str) -> PooledEngine:
 
 
 def _publish_adapters(state: AppState, pool: ModelPool) -> None:
-    """Serve every ``model:adapter`` name of the pool (a routed model keeps its name)."""
+    """Serve every name, alias and ``model:adapter`` name of the pool, models registered
+    at run time included (a routed model keeps its name)."""
+    for name, entry in pool.names.items():
+        state.engines.setdefault(name, PooledEngine(pool, entry.name))
     for served, (entry, adapter) in pool.adapter_names().items():
         state.engines.setdefault(served, PooledEngine(pool, entry.name, adapter))
 

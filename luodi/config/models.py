@@ -131,3 +131,8 @@ class PoolSettings(BaseModel):
     """Folder that LoRA adapters added at run time (``POST /admin/models/{name}/adapters``)
     must lie in. None: adding adapters at run time is off (the server reads no file an
     API caller names); adapters in the configuration load either way."""
+
+    model_dir: Path | None = None
+    """Folder that models registered at run time (``POST /admin/models``: a new version,
+    a fine-tuned file) must lie in. None: registering models at run time is off; models
+    in the configuration load either way."""

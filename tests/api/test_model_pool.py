@@ -76,9 +76,13 @@ async def serve_pool(
     budget_mb: float | None = None,
     keep_alive_s: float = 300.0,
     adapter_dir: Path | None = None,
+    model_dir: Path | None = None,
 ) -> AsyncIterator[Served]:
     pool = PoolSettings(
-        memory_budget_mb=budget_mb, keep_alive_s=keep_alive_s, adapter_dir=adapter_dir
+        memory_budget_mb=budget_mb,
+        keep_alive_s=keep_alive_s,
+        adapter_dir=adapter_dir,
+        model_dir=model_dir,
     )
     engine = engine_settings(tmp_path, **_SIZES, models=models, pool=pool)
     settings = Settings(engine=engine, knowledge=KnowledgeSettings(data_dir=tmp_path / "kb"))

@@ -1,6 +1,7 @@
 """The model pool's admin API: list, load and unload embedded models (``luodi model ps``).
 
-``GET /admin/models`` needs ``models:read``; loading, unloading and adding a LoRA
+``GET /admin/models`` needs ``models:read``; loading, unloading, registering a model
+(``POST /admin/models``, from ``engine.pool.model_dir`` only) and adding a LoRA
 adapter (``POST /admin/models/{name}/adapters``, from ``engine.pool.adapter_dir``
 only) need ``models:manage``. Each call is authorized and audited through
 ``Gateway.admin_action`` like every other admin route; the pool's own work runs on
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request
 
 from luodi.api.gateway import PrincipalDep, client_ip
-from luodi.config.models import AdapterSettings
+from luodi.config.models import AdapterSettings, EmbeddedModelSettings
 from luodi.engine.pool import ModelPool
 from luodi.security import Gateway
 
@@ -81,6 +82,22 @@ def build_models_admin_router(
             return (await target.unload(name)).describe()
 
         return await act(request, actor, "models.unload", "models:manage", {"model": name}, unload)
+
+    @router.post("/admin/models", status_code=201)
+    async def register_model(
+        body: EmbeddedModelSettings, request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        """Serve one more GGUF (a new version, a fine-tuned file) without a restart.
+
+        Its file must lie in ``engine.pool.model_dir``; it loads on its first request.
+        """
+        target = pool()
+
+        async def register() -> dict[str, Any]:
+            return (await target.register(body)).describe()
+
+        detail = {"model": body.name, "path": str(body.path), "aliases": body.aliases}
+        return await act(request, actor, "models.register", "models:manage", detail, register)
 
     @router.post("/admin/models/{name:path}/adapters", status_code=201)
     async def add_adapter(

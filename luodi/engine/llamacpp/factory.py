@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from luodi.config.engine import EngineSettings
+from luodi.config.models import EmbeddedModelSettings
 from luodi.engine.base import LocalEngine
 from luodi.engine.llamacpp.default_model import DEFAULT_MODEL_NAME, resolve_model_path
 from luodi.engine.llamacpp.engine import LlamaCppEngine, ModelOpener
@@ -91,21 +92,23 @@ def build_pool(
     keep = settings.pool.keep_alive_s
     entries = [_entry(default_name, settings, opener, pinned=True, keep_alive_s=keep)]
     entries[0].engine = default
+
+    def describe(model: EmbeddedModelSettings) -> PoolEntry:
+        return _entry(
+            model.name,
+            settings.for_model(model),
+            opener,
+            aliases=tuple(model.aliases),
+            pinned=model.pinned,
+            keep_alive_s=keep if model.keep_alive_s is None else model.keep_alive_s,
+        )
+
     for model in settings.models:
         if default_name in (model.name, *model.aliases):
             raise ConfigError(
                 f"engine.models '{model.name}': the name '{default_name}' is the default model's"
             )
-        entries.append(
-            _entry(
-                model.name,
-                settings.for_model(model),
-                opener,
-                aliases=tuple(model.aliases),
-                pinned=model.pinned,
-                keep_alive_s=keep if model.keep_alive_s is None else model.keep_alive_s,
-            )
-        )
+        entries.append(describe(model))
     budget = MemoryBudget.of(settings.pool.memory_budget_mb)
     pinned = sum(e.memory.total_bytes for e in entries if e.pinned)
     if pinned > budget.capacity_bytes:
@@ -125,4 +128,4 @@ def build_pool(
             engine.observer = observer(entry.name)
         return engine
 
-    return ModelPool(entries, budget, build=build, start=start)
+    return ModelPool(entries, budget, build=build, start=start, describe=describe)

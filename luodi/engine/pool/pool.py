@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from luodi.config.models import AdapterSettings
+from luodi.config.models import AdapterSettings, EmbeddedModelSettings
 from luodi.engine.base import LocalEngine
 from luodi.engine.pool.memory import MemoryBudget, format_bytes
 from luodi.engine.pool.state import ModelState, PoolEntry
@@ -45,7 +45,7 @@ from luodi.errors import (
     ServiceUnavailableError,
 )
 
-__all__ = ["AdapterHost", "EngineBuilder", "EngineStarter", "ModelPool"]
+__all__ = ["AdapterHost", "EngineBuilder", "EngineStarter", "EntryMaker", "ModelPool"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ EngineBuilder = Callable[[PoolEntry], LocalEngine]
 """Builds (does not start) the engine of an entry."""
 
 EngineStarter = Callable[[LocalEngine], Awaitable[None]]
+EntryMaker = Callable[[EmbeddedModelSettings], PoolEntry]
+"""Sizes a model registered at run time from its GGUF header (blocking: run it off-loop)."""
 """Starts a built engine (loads the model, checks its chat template)."""
 
 _REAP_MIN_S, _REAP_MAX_S = 0.05, 5.0
@@ -89,10 +91,12 @@ class ModelPool:
         *,
         build: EngineBuilder,
         start: EngineStarter,
+        describe: EntryMaker | None = None,
     ) -> None:
         self.budget = budget
         self._build = build
         self._start = start
+        self._describe = describe
         self._entries: dict[str, PoolEntry] = {}
         self._names: dict[str, PoolEntry] = {}
         for entry in entries:
@@ -262,6 +266,34 @@ class ModelPool:
             listener()
         return entry
 
+    async def register(self, model: EmbeddedModelSettings) -> PoolEntry:
+        """Add a model while serving (a new version, a fine-tuned file); unloaded until asked.
+
+        Its file must lie in ``engine.pool.model_dir``; its header is read now (off the
+        event loop), so a file that is not a GGUF is refused here, not at its first
+        request. 400 for a name or alias already served.
+        """
+        if self._describe is None:
+            raise InvalidRequestError("this server's model pool takes no new models")
+        taken = sorted(n for n in (model.name, *model.aliases) if n in self._names)
+        if taken:
+            raise InvalidRequestError(
+                f"the name {taken[0]!r} is already served by the model pool", param="name"
+            )
+        folder = next(iter(self._entries.values())).settings.pool.model_dir
+        path = _inside(folder, model.path, "model", "model_dir", code="models_disabled")
+        try:
+            entry = await asyncio.to_thread(self._describe, model.model_copy(update={"path": path}))
+        except (OSError, ValueError, LuodiError) as exc:
+            reason = exc.message if isinstance(exc, LuodiError) else str(exc)
+            raise InvalidRequestError(f"cannot read {path.name}: {reason}", param="path") from exc
+        if any(n in self._names for n in entry.names):  # registered meanwhile
+            raise InvalidRequestError(f"the name {model.name!r} is already served", param="name")
+        self._add(entry)
+        for listener in self._listeners:
+            listener()
+        return entry
+
     async def wait_for(self, name: str, state: ModelState) -> None:
         """Return once ``name`` is in ``state`` (tests and the admin API await this)."""
         entry = self.get(name)
@@ -392,20 +424,28 @@ class ModelPool:
 def _inside_adapter_dir(entry: PoolEntry, path: Path) -> Path:
     """``path`` (relative to ``engine.pool.adapter_dir``) if it lies inside that folder."""
     folder = entry.settings.pool.adapter_dir
+    return _inside(folder, path, "adapter", "adapter_dir", code="adapters_disabled")
+
+
+def _inside(folder: Path | None, path: Path | None, kind: str, knob: str, *, code: str) -> Path:
+    """``path`` (relative to ``folder``) if it is a file inside it; the server reads no
+    other file an API caller names."""
     if folder is None:
         raise PermissionDeniedError(
-            "adding LoRA adapters at run time is off: set engine.pool.adapter_dir to the"
-            " folder they may be loaded from",
-            code="adapters_disabled",
+            f"adding {kind}s at run time is off: set engine.pool.{knob} to the folder they"
+            " may be loaded from",
+            code=code,
         )
+    if path is None:
+        raise InvalidRequestError(f"name the {kind} file in 'path'", param="path")
     root = folder.expanduser().resolve()
     resolved = (root / path).resolve()
     if not resolved.is_relative_to(root):
         raise InvalidRequestError(
-            f"adapter path {str(path)!r} is outside engine.pool.adapter_dir", param="path"
+            f"{kind} path {str(path)!r} is outside engine.pool.{knob}", param="path"
         )
     if not resolved.is_file():
-        raise InvalidRequestError(f"no adapter file {str(path)!r} in {root}", param="path")
+        raise InvalidRequestError(f"no {kind} file {str(path)!r} in {root}", param="path")
     return resolved
 
 
