@@ -53,7 +53,8 @@ async def generate_text(
     params: SamplingParams,
     options: dict[str, Any] | None = None,
 ) -> tuple[str, float]:
-    """Run one chat on ``engine`` to the end: its text and the sum of its token logprobs."""
+    """Run one chat on ``engine`` to the end: its text, and the summed log-probability of
+    an ``intent`` value's tokens in it (0 when it has none)."""
     if isinstance(engine, OnDemand):  # a pooled model unloaded while idle
         await engine.ensure_loaded()
     options = options or {}
@@ -65,13 +66,26 @@ async def generate_text(
         default_max_tokens=params.max_tokens,
     )
     planned = engine.prepare(request)[0]
-    text, logprob = "", 0.0
+    text, tokens, logprob = "", "", 0.0
     async for event in engine.generate(planned):
         text += event.text
-        logprob += sum(lp.logprob for lp in event.logprobs)
+        for lp in event.logprobs:
+            if _in_value(tokens):
+                logprob += lp.logprob
+            tokens += lp.token
         if event.error:
             raise EngineError(event.error)
     return text, logprob
+
+
+def _in_value(prefix: str) -> bool:
+    """Whether the next token of a ``{"intent": "..."}`` answer is inside the name.
+
+    The grammar forces the braces, the key and the quotes: the model's (unconstrained)
+    probability of those says nothing, so only the name's tokens are counted.
+    """
+    at = prefix.find('"intent"')
+    return at >= 0 and prefix[at + len('"intent"') :].count('"') == 1
 
 
 class IntentJudge:
@@ -112,5 +126,4 @@ class IntentJudge:
             return OUT_OF_SCOPE, 0.0
         if chosen not in names:
             return OUT_OF_SCOPE, 0.0
-        # The structural tokens are forced (probability 1), so the sum is the name's.
         return str(chosen), math.exp(max(logprob, -50.0))

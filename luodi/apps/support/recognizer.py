@@ -78,6 +78,11 @@ class IntentRecognizer:
             log.warning("intent model failed, nearest examples decide: %s", exc.message)
             knn.latency_ms = (time.perf_counter() - start) * 1000
             return knn
+        if said < 0.5 and chosen != knn.intent:
+            # The model is less sure of its pick than of a coin toss (Gemma-3-270M nearly
+            # always is): the nearest examples' answer stands.
+            knn.latency_ms = (time.perf_counter() - start) * 1000
+            return knn
         if chosen == knn.intent:
             # Two layers agree: the chance both are wrong is the product of their doubts.
             confidence = 1 - (1 - knn.confidence) * (1 - said)
