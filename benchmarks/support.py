@@ -62,10 +62,13 @@ class Samples:
     ttft: list[float] = field(default_factory=list)
     e2e: list[float] = field(default_factory=list)
     paths: dict[str, int] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+    """503 answers (the engine's queue or KV cache full), with their messages."""
 
     def summary(self) -> dict[str, float]:
         return {
             "n": len(self.e2e),
+            "refused_503": len(self.refused),
             "intent_p50_ms": round(percentile(self.intent, 50), 1),
             "intent_p95_ms": round(percentile(self.intent, 95), 1),
             "ttft_p50_ms": round(percentile(self.ttft, 50), 1),
@@ -113,6 +116,10 @@ async def turn(
     async with http.stream(
         "POST", "/v1/chat/completions", json=body, headers={"X-Luodi-Conversation": conversation}
     ) as response:
+        if response.status_code == 503:  # the engine is full: counted, not timed
+            await response.aread()
+            got.refused.append(response.text[:200])
+            return
         response.raise_for_status()
         async for line in response.aiter_lines():
             if first is None and line.startswith("data: ") and '"content":"' in line:
@@ -233,7 +240,10 @@ def main() -> None:
                 samples = asyncio.run(level(server.url, key, users, args.rounds))
                 results[str(users)] = {
                     "seconds": round(time.perf_counter() - started, 1),
-                    "turns": {k: {**s.summary(), "paths": s.paths} for k, s in samples.items()},
+                    "turns": {
+                        k: {**s.summary(), "paths": s.paths, "refusals": s.refused[:3]}
+                        for k, s in samples.items()
+                    },
                 }
                 print(f"{users} users: {json.dumps(results[str(users)])}", flush=True)
         stand_in.should_exit = True
