@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -61,7 +62,7 @@ def _assistant(settings: Settings, where: Path) -> Assistant:
 
 
 @asynccontextmanager
-async def _recognizer(settings: Settings, use_llm: bool):  # type: ignore[no-untyped-def]
+async def _recognizer(settings: Settings, use_llm: bool) -> AsyncIterator[IntentRecognizer]:
     """The recognizer on the configured embedder, and on the embedded engine if asked."""
     from luodi.engine.embeddings import build_embedder
     from luodi.engine.llamacpp.factory import build_embedded

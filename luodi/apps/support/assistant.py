@@ -26,6 +26,8 @@ __all__ = [
 OUT_OF_SCOPE = "out_of_scope"
 """The intent of everything the assistant is not configured for."""
 
+Language = Literal["zh", "en"]
+_LANGUAGES: tuple[Language, ...] = ("zh", "en")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _INTENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
@@ -175,7 +177,7 @@ class Assistant(_Strict):
         "provided passages and never invent facts."
     )
     """The system prompt of every model answer."""
-    languages: list[Literal["zh", "en"]] = Field(default_factory=lambda: ["zh", "en"])
+    languages: list[Language] = Field(default_factory=lambda: list(_LANGUAGES))
     model: str | None = None
     """The served model that answers and classifies; None: the first embedded one."""
     latency_budget_ms: int = Field(default=800, ge=50)

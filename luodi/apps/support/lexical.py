@@ -132,7 +132,11 @@ class LexicalIndex:
         self._idf = np.array(
             [math.log((1 + n) / (1 + df[t])) + 1.0 for t in sorted(df)], dtype=np.float32
         )
-        self.matrix = np.stack([self._vector(doc) for doc in docs]) if docs else np.zeros((0, 0))
+        self.matrix: NDArray[np.float32] = (
+            np.stack([self._vector(doc) for doc in docs])
+            if docs
+            else np.zeros((0, 0), dtype=np.float32)
+        )
 
     def _vector(self, counts: Counter[str]) -> NDArray[np.float32]:
         row = np.zeros(len(self._vocab), dtype=np.float32)
