@@ -34,7 +34,7 @@ def _model(request: Request, named: str | None) -> str:
     """The named model, or the server's only one (vLLM's routes take none)."""
     if named:
         return named
-    served = sorted(request.app.state.luodi.engines)
+    served: list[str] = sorted(request.app.state.luodi.engines)
     if len(served) != 1:
         raise InvalidRequestError(
             f"this server serves {len(served)} models ({', '.join(served) or 'none'}):"
