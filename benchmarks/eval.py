@@ -33,6 +33,7 @@ from luodi.evaluation.cache import ResponseCache
 from luodi.evaluation.capability import run_generate, run_loglikelihood
 from luodi.evaluation.cost import CostModel, load_prices
 from luodi.evaluation.endpoint import Endpoint
+from luodi.evaluation.lm_eval_task import lm_eval_task_yaml
 from luodi.evaluation.load import LoadConfig, run_level
 from luodi.evaluation.scoring import ChatChooser, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.server_process import ServerProcess
@@ -86,25 +87,6 @@ async def capability(url: str, model: str, gguf: Path, concurrency: int) -> list
     return rows
 
 
-LM_EVAL_TASK = """\
-task: luodi_general_en
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {path}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_choice: "{{{{choices}}}}"
-doc_to_target: answer
-target_delimiter: " "
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-"""
-
-
 def lm_eval_row(url: str, model: str, concurrency: int) -> dict[str, object]:
     """lm-eval's local-completions on general_en against ``url``: acc and items/s."""
     try:
@@ -114,8 +96,9 @@ def lm_eval_row(url: str, model: str, concurrency: int) -> dict[str, object]:
         return {"not_run": f"lm-eval is not installed ({exc})"}
     os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", OPENAI_API_KEY="none")
     include = Path(tempfile.mkdtemp())
+    task = load_task(TASKS / "general_en.jsonl")
     (include / "luodi_general_en.yaml").write_text(
-        LM_EVAL_TASK.format(path=TASKS / "general_en.jsonl")
+        lm_eval_task_yaml(task, "luodi_general_en"), encoding="utf-8"
     )
     started = time.perf_counter()
     out = simple_evaluate(

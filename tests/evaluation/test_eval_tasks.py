@@ -103,3 +103,19 @@ async def test_cli_bad_task_file_is_one_line_and_nonzero_exit(tmp_path: Path) ->
     lines = err.decode().strip().splitlines()
     assert lines == [f"error: {path}:2: 'answer' must be an index into choices (0..1), got 9"]
     assert not (tmp_path / "r.json").exists()
+
+
+def test_a_task_translates_to_lm_evals_yaml_and_refuses_what_it_cannot(tmp_path: Path) -> None:
+    import yaml
+
+    from luodi.errors import ConfigError
+    from luodi.evaluation.lm_eval_task import lm_eval_task_yaml
+
+    task = load_task(TASKS / "general_en.jsonl")
+    doc = yaml.safe_load(lm_eval_task_yaml(task, "t"))
+    assert doc["doc_to_text"] == "Question: {{question}}\nAnswer:"
+    assert doc["target_delimiter"] == " " and doc["dataset_kwargs"]["data_files"]["test"]
+    (tmp_path / "fewshot.jsonl").write_text((TASKS / "general_en.jsonl").read_text())
+    (tmp_path / "fewshot.yaml").write_text("fewshot: 2\n")
+    with pytest.raises(ConfigError, match="zero-shot"):
+        lm_eval_task_yaml(load_task(tmp_path / "fewshot.jsonl"), "t")

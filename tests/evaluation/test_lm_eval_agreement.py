@@ -18,6 +18,7 @@ import pytest
 
 from luodi.evaluation.capability import run_loglikelihood
 from luodi.evaluation.endpoint import Endpoint
+from luodi.evaluation.lm_eval_task import lm_eval_task_yaml
 from luodi.evaluation.scoring import EchoScorer
 from luodi.evaluation.tasks import load_task
 from tests.conftest import LiveServer
@@ -26,24 +27,6 @@ pytestmark = pytest.mark.model
 
 TASK = Path(__file__).parents[2] / "luodi" / "evaluation" / "tasks" / "general_en.jsonl"
 LIMIT = 8
-
-TASK_YAML = """\
-task: luodi_general_en
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {path}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_choice: "{{{{choices}}}}"
-doc_to_target: answer
-target_delimiter: " "
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-"""
 
 
 def _lm_eval(server: LiveServer, include: Path) -> dict[str, Any]:
@@ -72,7 +55,8 @@ async def test_lm_eval_and_luodi_eval_agree(
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
-    (tmp_path / "luodi_general_en.yaml").write_text(TASK_YAML.format(path=TASK))
+    yaml_text = lm_eval_task_yaml(load_task(TASK), "luodi_general_en")
+    (tmp_path / "luodi_general_en.yaml").write_text(yaml_text, encoding="utf-8")
     theirs = await asyncio.to_thread(_lm_eval, live_server, tmp_path)
 
     endpoint = Endpoint(live_server.url, live_server.model, api_key=live_server.api_key)
