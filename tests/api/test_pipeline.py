@@ -36,7 +36,7 @@ from luodi.security import AuditFilter, Gateway, Limits
 from tests.conftest import make_key, served
 
 ROOT = Path(__file__).resolve().parents[2]
-ORDER = ("authorize", "ground", "fit", "protect", "route", "limit", "launch")
+ORDER = ("authorize", "load", "ground", "fit", "protect", "route", "limit", "launch")
 
 
 class ByteEngine:

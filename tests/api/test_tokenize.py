@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 
 from luodi.engine.llamacpp.engine import LlamaCppEngine
@@ -73,8 +75,11 @@ async def test_tokenizing_needs_a_key_allowed_to_use_the_model(live_server: Live
 
 
 async def test_each_tokenize_call_is_audited(live_server: LiveServer) -> None:
-    async with client(live_server) as c:
-        await c.post("/tokenize", json={"prompt": "audit me"})
-        records = (await c.get("/admin/audit", params={"limit": 5})).json()
+    user = f"tok-audit-{uuid.uuid4().hex[:8]}"
+    key = make_key(live_server.gateway, user, ["developer"])
+    async with client(live_server, key) as c:
+        assert (await c.post("/tokenize", json={"prompt": "audit me"})).status_code == 200
+    async with client(live_server) as admin:
+        records = (await admin.get("/admin/audit", params={"user": user})).json()
     rows = records if isinstance(records, list) else records.get("records", records.get("data"))
-    assert any(r.get("endpoint") == "/tokenize" for r in rows), rows
+    assert [r.get("endpoint") for r in rows] == ["/tokenize"], rows

@@ -118,7 +118,6 @@ async def test_the_audit_page_verifies_the_chain(console: Console, browser: Any)
     page = await console.sign_in(browser, console.admin_key)
     await page.click("#nav-audit")
     assert await page.locator("#audit tbody tr").count() > 0
-    assert await page.locator("#audit td", has_text="console.login").count() > 0
     await page.click("#verify")
     status = page.locator("#chain-status")
     assert "Chain verified" in (await status.text_content() or "")
@@ -127,6 +126,8 @@ async def test_the_audit_page_verifies_the_chain(console: Console, browser: Any)
     await page.click("#audit-filter button[type=submit]")
     users = await page.locator("#audit tbody tr td:nth-child(3)").all_text_contents()
     assert users and set(users) == {"console-admin"}
+    # The first page of a busy log holds older records: the user's own show their sign-in.
+    assert await page.locator("#audit td", has_text="console.login").count() > 0
     await console.shot(page, "audit")
     await page.locator("#audit tbody a").first.click()  # one record's every field
     assert re.search(r"/console/audit/\d+$", page.url)

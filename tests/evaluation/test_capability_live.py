@@ -13,7 +13,7 @@ import pytest
 from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.evaluation.cache import ResponseCache
 from luodi.evaluation.capability import run_generate, run_loglikelihood
-from luodi.evaluation.endpoint import Endpoint, EndpointError
+from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.scoring import ChatChooser, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.server_process import LUODI
 from luodi.evaluation.tasks import LETTERS, load_task
@@ -88,13 +88,16 @@ async def test_forced_token_loglikelihood_agrees_with_the_model_logits(
     assert score.logprob < 0
 
 
-async def test_echo_scoring_says_luodi_gives_no_prompt_logprobs(live_server: LiveServer) -> None:
+async def test_echo_scoring_against_luodi_scores_the_continuation(
+    live_server: LiveServer,
+) -> None:
     endpoint = _endpoint(live_server)
     try:
-        with pytest.raises(EndpointError, match="no logprobs for prompt tokens"):
-            await EchoScorer(endpoint).score("Question: 1+1?\nAnswer:", " 2")
+        right = await EchoScorer(endpoint).score("Question: 1+1?\nAnswer:", " 2")
+        odd = await EchoScorer(endpoint).score("Question: 1+1?\nAnswer:", " zebra zebra")
     finally:
         await endpoint.aclose()
+    assert right.logprob < 0 and odd.logprob < right.logprob
 
 
 async def test_interrupted_run_resumes_from_the_cache(
