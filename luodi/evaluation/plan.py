@@ -46,7 +46,7 @@ from luodi.evaluation.compliance import Declarations, probe_server, run_checklis
 from luodi.evaluation.cost import CostModel, best_level, load_prices, measured_throughput
 from luodi.evaluation.endpoint import Endpoint
 from luodi.evaluation.generation import DEFAULT_RUBRIC, Judge, run_generation
-from luodi.evaluation.load import LoadConfig, run_level
+from luodi.evaluation.load import LoadConfig, run_sweep
 from luodi.evaluation.scenarios import SCENARIOS, ScenarioFactory, build_scenario
 from luodi.evaluation.scoring import ChatChooser, ChoiceScorer, EchoScorer, ForcedTokenScorer
 from luodi.evaluation.tasks import load_task
@@ -270,8 +270,7 @@ async def _sweep(c: Candidate, api_key: str | None) -> dict[str, Any]:
         requests_per_client=spec.requests_per_client,
         api_key=api_key,
     )
-    await run_level(replace(cfg, requests_per_client=1), 1)  # warm-up, as luodi bench does
-    levels = [(await run_level(cfg, level)).as_dict() for level in spec.concurrency]
+    levels = [r.as_dict() for r in await run_sweep(cfg, spec.concurrency)]
     return {"model": c.model, "url": cfg.base_url, "max_tokens": spec.max_tokens, "levels": levels}
 
 
