@@ -24,9 +24,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal, TextIO
 
 from luodi.errors import PermissionDeniedError
-from luodi.security.audit import AuditFilter, AuditLog, Checkpoint, VerifyReport
+from luodi.security.audit import AuditFilter, AuditLog, Checkpoint, KeyUsage, VerifyReport
 from luodi.security.directory import Directory, RoleInfo, TenantInfo, UserInfo
-from luodi.security.keys import ApiKeyInfo, CreatedKey, KeyStore
+from luodi.security.keys import ApiKeyInfo, CreatedKey, KeyChanges, KeyStore
 from luodi.security.principal import Limits, Principal
 from luodi.security.rbac import grants, missing_rights, tenant_scope
 
@@ -108,6 +108,23 @@ class Administration:
         self._require_over_user(actor, "keys:manage", info.user, f"revoke key {key_id}")
         return self.keys.revoke(key_id)
 
+    def update_key(self, actor: Principal, key_id: str, changes: KeyChanges) -> ApiKeyInfo:
+        """Change a key (limits, priority, ...) of a user whose rights the actor holds."""
+        info = self.keys.info(key_id)
+        self._require_over_user(actor, "keys:manage", info.user, f"change key {key_id}")
+        return self.keys.update(key_id, changes)
+
+    def key_usage(self, actor: Principal, *, since_us: int) -> list[KeyUsage]:
+        """Requests and tokens per key since ``since_us``, for keys in the actor's tenants.
+
+        Read from the audit log (one record per request, on every replica).
+        """
+        flt = AuditFilter(since_us=since_us)
+        scope = self._scope(actor, "keys:manage")
+        if scope is not None:
+            flt = dataclasses.replace(flt, tenants=tuple(scope))
+        return self.audit_log.key_usage(flt)
+
     # -- users -----------------------------------------------------------------
 
     def _role_rights(self, roles: Iterable[str]) -> set[str]:
@@ -183,6 +200,24 @@ class Administration:
         """A new tenant (global ``users:manage``)."""
         self.require_global(actor, "users:manage")
         return self.directory.create_tenant(name, limits=limits, pii_policy=pii_policy)
+
+    def update_tenant(
+        self,
+        actor: Principal,
+        name: str,
+        *,
+        limits: Limits | None = None,
+        pii_policy: str | None = None,
+        clear_pii_policy: bool = False,
+    ) -> TenantInfo:
+        """Change a tenant's limits or PII policy (global ``users:manage``).
+
+        A tenant's own administrator may not: its limits bound it.
+        """
+        self.require_global(actor, "users:manage")
+        return self.directory.update_tenant(
+            name, limits=limits, pii_policy=pii_policy, clear_pii_policy=clear_pii_policy
+        )
 
     def list_tenants(self, actor: Principal) -> list[TenantInfo]:
         """Tenants in the actor's ``users:manage`` scope."""

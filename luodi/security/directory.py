@@ -145,6 +145,34 @@ class Directory:
         except IntegrityError as exc:
             raise InvalidRequestError(f"tenant {name!r} already exists", param="name") from exc
 
+    def update_tenant(
+        self,
+        name: str,
+        *,
+        limits: Limits | None = None,
+        pii_policy: str | None = None,
+        clear_pii_policy: bool = False,
+    ) -> TenantInfo:
+        """Change a tenant's limits (all three at once) or PII policy; None keeps them.
+
+        Effective from each of its keys' next request on (the security epoch is bumped:
+        a key's Principal carries its tenant's limits and policy).
+
+        Raises:
+            NotFoundError: No such tenant.
+        """
+        with self._db.session() as session:
+            row = self._tenant(session, name)
+            if limits is not None:
+                row.requests_per_minute = limits.requests_per_minute
+                row.tokens_per_minute = limits.tokens_per_minute
+                row.tokens_per_day = limits.tokens_per_day
+            if pii_policy is not None or clear_pii_policy:
+                row.pii_policy = pii_policy
+            bump_epoch(session)
+            session.flush()
+            return _tenant_info(row)
+
     def list_tenants(self) -> list[TenantInfo]:
         """Every tenant, by name."""
         with self._db.session() as session:

@@ -12,7 +12,7 @@ import hashlib
 import ipaddress
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
@@ -26,6 +26,7 @@ __all__ = [
     "KEY_PREFIX",
     "ApiKeyInfo",
     "CreatedKey",
+    "KeyChanges",
     "KeyStore",
     "hash_secret",
     "new_secret",
@@ -124,6 +125,39 @@ class CreatedKey:
     info: ApiKeyInfo
 
 
+@dataclass(frozen=True, slots=True)
+class KeyChanges:
+    """What to change on an existing key; a field left ``None`` keeps its value.
+
+    ``limits``, when given, replaces all three of the key's own limits (a ``None``
+    inside it falls back to the configured default). ``clear`` names the optional
+    fields to empty: ``allowed_models`` (every model the roles grant),
+    ``ip_allowlist`` (any address) or ``expires_us`` (never expires).
+    """
+
+    name: str | None = None
+    priority: int | None = None
+    limits: Limits | None = None
+    allowed_models: list[str] | None = None
+    ip_allowlist: list[str] | None = None
+    expires_us: int | None = None
+    clear: frozenset[str] = field(default_factory=frozenset)
+
+    def touched(self) -> list[str]:
+        """The names of the fields this change sets or clears (for the audit record)."""
+        fields = ("name", "priority", "limits", "allowed_models", "ip_allowlist", "expires_us")
+        return [f for f in fields if getattr(self, f) is not None or f in self.clear]
+
+
+_CLEARABLE = frozenset({"allowed_models", "ip_allowlist", "expires_us"})
+
+
+def _check_priority(priority: int) -> int:
+    if priority not in (0, 1, 2):
+        raise InvalidRequestError(f"priority must be 0, 1 or 2, got {priority}", param="priority")
+    return priority
+
+
 def _merge(own: Limits, default: Limits) -> Limits:
     return Limits(
         own.requests_per_minute or default.requests_per_minute,
@@ -160,10 +194,7 @@ class KeyStore:
             NotFoundError: No such user.
             InvalidRequestError: A bad priority, expiry or IP allowlist entry.
         """
-        if priority not in (0, 1, 2):
-            raise InvalidRequestError(
-                f"priority must be 0, 1 or 2, got {priority}", param="priority"
-            )
+        _check_priority(priority)
         if expires_us is not None and expires_us <= _now_us():
             raise InvalidRequestError("expiry is in the past", param="expires_at")
         limits = limits or Limits()
@@ -229,6 +260,51 @@ class KeyStore:
             if row.revoked_us is None:
                 row.revoked_us = _now_us()
                 bump_epoch(session)
+            return ApiKeyInfo.from_row(row)
+
+    def update(self, key_id: str, changes: KeyChanges) -> ApiKeyInfo:
+        """Change a live key's name, priority, limits, allowlists or expiry.
+
+        Takes effect from the key's next request on, on every replica (the security
+        epoch is bumped, as for a revocation). The secret never changes.
+
+        Raises:
+            NotFoundError: No such key.
+            InvalidRequestError: A revoked key, a bad priority, an expiry in the past,
+                a bad IP allowlist entry, or an unknown field in ``clear``.
+        """
+        unknown = changes.clear - _CLEARABLE
+        if unknown:
+            raise InvalidRequestError(
+                f"cannot clear {', '.join(sorted(unknown))}: only "
+                f"{', '.join(sorted(_CLEARABLE))} may be emptied"
+            )
+        if changes.priority is not None:
+            _check_priority(changes.priority)
+        if changes.expires_us is not None and changes.expires_us <= _now_us():
+            raise InvalidRequestError("expiry is in the past", param="expires_at")
+        with self._db.session() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFoundError(f"unknown key {key_id!r}")
+            if row.revoked_us is not None:
+                raise InvalidRequestError(f"API key {key_id} is revoked and cannot be changed")
+            if changes.name is not None:
+                row.name = changes.name
+            if changes.priority is not None:
+                row.priority = changes.priority
+            if changes.limits is not None:
+                row.requests_per_minute = changes.limits.requests_per_minute
+                row.tokens_per_minute = changes.limits.tokens_per_minute
+                row.tokens_per_day = changes.limits.tokens_per_day
+            if changes.allowed_models is not None or "allowed_models" in changes.clear:
+                row.allowed_models = changes.allowed_models
+            if changes.ip_allowlist is not None or "ip_allowlist" in changes.clear:
+                row.ip_allowlist = _check_networks(changes.ip_allowlist)
+            if changes.expires_us is not None or "expires_us" in changes.clear:
+                row.expires_us = changes.expires_us
+            bump_epoch(session)  # every replica's cached Principal of this key is stale
+            session.flush()
             return ApiKeyInfo.from_row(row)
 
     def cached(self, secret: str) -> Principal | None:

@@ -14,6 +14,7 @@ annotations of routes defined inside ``build_admin_router``.
 
 import io
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
@@ -22,10 +23,21 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from luodi.api.admin.schemas import KeyCreate, RoleCreate, RoleUpdate, TenantCreate, UserCreate
+from luodi.api.admin.schemas import (
+    KeyCreate,
+    KeyUpdate,
+    LimitsBody,
+    RoleCreate,
+    RoleUpdate,
+    TenantCreate,
+    TenantUpdate,
+    UserCreate,
+)
+from luodi.api.request_gate import PRINCIPAL_KEY
 from luodi.errors import ServiceUnavailableError
 from luodi.security import AuditFilter, Gateway, Limits, Principal
 from luodi.security.audit import Checkpoint
+from luodi.security.keys import KeyChanges
 
 __all__ = ["build_admin_router"]
 
@@ -36,11 +48,41 @@ def _us(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1_000_000)
 
 
+def _limits(body: LimitsBody | None) -> Limits | None:
+    return None if body is None else Limits(**body.model_dump())
+
+
+def key_changes(body: KeyUpdate) -> KeyChanges:
+    """The change a ``PATCH /admin/keys/{id}`` body asks for (an explicit null clears)."""
+    nullable = (
+        ("allowed_models", "allowed_models"),
+        ("ip_allowlist", "ip_allowlist"),
+        ("expires_at", "expires_us"),
+    )
+    clear = frozenset(
+        field
+        for wire, field in nullable
+        if wire in body.model_fields_set and getattr(body, wire) is None
+    )
+    return KeyChanges(
+        name=body.name,
+        priority=body.priority,
+        limits=_limits(body.limits),
+        allowed_models=body.allowed_models,
+        ip_allowlist=body.ip_allowlist,
+        expires_us=_us(body.expires_at),
+        clear=clear,
+    )
+
+
 def build_admin_router(gateway: Gateway) -> APIRouter:
     """Routes to mount at ``/admin``, bound to one Gateway."""
     router = APIRouter(tags=["admin"])
 
     async def current_principal(request: Request) -> Principal:
+        found: Principal | None = getattr(request.state, PRINCIPAL_KEY, None)
+        if found is not None:  # the RequestGate's: a key, or a console session (CSRF checked)
+            return found
         client_ip = gateway.client_address(request.scope)
         return await gateway.authenticate(request.headers.get("authorization"), client_ip)
 
@@ -103,6 +145,40 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             lambda: gateway.admin.list_keys(actor, user=user, include_revoked=include_revoked),
         )
         return [asdict(k) for k in keys]
+
+    @router.get("/keys/usage")
+    async def key_usage(
+        request: Request,
+        actor: PrincipalDep,
+        since: datetime | None = None,
+        hours: Annotated[float, Query(gt=0, le=24 * 366)] = 24,
+    ) -> list[dict[str, Any]]:
+        """Requests and tokens per key (from the audit log) since ``since``, else ``hours`` ago."""
+        since_us = _us(since) or int((time.time() - hours * 3600) * 1_000_000)
+        usage = await act(
+            request,
+            actor,
+            "keys.usage",
+            "keys:manage",
+            {"since_us": since_us},
+            lambda: gateway.admin.key_usage(actor, since_us=since_us),
+        )
+        return [asdict(u) for u in usage]
+
+    @router.patch("/keys/{key_id}")
+    async def update_key(
+        key_id: str, body: KeyUpdate, request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        changes = key_changes(body)
+        info = await act(
+            request,
+            actor,
+            "keys.update",
+            "keys:manage",
+            {"key_id": key_id, **body.model_dump(mode="json", exclude_unset=True)},
+            lambda: gateway.admin.update_key(actor, key_id, changes),
+        )
+        return asdict(info)
 
     @router.delete("/keys/{key_id}")
     async def revoke_key(key_id: str, request: Request, actor: PrincipalDep) -> dict[str, Any]:
@@ -249,6 +325,27 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
                 body.name,
                 limits=Limits(**body.limits.model_dump()),
                 pii_policy=body.pii_policy,
+            ),
+        )
+        return asdict(info)
+
+    @router.patch("/tenants/{name}")
+    async def update_tenant(
+        name: str, body: TenantUpdate, request: Request, actor: PrincipalDep
+    ) -> dict[str, Any]:
+        clear = "pii_policy" in body.model_fields_set and body.pii_policy is None
+        info = await act(
+            request,
+            actor,
+            "tenants.update",
+            "users:manage",
+            {"tenant": name, **body.model_dump(exclude_unset=True)},
+            lambda: gateway.admin.update_tenant(
+                actor,
+                name,
+                limits=_limits(body.limits),
+                pii_policy=body.pii_policy,
+                clear_pii_policy=clear,
             ),
         )
         return asdict(info)

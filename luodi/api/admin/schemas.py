@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "KeyCreate",
+    "KeyUpdate",
     "LimitsBody",
     "RoleCreate",
     "RoleUpdate",
     "TenantCreate",
+    "TenantUpdate",
     "UserCreate",
 ]
 
@@ -35,6 +37,24 @@ class KeyCreate(BaseModel):
     ip_allowlist: list[str] | None = None
     priority: int = Field(default=1, ge=0, le=2)
     limits: LimitsBody = Field(default_factory=LimitsBody)
+
+
+class KeyUpdate(BaseModel):
+    """``PATCH /admin/keys/{key_id}``: only the fields sent change.
+
+    ``limits`` replaces all three of the key's own limits (one left out falls back to
+    the configured default). ``null`` for ``allowed_models``, ``ip_allowlist`` or
+    ``expires_at`` removes that restriction.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=128)
+    priority: int | None = Field(default=None, ge=0, le=2)
+    limits: LimitsBody | None = None
+    allowed_models: list[str] | None = None
+    ip_allowlist: list[str] | None = None
+    expires_at: datetime | None = None
 
 
 class UserCreate(BaseModel):
@@ -65,3 +85,16 @@ class TenantCreate(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     limits: LimitsBody = Field(default_factory=LimitsBody)
     pii_policy: str | None = None
+
+
+class TenantUpdate(BaseModel):
+    """``PATCH /admin/tenants/{name}``: only the fields sent change.
+
+    ``limits`` replaces all three (one left out falls back to the configured default);
+    ``"pii_policy": null`` returns the tenant to the default policy.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    limits: LimitsBody | None = None
+    pii_policy: str | None = Field(default=None, min_length=1, max_length=128)

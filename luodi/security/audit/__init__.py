@@ -11,6 +11,7 @@ from luodi.security.audit.checkpoint import (
 )
 from luodi.security.audit.event import AuditEvent, Decision, sha256_text
 from luodi.security.audit.log import AuditFilter, AuditLog, PurgeResult, record_to_dict
+from luodi.security.audit.usage import KeyUsage
 from luodi.security.audit.writer import AuditWriter
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointExporter",
     "Decision",
+    "KeyUsage",
     "PurgeResult",
     "VerifyReport",
     "export_checkpoint",

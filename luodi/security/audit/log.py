@@ -21,6 +21,7 @@ from luodi.errors import InvalidRequestError
 from luodi.security.audit.chain import VerifyReport
 from luodi.security.audit.chain_key import ChainKey
 from luodi.security.audit.checkpoint import Checkpoint, make_checkpoint
+from luodi.security.audit.usage import KeyUsage, key_usage_query
 from luodi.security.audit.verifier import purge_fields, verify_trail
 from luodi.storage import AuditChainHeadRow, AuditPurgeRow, AuditRecordRow, Database
 
@@ -99,6 +100,11 @@ class AuditLog:
             result = conn.execution_options(yield_per=1000).execute(query)
             for row in result:
                 yield record_to_dict(row)
+
+    def key_usage(self, flt: AuditFilter) -> list[KeyUsage]:
+        """Requests, refusals and tokens per key among the records matching ``flt``."""
+        with self._db.engine.connect() as conn:
+            return [KeyUsage.from_row(row) for row in conn.execute(key_usage_query(flt))]
 
     def export(self, flt: AuditFilter, out: TextIO, *, fmt: Literal["jsonl", "csv"]) -> int:
         """Write matching records to ``out``; returns how many."""
