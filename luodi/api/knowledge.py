@@ -102,6 +102,13 @@ class EraseRequest(BaseModel):
     value: str = Field(min_length=1)
 
 
+class AccessUpdate(BaseModel):
+    """Body of ``PATCH /v1/knowledge/{kb}/documents/{doc_id}``: the new access list."""
+
+    access: list[str] = Field(max_length=64)
+    """``tenant:<t>``, ``role:<r>`` or ``public``; empty: the owner's tenant only."""
+
+
 class SyncRequest(BaseModel):
     """Body of ``POST /v1/knowledge/{kb}/sync``; no source: every source of the collection."""
 
@@ -199,6 +206,40 @@ async def _read_form(
     return files, fields
 
 
+def _epoch(value: Any) -> int | None:
+    return int(value.timestamp()) if isinstance(value, datetime) else None
+
+
+_RUNS_SHOWN = 5
+
+
+def _source(source: Any, next_at: datetime | None, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": source.id,
+        "object": "knowledge.source",
+        "collection": source.collection,
+        "locations": list(source.locations),
+        "schedule": source.schedule,
+        "access": list(source.access),
+        "last_sync_at": _epoch(source.last_sync_at),
+        "next_sync_at": _epoch(next_at),
+        # The latest runs, newest first, as counts (a run's failures keep their reasons).
+        "runs": [_run(run) for run in reversed(runs[-_RUNS_SHOWN:])],
+    }
+
+
+def _run(run: dict[str, Any]) -> dict[str, Any]:
+    def count(value: Any) -> int:
+        return value if isinstance(value, int) else len(value or ())
+
+    return {
+        "trigger": run.get("trigger"),
+        "started_at": _epoch(run.get("started_at")),
+        **{k: count(run.get(k)) for k in ("added", "updated", "unchanged", "deleted", "chunks")},
+        "failed": dict(run.get("failed") or {}),
+    }
+
+
 def _report(report: Any) -> dict[str, Any]:
     return {
         "added": report.added,
@@ -284,6 +325,16 @@ def build_knowledge_router(service: KnowledgeService, authorize: Authorize) -> A
         caller = await authorize(request, f"kb:{kb}:read")
         return _doc(await run_in_threadpool(service.get_document, kb, doc_id, caller))
 
+    @router.patch("/{kb}/documents/{doc_id}")
+    async def set_access(
+        kb: str, doc_id: str, body: AccessUpdate, request: Request
+    ) -> dict[str, Any]:
+        caller = await authorize(request, f"kb:{kb}:write")
+        info = await run_in_threadpool(
+            lambda: service.set_access(kb, doc_id, body.access, caller=caller)
+        )
+        return _doc(info)
+
     @router.get("/{kb}/documents/{doc_id}/file")
     async def download(kb: str, doc_id: str, request: Request) -> Response:
         caller = await authorize(request, f"kb:{kb}:download")
@@ -333,6 +384,19 @@ def build_knowledge_router(service: KnowledgeService, authorize: Authorize) -> A
                 for h in hits
             ],
         }
+
+    @router.get("/{kb}/sources")
+    async def list_sources(kb: str, request: Request) -> dict[str, Any]:
+        """The collection's sync sources in the caller's scope, with their latest runs."""
+        caller = await authorize(request, f"kb:{kb}:write")
+
+        def read() -> list[dict[str, Any]]:
+            return [
+                _source(s, service.next_sync_at(s), service.sync_reports(s.id))
+                for s in service.sources(kb, caller)
+            ]
+
+        return {"object": "list", "data": await run_in_threadpool(read)}
 
     @router.post("/{kb}/sync")
     async def sync(kb: str, request: Request, body: SyncRequest | None = None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from luodi.config.knowledge import KnowledgeSettings
 from luodi.embedding import Embedder
 from luodi.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
-from luodi.knowledge.access import Caller, as_caller, document_tags
+from luodi.knowledge.access import Caller, as_caller, document_tags, stored_access
 from luodi.knowledge.catalog import (
     ChunkRow,
     CollectionRow,
@@ -46,6 +46,7 @@ from luodi.knowledge.retrieval import HybridRetriever, Reranker, rerank
 from luodi.knowledge.source_sync import SourceSync
 from luodi.knowledge.stores import Stores
 from luodi.knowledge.types import (
+    PUBLIC_TAG,
     AuditSink,
     Citation,
     CollectionInfo,
@@ -281,28 +282,27 @@ class KnowledgeService:
             select(DocumentRow).where(DocumentRow.collection == collection, DocumentRow.owner == "")
         ):
             doc.owner = owner
-            if document_tags("", doc.access) == document_tags(owner, doc.access):
-                continue
-            chunks = list(
-                session.scalars(
-                    select(ChunkRow)
-                    .where(ChunkRow.document_id == doc.id)
-                    .order_by(ChunkRow.position)
-                )
-            )
-            if not chunks:
-                continue
-            texts = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
-            payload = Payload(doc.id, document_tags(owner, doc.access), dict(doc.meta))
-            self._store.upsert(
-                collection,
-                [c.id for c in chunks],
-                self.embedder.embed(texts),
-                [payload] * len(chunks),
-            )
+            if document_tags("", doc.access) != document_tags(owner, doc.access):
+                self._retag(session, collection, doc)
         session.flush()
         self._store.flush()
         self._bm25.pop(collection, None)  # rebuilt from the catalog with the new tags
+
+    def _retag(self, session: Session, collection: str, doc: DocumentRow) -> None:
+        """Re-index a document's chunks with the tags of its current owner and access
+        list (text from the catalog; the vector store keeps no vectors to reuse)."""
+        chunks = list(
+            session.scalars(
+                select(ChunkRow).where(ChunkRow.document_id == doc.id).order_by(ChunkRow.position)
+            )
+        )
+        if not chunks:
+            return
+        texts = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
+        payload = Payload(doc.id, document_tags(doc.owner, doc.access), dict(doc.meta))
+        self._store.upsert(
+            collection, [c.id for c in chunks], self.embedder.embed(texts), [payload] * len(chunks)
+        )
 
     def drop_collection(self, name: str) -> None:
         """Delete a knowledge base with all its documents, chunks, vectors and sources."""
@@ -499,6 +499,42 @@ class KnowledgeService:
                     f"document {doc_id!r} not found in knowledge base {collection!r}"
                 )
         self._erasure.delete(collection, [doc_id], actor=actor, reason=f"document {doc_id}")
+
+    def set_access(
+        self,
+        collection: str,
+        doc_id: str,
+        access: Sequence[str],
+        *,
+        caller: Principal | Caller | None = None,
+    ) -> DocumentInfo:
+        """Replace a document's access list and re-index its chunks with the new tags.
+
+        The rules are an upload's: the caller must be able to change the document (as
+        for a delete), and ``public`` (``*``) or another tenant needs
+        ``kb:<name>:publish``; an empty list gives the document to its owner's scope.
+
+        Raises:
+            NotFoundError: no such document, or one ``caller`` may not change.
+            InvalidRequestError: a malformed tag.
+            PermissionDeniedError: a tag reaching beyond the caller's tenant without publish.
+        """
+        who = _caller(caller)
+        with self._lock, Session(self._engine) as session:
+            require_collection(session, collection, who)
+            row = session.get(DocumentRow, doc_id)
+            if row is None or row.collection != collection or not writable(who, collection, row):
+                raise NotFoundError(
+                    f"document {doc_id!r} not found in knowledge base {collection!r}"
+                )
+            row.access = stored_access(
+                access, caller=who, collection=collection, default=row.owner or PUBLIC_TAG
+            )
+            self._retag(session, collection, row)
+            session.commit()
+            self._store.flush()
+            self._bm25.pop(collection, None)  # rebuilt from the catalog with the new tags
+            return _doc_info(row)
 
     def erase(
         self,
