@@ -113,6 +113,8 @@ class SyncRequest(BaseModel):
     """Body of ``POST /v1/knowledge/{kb}/sync``; no source: every source of the collection."""
 
     source_id: str | None = None
+    background: bool = False
+    """Run each source's sync as a background job: answer 202 with the jobs at once."""
 
 
 def _doc(info: Any) -> dict[str, Any]:
@@ -240,6 +242,26 @@ def _run(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _job(status: Any) -> dict[str, Any]:
+    """A background job as the API shows it (``GET /v1/knowledge/{kb}/jobs/{id}``)."""
+    failed = [{"name": n, "error": e} for n, e in status.failed.items()]
+    return {
+        "object": "knowledge.job",
+        "id": status.id,
+        "kind": status.kind,
+        "knowledge_base": status.collection,
+        "state": status.state,
+        "files": {"done": status.files_done, "total": status.files_total},
+        "chunks": {"done": status.chunks_done, "total": status.chunks_total},
+        "failed": failed,
+        "report": None if status.report is None else {**status.report, "failed": failed},
+        "error": status.error,
+        "created_at": int(status.created_at.timestamp()),
+        "started_at": int(status.started_at.timestamp()) if status.started_at else None,
+        "finished_at": int(status.finished_at.timestamp()) if status.finished_at else None,
+    }
+
+
 def _report(report: Any) -> dict[str, Any]:
     return {
         "added": report.added,
@@ -292,7 +314,11 @@ def build_knowledge_router(service: KnowledgeService, authorize: Authorize) -> A
         return _collection(info)
 
     @router.post("/{kb}/documents", openapi_extra=_UPLOAD_BODY)
-    async def upload(kb: str, request: Request) -> dict[str, Any]:
+    async def upload(
+        kb: str, request: Request, response: Response, background: bool = False
+    ) -> dict[str, Any]:
+        """Ingest the uploaded files; ``?background=true``: as a job, answered 202 at once
+        (follow it at ``GET /v1/knowledge/{kb}/jobs/{id}``)."""
         caller = await authorize(request, f"kb:{kb}:write")
         max_bytes = int(service.settings.max_upload_mb * 1024 * 1024)
         items, fields = await _read_form(request, max_bytes)
@@ -303,6 +329,18 @@ def build_knowledge_router(service: KnowledgeService, authorize: Authorize) -> A
         if not isinstance(meta, dict):
             raise InvalidRequestError("metadata must be a JSON object", param="metadata")
         tags = [t.strip() for t in fields.get("access", "").split(",") if t.strip()]
+        if background:
+            job = await run_in_threadpool(
+                lambda: service.submit_ingest(
+                    kb,
+                    items,
+                    access=tags,
+                    meta={k: str(v) for k, v in meta.items()},
+                    caller=caller,
+                )
+            )
+            response.status_code = 202
+            return _job(job)
         report = await run_in_threadpool(
             lambda: service.ingest(
                 kb,
@@ -399,7 +437,9 @@ def build_knowledge_router(service: KnowledgeService, authorize: Authorize) -> A
         return {"object": "list", "data": await run_in_threadpool(read)}
 
     @router.post("/{kb}/sync")
-    async def sync(kb: str, request: Request, body: SyncRequest | None = None) -> dict[str, Any]:
+    async def sync(
+        kb: str, request: Request, response: Response, body: SyncRequest | None = None
+    ) -> dict[str, Any]:
         caller = await authorize(request, f"kb:{kb}:write")
         sources = [s.id for s in await run_in_threadpool(service.sources, kb, caller)]
         if body is not None and body.source_id is not None:
@@ -408,10 +448,41 @@ def build_knowledge_router(service: KnowledgeService, authorize: Authorize) -> A
                     f"source {body.source_id!r} is not a source of {kb!r}", param="source_id"
                 )
             sources = [body.source_id]
+        if body is not None and body.background:
+            jobs = [
+                await run_in_threadpool(lambda s=source_id: service.submit_sync(s, trigger="api"))
+                for source_id in sources
+            ]
+            response.status_code = 202
+            return {"object": "knowledge.sync", "jobs": [_job(j) for j in jobs]}
         reports = {}
         for source_id in sources:
             report = await run_in_threadpool(lambda s=source_id: service.sync(s, trigger="api"))
             reports[source_id] = _report(report)
         return {"object": "knowledge.sync", "sources": reports}
+
+    @router.post("/{kb}/reembed", status_code=202)
+    async def reembed(kb: str, request: Request) -> dict[str, Any]:
+        """Re-embed every chunk with the served embedding model, as a background job
+        (after ``embeddings.model`` changed; every tenant's documents: ``kb:<name>:manage``)."""
+        await authorize(request, f"kb:{kb}:manage")
+        return _job(await run_in_threadpool(service.submit_reembed, kb))
+
+    @router.get("/{kb}/jobs")
+    async def list_jobs(kb: str, request: Request) -> dict[str, Any]:
+        caller = await authorize(request, f"kb:{kb}:write")
+        jobs = await run_in_threadpool(service.jobs, kb, caller)
+        return {"object": "list", "data": [_job(j) for j in jobs]}
+
+    @router.get("/{kb}/jobs/{job_id}")
+    async def get_job(kb: str, job_id: str, request: Request) -> dict[str, Any]:
+        caller = await authorize(request, f"kb:{kb}:write")
+        return _job(await run_in_threadpool(service.job, kb, job_id, caller))
+
+    @router.delete("/{kb}/jobs/{job_id}")
+    async def cancel_job(kb: str, job_id: str, request: Request) -> dict[str, Any]:
+        """Stop a job at its next batch; documents it finished stay indexed."""
+        caller = await authorize(request, f"kb:{kb}:write")
+        return _job(await run_in_threadpool(service.cancel_job, kb, job_id, caller))
 
     return router

@@ -1,16 +1,18 @@
-"""``luodi kb create|list|ingest|search|sync|delete|erase``: knowledge bases from the shell."""
+"""``luodi kb create|list|ingest|search|sync|delete|jobs|watch|reembed``: knowledge bases
+from the shell."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from luodi.config import load_settings
@@ -18,6 +20,7 @@ from luodi.config.embeddings import EmbeddingSettings
 from luodi.config.knowledge import KnowledgeSettings
 from luodi.errors import ConfigError, LuodiError
 from luodi.knowledge import IngestReport, KnowledgeService
+from luodi.knowledge.jobs import JobStatus
 from luodi.knowledge.loaders import LOADERS
 
 app = typer.Typer(help="Create, fill, search and sync knowledge bases.", no_args_is_help=True)
@@ -61,6 +64,33 @@ def _redactor(settings: object, knowledge: KnowledgeSettings) -> Callable[[str],
         return done.text if done.text is not None else text
 
     return redact
+
+
+class _Bars:
+    """Files and chunks of an ingest as two rich progress bars; a ``Tracker``."""
+
+    def __init__(self, bar: Progress, files: int) -> None:
+        self._bar = bar
+        self.files: TaskID = bar.add_task("files", total=files)
+        self.chunks: TaskID = bar.add_task("chunks embedded", total=0)
+
+    def files_found(self, count: int) -> None:
+        self._bar.update(self.files, total=(self._bar.tasks[self.files].total or 0) + count)
+
+    def planned(self, chunks: int) -> None:
+        self._bar.update(self.chunks, total=(self._bar.tasks[self.chunks].total or 0) + chunks)
+
+    def embedded(self, chunks: int) -> None:
+        self._bar.update(self.chunks, advance=chunks)
+
+    def document_done(self, name: str, error: str | None) -> None:
+        self._bar.update(self.files, advance=1, description=name)
+
+
+def _bars() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+    )
 
 
 def _print_report(report: IngestReport) -> None:
@@ -152,16 +182,13 @@ def ingest(
         files += sorted(f for f in folder.rglob("*") if f.suffix.lower() in LOADERS)
     missing = [p for p in paths if not p.exists()]
     try:
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
-        ) as bar:
-            task = bar.add_task("ingesting", total=len(files))
+        with _bars() as bar:
             report = service.ingest_paths(
                 name,
                 files,
                 access=access or [],
                 meta=json.loads(meta),
-                progress=lambda doc: bar.update(task, advance=1, description=doc),
+                tracker=_Bars(bar, len(files)),
             )
     except LuodiError as exc:
         raise _fail(exc) from exc
@@ -247,3 +274,83 @@ def delete(
             raise typer.Exit(2)
     except LuodiError as exc:
         raise _fail(exc) from exc
+
+
+def _job_line(job: JobStatus) -> str:
+    return (
+        f"{job.id} {job.kind} {job.state}: files {job.files_done}/{job.files_total}, "
+        f"chunks {job.chunks_done}/{job.chunks_total}, failed {len(job.failed)}"
+        + (f" ({job.error})" if job.error else "")
+    )
+
+
+@app.command()
+def jobs(name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List NAME's background jobs (API ingests, syncs, re-embeddings), newest first."""
+    try:
+        found = _service(config, data_dir).jobs(name)
+    except LuodiError as exc:
+        raise _fail(exc) from exc
+    for job in found:
+        typer.echo(_job_line(job))
+
+
+@app.command()
+def watch(
+    name: str,
+    job_id: str,
+    interval: Annotated[float, typer.Option(help="Seconds between looks.")] = 1.0,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Follow a background job of NAME (run by a server on the same data) with progress bars.
+
+    Exits 0 when it is done, 1 when it failed or was cancelled.
+    """
+    service = _service(config, data_dir)
+    try:
+        job = service.job(name, job_id)
+        with _bars() as bar:
+            files = bar.add_task("files", total=job.files_total)
+            chunks = bar.add_task("chunks embedded", total=job.chunks_total)
+            while True:
+                bar.update(files, completed=job.files_done, total=job.files_total)
+                bar.update(chunks, completed=job.chunks_done, total=job.chunks_total)
+                if job.state in ("done", "failed", "cancelled"):
+                    break
+                time.sleep(interval)  # the job is another process's: there is nothing to await
+                job = service.job(name, job_id)
+    except LuodiError as exc:
+        raise _fail(exc) from exc
+    typer.echo(_job_line(job))
+    for doc, error in job.failed.items():
+        typer.echo(f"failed: {doc}: {error}", err=True)
+    if job.state != "done":
+        raise typer.Exit(1)
+
+
+@app.command()
+def reembed(name: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Embed every chunk of NAME again with the configured embedding model.
+
+    Needed after ``embeddings.model`` changes: until then searches of NAME are refused
+    (``kb_needs_reembed``). Searches keep using the old vectors until the new ones are
+    swapped in at the end. Stop the server first, or run it where the server runs.
+    """
+    service = _service(config, data_dir)
+    try:
+        job = service.submit_reembed(name)
+        with _bars() as bar:
+            chunks = bar.add_task("chunks re-embedded", total=0)
+            while (status := service.wait_job(job.id, timeout=0.25)) is not None and (
+                status.state in ("queued", "running")
+            ):
+                bar.update(chunks, completed=status.chunks_done, total=status.chunks_total)
+    except LuodiError as exc:
+        raise _fail(exc) from exc
+    finally:
+        service.close()
+    assert status is not None
+    typer.echo(_job_line(status))
+    if status.state != "done":
+        raise typer.Exit(1)

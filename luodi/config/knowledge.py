@@ -69,6 +69,17 @@ class KnowledgeSettings(BaseModel):
     fetch_timeout_s: float = Field(default=30.0, gt=0)
     """Timeout of one URL fetch during a sync."""
 
+    embed_batch: int = Field(default=32, ge=1, le=4096)
+    """Chunks embedded per call during an ingest; a background job yields to serving
+    and can be cancelled between two such batches."""
+
+    ingest_nice: int = Field(default=10, ge=0, le=19)
+    """How much a background job's thread lowers its OS priority (``nice``), so that
+    embedding a large ingest takes only the CPU that serving leaves. 0: same as serving."""
+
+    ingest_pause_ms: float = Field(default=0.0, ge=0.0, le=10_000.0)
+    """Pause of a background job after each embedded batch, beyond the priority."""
+
     vector_store: Literal["flat", "qdrant"] = "flat"
     """``flat``: exact search in files under ``data_dir`` (one machine, up to a few
     hundred thousand chunks). ``qdrant``: a Qdrant server or cluster (``qdrant_url``)."""

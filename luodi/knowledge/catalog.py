@@ -45,6 +45,7 @@ __all__ = [
     "ChunkRow",
     "CollectionRow",
     "DocumentRow",
+    "JobRow",
     "SourceRow",
     "SyncReportRow",
     "chunk_entries",
@@ -85,6 +86,10 @@ class CollectionRow(CatalogBase):
     """Seen by readers of every tenant; each still sees only documents its ACL allows."""
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    embedder: Mapped[str | None] = mapped_column(String(256), default=None)
+    """``name/dim`` of the model its vectors came from; None: not recorded yet (made
+    before revision 0003, or empty). Searching with another model is refused until
+    ``luodi kb reembed`` re-embeds it."""
 
 
 class DocumentRow(CatalogBase):
@@ -159,6 +164,29 @@ class SyncReportRow(CatalogBase):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     report: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class JobRow(CatalogBase):
+    """A background ingest, sync or re-embedding job and its progress (``jobs.py``)."""
+
+    __tablename__ = "kb_jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    collection: Mapped[str] = mapped_column(String(64), index=True)
+    owner: Mapped[str] = mapped_column(String(160), default="")
+    """Owner scope of the caller that started it (``tenant:<t>``); "": an operator."""
+    state: Mapped[str] = mapped_column(String(16))
+    files_total: Mapped[int] = mapped_column(Integer, default=0)
+    files_done: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_total: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_done: Mapped[int] = mapped_column(Integer, default=0)
+    report: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    """Heartbeat of the process running or holding it; a stale one means it was lost."""
 
 
 def open_catalog(url: str) -> Engine:

@@ -1,8 +1,11 @@
 """Ingestion: files in, chunks out, written to the catalog and both indexes at once.
 
-Loading, chunking and embedding run outside the service's lock (the slow part, safe
-to run concurrently); the catalog rows, vectors and BM25 postings of a document are
-then written together under it, so a search never sees half a document.
+Loading, chunking, embedding and BM25 term extraction run outside the service's lock
+(the slow part, safe to run concurrently); the catalog rows, vectors and BM25 postings
+of a document are then written together under it, so a search never sees half a
+document. Embedding runs in batches of ``knowledge.embed_batch`` chunks, and a
+``Tracker`` (a background job) hears of each batch: that is where a job yields to
+serving and where it can be cancelled.
 """
 
 from __future__ import annotations
@@ -14,20 +17,30 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from luodi.config.knowledge import KnowledgeSettings
 from luodi.embedding import Embedder
+from luodi.errors import ServiceUnavailableError
 from luodi.knowledge.access import Caller, document_tags, stored_access
-from luodi.knowledge.catalog import ChunkRow, DocumentRow, collection_scope, require_collection
+from luodi.knowledge.catalog import (
+    ChunkRow,
+    CollectionRow,
+    DocumentRow,
+    collection_scope,
+    require_collection,
+)
 from luodi.knowledge.chunking import Chunker
 from luodi.knowledge.erasure import Erasure
 from luodi.knowledge.loaders import LOADERS, DocumentLimitError, DocumentLoadError, ParseLimits
 from luodi.knowledge.loaders.isolation import parse_isolated
+from luodi.knowledge.reembed import fingerprint
 from luodi.knowledge.sources import SourceListingError, iter_source
 from luodi.knowledge.stores import Stores
-from luodi.knowledge.types import PUBLIC_TAG, IngestReport, Payload, Progress
+from luodi.knowledge.types import PUBLIC_TAG, IngestReport, Payload, Progress, Tracker
 
 __all__ = ["Ingestion"]
 
@@ -76,6 +89,7 @@ class Ingestion:
         progress: Progress | None,
         caller: Caller | None = None,
         owner: str | None = None,
+        tracker: Tracker | None = None,
     ) -> IngestReport:
         """Load, chunk, embed and index ``(name, content)`` files.
 
@@ -90,6 +104,13 @@ class Ingestion:
         meta = dict(meta or {})
         with Session(self._stores.catalog) as session:
             row = require_collection(session, collection, caller)
+            if row.embedder is not None and row.embedder != fingerprint(embedder):
+                # Its vectors and the new ones would not be comparable.
+                raise ServiceUnavailableError(
+                    f"knowledge base {collection!r} was embedded with {row.embedder}, not "
+                    f"{fingerprint(embedder)}; re-embed it first: luodi kb reembed {collection}",
+                    code="kb_needs_reembed",
+                )
             if caller is not None:
                 scope = caller.scope
             else:
@@ -97,30 +118,36 @@ class Ingestion:
         stored = stored_access(
             access, caller=caller, collection=collection, default=scope or PUBLIC_TAG
         )
-        for name, data in files:
-            try:
-                self._ingest_one(
-                    collection,
-                    name,
-                    data,
-                    scope,
-                    stored,
-                    meta,
-                    source_id,
-                    embedder,
-                    report,
-                    caller,
-                )
-            except DocumentLimitError as exc:
-                if caller is not None:
-                    raise  # an upload over a parse limit is refused: 400 naming the limit
-                report.failed[name] = exc.message  # a sync or the CLI goes on
-            except DocumentLoadError as exc:
-                report.failed[name] = exc.message
-            if progress is not None:
-                progress(name)
-        with self._stores.lock:
-            self._stores.vectors.flush()
+        try:
+            for name, data in files:
+                try:
+                    self._ingest_one(
+                        collection,
+                        name,
+                        data,
+                        scope,
+                        stored,
+                        meta,
+                        source_id,
+                        embedder,
+                        report,
+                        caller,
+                        tracker,
+                    )
+                except DocumentLimitError as exc:
+                    if caller is not None and tracker is None:
+                        raise  # an upload over a parse limit is refused: 400 naming the limit
+                    report.failed[name] = exc.message  # a job, a sync or the CLI goes on
+                except DocumentLoadError as exc:
+                    report.failed[name] = exc.message
+                if progress is not None:
+                    progress(name)
+                if tracker is not None:
+                    tracker.document_done(name, report.failed.get(name))
+        finally:
+            # Also when a job is cancelled: what was indexed so far is kept, durably.
+            with self._stores.lock:
+                self._stores.vectors.flush()
         return report
 
     def ingest_paths(
@@ -132,6 +159,7 @@ class Ingestion:
         access: Sequence[str],
         meta: Mapping[str, str] | None,
         progress: Progress | None,
+        tracker: Tracker | None = None,
     ) -> IngestReport:
         """Ingest files and folders (walked for known suffixes); unreadable paths are reported."""
         files: list[tuple[str, bytes]] = []
@@ -150,6 +178,7 @@ class Ingestion:
             meta=meta,
             source_id=None,
             progress=progress,
+            tracker=tracker,
         )
         report.failed.update(failed)
         return report
@@ -166,6 +195,7 @@ class Ingestion:
         embedder: Embedder,
         report: IngestReport,
         caller: Caller | None,
+        tracker: Tracker | None,
     ) -> None:
         digest = hashlib.sha256(data).hexdigest()
         same_name = (
@@ -201,8 +231,14 @@ class Ingestion:
         if not chunks:
             raise DocumentLoadError(f"{name}: no text found")
         inputs = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
-        vectors = embedder.embed(inputs)
+        if tracker is not None:
+            tracker.planned(len(chunks))
+        vectors = self._embed(embedder, inputs, tracker)
+        terms = [self._stores.segment(text) for text in inputs]
         with self._stores.lock, Session(self._stores.catalog) as session:
+            kb = session.get(CollectionRow, collection)
+            if kb is not None and kb.embedder is None:
+                kb.embedder = fingerprint(embedder)  # what its vectors are comparable with
             row = session.scalars(select(DocumentRow).where(*same_name)).first()
             if row is None:
                 row = DocumentRow(
@@ -231,10 +267,22 @@ class Ingestion:
             session.commit()
             payload = Payload(row.id, document_tags(owner, access), dict(meta))
             self._stores.vectors.upsert(collection, ids, vectors, [payload] * len(ids))
-            self._stores.bm25_of(session, collection).add(
-                (cid, text, payload) for cid, text in zip(ids, inputs, strict=True)
+            self._stores.bm25_of(session, collection).add_counted(
+                (cid, counts, payload) for cid, counts in zip(ids, terms, strict=True)
             )
             if self._settings.keep_originals:
                 self._stores.originals.mkdir(parents=True, exist_ok=True)
                 (self._stores.originals / row.id).write_bytes(data)
             report.chunks += len(chunks)
+
+    def _embed(
+        self, embedder: Embedder, inputs: list[str], tracker: Tracker | None
+    ) -> NDArray[np.float32]:
+        """Vectors of ``inputs``, a batch at a time, telling ``tracker`` after each."""
+        step = self._settings.embed_batch
+        parts = []
+        for lo in range(0, len(inputs), step):
+            parts.append(embedder.embed(inputs[lo : lo + step]))
+            if tracker is not None:
+                tracker.embedded(len(parts[-1]))
+        return np.concatenate(parts).astype(np.float32, copy=False)

@@ -22,7 +22,12 @@ from sqlalchemy.orm import Session
 
 from luodi.config.knowledge import KnowledgeSettings
 from luodi.embedding import Embedder
-from luodi.errors import InvalidRequestError, NotFoundError, PermissionDeniedError
+from luodi.errors import (
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+)
 from luodi.knowledge.access import Caller, as_caller, document_tags, stored_access
 from luodi.knowledge.catalog import (
     ChunkRow,
@@ -32,6 +37,7 @@ from luodi.knowledge.catalog import (
     chunk_entries,
     chunk_hits,
     collection_names,
+    collection_scope,
     open_catalog,
     require_collection,
     sees_collection,
@@ -42,6 +48,8 @@ from luodi.knowledge.grounding import citations_of, inject_context, last_user_te
 from luodi.knowledge.index.bm25 import BM25Index, Segmenter
 from luodi.knowledge.index.vector_store import VectorStore, build_vector_store
 from luodi.knowledge.ingestion import Ingestion
+from luodi.knowledge.jobs import JobRunner, JobStatus
+from luodi.knowledge.reembed import fingerprint, reembed
 from luodi.knowledge.retrieval import HybridRetriever, Reranker, rerank
 from luodi.knowledge.source_sync import SourceSync
 from luodi.knowledge.stores import Stores
@@ -57,6 +65,7 @@ from luodi.knowledge.types import (
     Payload,
     Principal,
     Progress,
+    Tracker,
 )
 
 __all__ = ["AuditSink", "CollectionInfo", "DocumentInfo", "KnowledgeService", "Progress"]
@@ -136,6 +145,14 @@ class KnowledgeService:
             vectors=self._store,
             bm25_of=self._bm25_of,
             originals=self._originals,
+            segment=self._segmenter.counts,
+        )
+        self._stores = stores
+        self._jobs = JobRunner(
+            self._engine,
+            nice=settings.ingest_nice,
+            pause_s=settings.ingest_pause_ms / 1000,
+            clock=self._now,
         )
         self._erasure = Erasure(stores, audit=audit)
         self._ingestion = Ingestion(
@@ -331,6 +348,7 @@ class KnowledgeService:
         progress: Progress | None = None,
         caller: Principal | Caller | None = None,
         owner: str | None = None,
+        tracker: Tracker | None = None,
     ) -> IngestReport:
         """Load, chunk, embed and index ``(name, content)`` files.
 
@@ -353,6 +371,7 @@ class KnowledgeService:
             progress=progress,
             caller=_caller(caller),
             owner=owner,
+            tracker=tracker,
         )
 
     def ingest_paths(
@@ -363,10 +382,17 @@ class KnowledgeService:
         access: Sequence[str] = (),
         meta: Mapping[str, str] | None = None,
         progress: Progress | None = None,
+        tracker: Tracker | None = None,
     ) -> IngestReport:
         """Ingest files and folders (walked for known suffixes); unreadable paths are reported."""
         return self._ingestion.ingest_paths(
-            collection, paths, embedder=self.embedder, access=access, meta=meta, progress=progress
+            collection,
+            paths,
+            embedder=self.embedder,
+            access=access,
+            meta=meta,
+            progress=progress,
+            tracker=tracker,
         )
 
     # ---- search and grounding ----------------------------------------------------
@@ -396,7 +422,7 @@ class KnowledgeService:
         caller = _caller(principal)
         with Session(self._engine) as session:
             for name in collections:
-                require_collection(session, name, caller)
+                self._require_embedder(require_collection(session, name, caller))
         if not query.strip():
             return []
         query_vector = self.embedder.embed([query])[0]
@@ -565,6 +591,122 @@ class KnowledgeService:
             allow=lambda name, row: writable(who, name, row),
         )
 
+    # ---- background jobs --------------------------------------------------------------
+
+    def submit_ingest(
+        self,
+        collection: str,
+        files: Sequence[tuple[str, bytes]],
+        *,
+        access: Sequence[str] = (),
+        meta: Mapping[str, str] | None = None,
+        caller: Principal | Caller | None = None,
+        owner: str | None = None,
+    ) -> JobStatus:
+        """``ingest`` as a background job (lower OS priority, progress, cancellable).
+
+        What would fail the whole upload at once (an unknown collection, an access tag
+        the caller may not give) raises here; a file that fails is listed in the job.
+        """
+        who = _caller(caller)
+        with Session(self._engine) as session:
+            row = require_collection(session, collection, who)
+            scope = who.scope if who is not None else collection_scope(row)
+        stored_access(access, caller=who, collection=collection, default=scope or PUBLIC_TAG)
+        files = list(files)
+        return self._jobs.submit(
+            "ingest",
+            collection,
+            "" if who is None else who.scope,
+            len(files),
+            lambda job: self._ingestion.ingest(
+                collection,
+                files,
+                embedder=self.embedder,
+                access=access,
+                meta=meta,
+                source_id=None,
+                progress=None,
+                caller=who,
+                owner=owner,
+                tracker=job,
+            ),
+        )
+
+    def submit_sync(self, source_id: str, *, trigger: str = "manual") -> JobStatus:
+        """``sync`` as a background job."""
+        source = next((s for s in self._sync.sources() if s.id == source_id), None)
+        if source is None:
+            raise NotFoundError(f"sync source {source_id!r} not found")
+        return self._jobs.submit(
+            "sync",
+            source.collection,
+            source.owner,
+            0,
+            lambda job: self._sync.sync(source_id, trigger=trigger, tracker=job),
+        )
+
+    def submit_reembed(self, collection: str) -> JobStatus:
+        """Re-embed every chunk of ``collection`` with the current model, in the background.
+
+        Trusted callers only (operators): it touches every tenant's documents.
+        """
+        with Session(self._engine) as session:
+            require_collection(session, collection)
+        return self._jobs.submit(
+            "reembed",
+            collection,
+            "",
+            0,
+            lambda job: reembed(
+                self._stores, collection, self.embedder, self.settings.embed_batch, job
+            ),
+        )
+
+    def job(
+        self, collection: str, job_id: str, principal: Principal | Caller | None = None
+    ) -> JobStatus:
+        """A job of ``collection`` that ``principal`` started (any, if it manages it).
+
+        Raises:
+            NotFoundError: no such job there, or one of another tenant.
+        """
+        status = self._jobs.status(job_id)
+        if (
+            status is None
+            or status.collection != collection
+            or not self._sees_job(status, _caller(principal))
+        ):
+            raise NotFoundError(f"job {job_id!r} not found in knowledge base {collection!r}")
+        return status
+
+    def jobs(self, collection: str, principal: Principal | Caller | None = None) -> list[JobStatus]:
+        """Jobs of ``collection`` that ``principal`` may see, newest first."""
+        caller = _caller(principal)
+        with Session(self._engine) as session:
+            require_collection(session, collection, caller)
+        return [j for j in self._jobs.list(collection) if self._sees_job(j, caller)]
+
+    def cancel_job(
+        self, collection: str, job_id: str, principal: Principal | Caller | None = None
+    ) -> JobStatus:
+        """Stop a job at its next batch; documents it finished stay indexed."""
+        self.job(collection, job_id, principal)
+        self._jobs.cancel(job_id)
+        return self.job(collection, job_id, principal)
+
+    def wait_job(self, job_id: str, timeout: float | None = None) -> JobStatus | None:
+        """Block until a job of this process finishes (the CLI, tests)."""
+        return self._jobs.wait(job_id, timeout)
+
+    @staticmethod
+    def _sees_job(status: JobStatus, caller: Caller | None) -> bool:
+        return (
+            caller is None
+            or caller.manages(status.collection)
+            or (caller.tenant is not None and status.owner == caller.scope)
+        )
+
     # ---- sources and sync ------------------------------------------------------------
 
     def add_source(
@@ -645,8 +787,19 @@ class KnowledgeService:
             self._bm25[collection] = index
         return index
 
+    def _require_embedder(self, row: CollectionRow) -> None:
+        """Refuse to search vectors another model made: they would rank noise."""
+        if row.embedder is not None and row.embedder != fingerprint(self.embedder):
+            raise ServiceUnavailableError(
+                f"knowledge base {row.name!r} was embedded with {row.embedder} and the "
+                f"embedding model is now {fingerprint(self.embedder)}; re-embed it: "
+                f"luodi kb reembed {row.name}",
+                code="kb_needs_reembed",
+            )
+
     def close(self) -> None:
-        """Flush vectors and release the database."""
+        """Stop background jobs, flush vectors and release the database."""
+        self._jobs.close()
         with self._lock:
             self._store.flush()
             self._engine.dispose()

@@ -30,7 +30,7 @@ from luodi.knowledge.erasure import Erasure
 from luodi.knowledge.loaders import LOADERS
 from luodi.knowledge.sources import SourceListingError, iter_source
 from luodi.knowledge.stores import Stores
-from luodi.knowledge.types import AuditSink, IngestReport, Progress
+from luodi.knowledge.types import AuditSink, IngestReport, Progress, Tracker
 
 __all__ = ["Ingest", "SourceSync"]
 
@@ -48,6 +48,7 @@ class Ingest(Protocol):
         source_id: str | None,
         progress: Progress | None,
         owner: str | None,
+        tracker: Tracker | None = None,
     ) -> IngestReport: ...
 
 
@@ -130,12 +131,18 @@ class SourceSync:
             return rows
 
     def sync(
-        self, source_id: str, *, trigger: str = "manual", progress: Progress | None = None
+        self,
+        source_id: str,
+        *,
+        trigger: str = "manual",
+        progress: Progress | None = None,
+        tracker: Tracker | None = None,
     ) -> IngestReport:
         """Bring a source's documents up to date: add new, re-index changed, remove deleted.
 
         Unchanged documents (same content hash) are not re-chunked or re-embedded. When a
         location cannot be listed, nothing is deleted and the failure is reported.
+        ``tracker`` (a background job) follows it file by file and chunk by chunk.
         """
         started = self._clock()
         with Session(self._stores.catalog) as session:
@@ -167,6 +174,8 @@ class SourceSync:
                 files.append((item.name, item.read()))
             except Exception as exc:  # OSError or any HTTP client error: report, keep going
                 report.failed[item.name] = f"{item.name}: {exc}"
+        if tracker is not None:
+            tracker.files_found(len(files))
         part = self._ingest(
             collection,
             files,
@@ -175,6 +184,7 @@ class SourceSync:
             source_id=source_id,
             progress=progress,
             owner=owner,
+            tracker=tracker,
         )
         report.added, report.updated, report.unchanged = part.added, part.updated, part.unchanged
         report.failed.update(part.failed)

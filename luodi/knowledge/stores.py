@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from luodi.knowledge.index.bm25 import BM25Index
+from luodi.knowledge.index.bm25 import BM25Index, TermCounts
 from luodi.knowledge.index.vector_store import VectorStore
 
 __all__ = ["Stores"]
@@ -29,3 +29,5 @@ class Stores:
     """The BM25 index of a collection, built from the catalog on first use."""
     originals: Path
     """Folder of kept uploaded files, one per document id."""
+    segment: Callable[[str], TermCounts]
+    """BM25 terms of a chunk's text, computed before the lock is taken."""

@@ -22,6 +22,7 @@ __all__ = [
     "Payload",
     "Principal",
     "Progress",
+    "Tracker",
 ]
 
 BlockKind = Literal["heading", "text", "list", "table", "row"]
@@ -72,6 +73,31 @@ class AuditSink(Protocol):
 
 Progress = Callable[[str], None]
 """Called with a document's name after it is processed (drives the CLI's progress bar)."""
+
+
+class Tracker(Protocol):
+    """Follows an ingest chunk by chunk: a background job (``jobs.Job``) is one.
+
+    ``embedded`` is called after each batch of ``knowledge.embed_batch`` chunks and is
+    where a job yields to serving; it may raise to stop the ingest there (the document
+    being embedded is then not indexed at all).
+    """
+
+    def files_found(self, count: int) -> None:
+        """``count`` more files to process (a sync learns them when it lists a source)."""
+        ...
+
+    def planned(self, chunks: int) -> None:
+        """A document was chunked: ``chunks`` more to embed."""
+        ...
+
+    def embedded(self, chunks: int) -> None:
+        """``chunks`` more were embedded."""
+        ...
+
+    def document_done(self, name: str, error: str | None) -> None:
+        """A file was indexed or found unchanged (``error`` None), or failed."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,3 +50,23 @@ def test_collections_get_a_tenant_and_can_be_shared(tmp_path: Path) -> None:
     assert "globex" in rows["legacy"] and "yes" in rows["legacy"]
     nothing = runner.invoke(app, ["assign", "hr", *data])
     assert nothing.exit_code == 2 and "--tenant" in nothing.output
+
+
+def test_reembed_shows_progress_and_the_job_is_listed_and_watched(tmp_path: Path) -> None:
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    assert runner.invoke(app, ["create", "faq", *data]).exit_code == 0
+    ingested = runner.invoke(app, ["ingest", "faq", str(FIXTURES), *data])
+    assert ingested.exit_code == 0 and "added 5" in ingested.output
+    done = runner.invoke(app, ["reembed", "faq", *data])
+    assert done.exit_code == 0, done.output
+    assert "reembed done" in done.output
+    job_id = done.output.split()[0]
+    listed = runner.invoke(app, ["jobs", "faq", *data])
+    assert listed.output.startswith(f"{job_id} reembed done")
+    watched = runner.invoke(app, ["watch", "faq", job_id, *data])
+    assert watched.exit_code == 0 and "reembed done" in watched.output
+    missing = runner.invoke(app, ["watch", "faq", "nope", *data])
+    assert missing.exit_code == 1 and "not found" in missing.output
+    found = runner.invoke(app, ["search", "faq", "挂失", "--top-k", "1", *data])
+    assert "95888" in found.output

@@ -106,6 +106,6 @@ def test_migrating_twice_is_a_no_op(catalog_url: str) -> None:
     engine = open_catalog(catalog_url)
     with engine.connect() as connection:
         assert connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == (
-            "0002"
+            "0003"
         )
     engine.dispose()
