@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from luodi.config.models import AdapterSettings, EmbeddedModelSettings, PoolSettings
 
@@ -14,6 +14,59 @@ _LLAMA_MAX_SEQ = 256  # llama.cpp refuses a context with more sequence ids
 
 def _default_threads() -> int:
     return max(1, os.cpu_count() or 1)
+
+
+def _none_word(value: object) -> object:
+    """Let an environment variable switch an optional number off: "none", "null", "off"."""
+    if isinstance(value, str) and value.strip().lower() in {"", "none", "null", "off"}:
+        return None
+    return value
+
+
+class SpeculativeSettings(BaseModel):
+    """Prompt-lookup speculative decoding: draft tokens copied from the request's own
+    context, verified in the same decode as the next token. Output is unchanged (greedy
+    text identical, sampled text drawn from the same distribution); only speed differs."""
+
+    enabled: bool = True
+    """Draft where it pays (see ``max_batch``); a request opts out with
+    ``"speculative": false``."""
+
+    num_tokens: int = Field(default=8, ge=1, le=64)
+    """Most draft tokens per sequence and step."""
+
+    ngram_min: int = Field(default=2, ge=1)
+    """Shortest context tail looked up earlier in the context."""
+
+    ngram_max: int = Field(default=4, ge=1)
+    """Longest context tail looked up (longer matches are tried first)."""
+
+    max_batch: int = Field(default=8, ge=1)
+    """Never draft while more sequences than this decode. Below it, each step takes the
+    draft tokens that raise its expected tokens per second, from the measured cost of a
+    step and each sequence's record of accepted drafts: many on a quoting answer, few or
+    none on free text or in a large batch."""
+
+    fixed_cost_tokens: float | None = Field(default=None, ge=0.0)
+    """A decode step's cost beyond its tokens, in tokens. None: measured by the engine
+    from its own steps, starting from 2 (a small model on a 2-core CPU; a GPU's is in
+    the hundreds, which makes drafting nearly free). A number fixes it."""
+
+    draft_model: Path | None = None
+    """A small GGUF with the model's vocabulary (Qwen3-0.6B for a Qwen3-14B) that drafts
+    by decoding a few tokens itself, instead of prompt lookup: it guesses free text too,
+    at the price of its own decodes and memory. None: prompt lookup."""
+
+    _fixed_cost_none = field_validator("fixed_cost_tokens", mode="before")(_none_word)
+
+    @model_validator(mode="after")
+    def _check_ngrams(self) -> SpeculativeSettings:
+        if self.ngram_min > self.ngram_max:
+            raise ValueError(
+                f"engine.speculative.ngram_min ({self.ngram_min}) exceeds ngram_max"
+                f" ({self.ngram_max})"
+            )
+        return self
 
 
 class EngineSettings(BaseModel):
@@ -55,6 +108,15 @@ class EngineSettings(BaseModel):
 
     prefill_chunk: int = Field(default=512, ge=16)
     """Prompt tokens processed per step across all sequences (chunked prefill budget)."""
+
+    step_slack: float | None = Field(default=0.25, ge=0.0)
+    """While sequences decode, a step carries prompt tokens of new requests only up to
+    what lengthens it by this fraction of its decode-only time (the engine measures
+    both), so running streams keep a steady token cadence: inter-token latency p99/p50
+    stays near ``1 + step_slack``. Long prompts then take more steps, which delays their
+    first token under load; with nothing decoding a step takes ``prefill_chunk`` tokens.
+    None: always up to ``prefill_chunk`` (first tokens sooner, a jerkier cadence).
+    docs/performance.md has the measured trade-off."""
 
     n_batch: int = Field(default=2048, ge=64)
     """llama.cpp logical batch size: the most tokens one ``llama_decode`` call may carry."""
@@ -101,6 +163,9 @@ class EngineSettings(BaseModel):
     flash-attention kernel takes only F16 caches). Off: llama.cpp's default kernels and an
     F16 KV cache; greedy text may then change with concurrency."""
 
+    speculative: SpeculativeSettings = Field(default_factory=SpeculativeSettings)
+    """Speculative decoding by prompt lookup (answers that quote their context)."""
+
     adapters: list[AdapterSettings] = Field(default_factory=list)
     """LoRA adapters of the default model; a request picks one as ``model:adapter``."""
 
@@ -110,6 +175,8 @@ class EngineSettings(BaseModel):
 
     pool: PoolSettings = Field(default_factory=PoolSettings)
     """Memory budget and keep-alive of the embedded models."""
+
+    _step_slack_none = field_validator("step_slack", mode="before")(_none_word)
 
     def for_model(self, entry: EmbeddedModelSettings) -> EngineSettings:
         """These settings with ``entry``'s file, name and sizes in place (checked again)."""

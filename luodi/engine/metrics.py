@@ -53,6 +53,8 @@ METRIC_NAMES: tuple[str, ...] = (
     "luodi_prompt_tokens_total",
     "luodi_generation_tokens_total",
     "luodi_prefix_cache_hit_tokens_total",
+    "luodi_spec_decode_draft_tokens_total",
+    "luodi_spec_decode_accepted_tokens_total",
     "luodi_requests_total",
     "luodi_request_errors_total",
     "luodi_num_requests_running",
@@ -102,6 +104,18 @@ class EngineMetrics:
         )
         self.generation_tokens = Counter(
             "luodi_generation_tokens", "Tokens generated.", _LABELS, registry=registry
+        )
+        self.draft_tokens = Counter(
+            "luodi_spec_decode_draft_tokens",
+            "Draft tokens decoded by speculative decoding (embedded engine).",
+            _LABELS,
+            registry=registry,
+        )
+        self.accepted_tokens = Counter(
+            "luodi_spec_decode_accepted_tokens",
+            "Draft tokens the model agreed with and kept.",
+            _LABELS,
+            registry=registry,
         )
         self.prefix_cache_hits = Counter(
             "luodi_prefix_cache_hit_tokens",
@@ -215,6 +229,8 @@ class BackendObserver:
         self._model = model
         self._batch_size = metrics.batch_size.labels(backend, model)
         self._itl = metrics.itl.labels(backend, model)
+        self._drafted = metrics.draft_tokens.labels(backend, model)
+        self._accepted = metrics.accepted_tokens.labels(backend, model)
 
     def on_queued(self, waiting: int, running: int) -> None:
         self._metrics.set_load(self._backend, self._model, running=running, waiting=waiting)
@@ -231,6 +247,10 @@ class BackendObserver:
 
     def on_token(self, itl_s: float) -> None:
         self._itl.observe(max(0.0, itl_s))
+
+    def on_draft(self, drafted: int, accepted: int) -> None:
+        self._drafted.inc(drafted)
+        self._accepted.inc(accepted)
 
     def on_finished(
         self, reason: str, prompt_tokens: int, completion_tokens: int, e2e_s: float

@@ -20,6 +20,8 @@ class EngineObserver(Protocol):
 
     def on_token(self, itl_s: float) -> None: ...
 
+    def on_draft(self, drafted: int, accepted: int) -> None: ...
+
     def on_finished(
         self, reason: str, prompt_tokens: int, completion_tokens: int, e2e_s: float
     ) -> None: ...
@@ -41,6 +43,9 @@ class NullObserver:
         pass
 
     def on_token(self, itl_s: float) -> None:
+        pass
+
+    def on_draft(self, drafted: int, accepted: int) -> None:
         pass
 
     def on_finished(

@@ -77,6 +77,9 @@ class SamplingParams:
     grammar: str | None = None
     """A grammar the output must follow: llguidance's form (``luodi.chat.structured``
     compiles JSON schemas to it), Lark, or llama.cpp's GBNF."""
+    speculative: bool = True
+    """Let the embedded engine draft tokens from the context and verify them in one
+    batch (``engine.speculative``); the output is the same either way. False opts out."""
 
     @property
     def greedy(self) -> bool:

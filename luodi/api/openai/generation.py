@@ -56,6 +56,7 @@ def sampling_params(
         stop_token_ids=list(body.stop_token_ids or []),
         max_tokens=max_tokens,
         ignore_eos=body.ignore_eos,
+        speculative=body.speculative,
         logit_bias=bias,
         logprobs=logprobs,
     )

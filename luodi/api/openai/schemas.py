@@ -101,6 +101,8 @@ class _Sampling(_Body):
     repetition_penalty: Annotated[float, Field(gt=0.0, le=2.0)] = 1.0
     ignore_eos: bool = False
     stop_token_ids: list[int] | None = None
+    speculative: bool = True
+    """luodi: False opts this request out of speculative decoding (same output, no drafts)."""
 
     @field_validator("stop")
     @classmethod

@@ -23,13 +23,19 @@ from luodi.config.models import AdapterSettings
 from luodi.engine.llamacpp.control_text import spells_control, tokenize_isolated
 from luodi.engine.llamacpp.default_model import resolve_model_path
 from luodi.engine.llamacpp.detokenizer import IncrementalDetokenizer
+from luodi.engine.llamacpp.draft_model import DraftModel
 from luodi.engine.llamacpp.grammar import GrammarVocab
-from luodi.engine.llamacpp.kv_cache import CopyKV, FreeKV, KVOp, PrefixCache, SeqIdPool
+from luodi.engine.llamacpp.kv_cache import CopyKV, FreeKV, KVOp, PrefixCache, SeqIdPool, TrimKV
 from luodi.engine.llamacpp.model import ContextParams, LlamaModel, quantization_name
 from luodi.engine.llamacpp.outbox import Outbox, Stream
 from luodi.engine.llamacpp.prompts import prepare_embedded
 from luodi.engine.llamacpp.sampling import SequenceSampler, top_logprobs
-from luodi.engine.llamacpp.scheduler import ScheduledChunk, Scheduler, SchedulerOutput
+from luodi.engine.llamacpp.scheduler import (
+    ScheduledChunk,
+    Scheduler,
+    SchedulerOutput,
+    Speculation,
+)
 from luodi.engine.llamacpp.sequence import Sequence
 from luodi.engine.llamacpp.stop import StopMatcher
 from luodi.engine.llamacpp.warmup import WarmPrefixes
@@ -117,6 +123,7 @@ class LlamaCppEngine:
         self._info: ModelInfo | None = None
         self._max_model_len = 0
         self._warm: WarmPrefixes | None = None
+        self._draft: DraftModel | None = None
         self._started = False
         self._failed_steps = 0
         self._template: TemplateMetadata | None = None
@@ -219,6 +226,8 @@ class LlamaCppEngine:
             texts = [*s.warm_prefixes, *_read_prefix_file(s.warm_prefix_file)]
             self._warm = WarmPrefixes(model, self._prefix_cache, s.cache_dir, identity=source)
             self._warm.load_or_compute(texts, batch_tokens=s.n_batch)
+        if s.speculative.enabled and s.speculative.draft_model is not None:
+            self._draft = DraftModel(s.speculative.draft_model, model, s.max_batch_size)
         # After the warm prefixes: the scheduler counts the cells they hold.
         self._scheduler = Scheduler(
             max_batch_size=s.max_batch_size,
@@ -228,6 +237,9 @@ class LlamaCppEngine:
             seq_ids=SeqIdPool(range(s.max_batch_size)),
             prefix_cache=self._prefix_cache,
             share_min_tokens=s.prefix_share_min_tokens,
+            speculation=_speculation(s, self._draft),
+            max_step_tokens=s.n_batch,
+            step_slack=s.step_slack,
         )
 
     def _load_adapter(self, adapter: AdapterSettings) -> None:
@@ -275,6 +287,9 @@ class LlamaCppEngine:
         self._grammar_vocab = None
         self._adapters.clear()  # llama.cpp frees adapters with their model
         self._applied = None
+        if self._draft is not None:
+            self._draft.close()
+            self._draft = None
         if self._model is not None:
             self._model.close()
             self._model = None
@@ -534,8 +549,8 @@ class LlamaCppEngine:
         live = [c for c in out.chunks if c.seq.seq_id is not None]
         if not live:
             return
-        sampled: dict[str, int] = {}
-        logprobs: dict[str, Any] = {}
+        sampled: dict[str, list[int]] = {}
+        logprobs: dict[str, list[Any]] = {}
         scored_only: list[Sequence] = []
         # One llama_decode per adapter set: llama.cpp applies adapters to a whole decode.
         for group in out.groups:
@@ -543,15 +558,20 @@ class LlamaCppEngine:
             if chunks:
                 self._decode_group(chunks, sampled, logprobs, scored_only)
         for seq in sched.update(out, sampled):
-            self._on_token(seq, logprobs.get(seq.request_id))
+            tokens = sampled[seq.request_id]
+            scores = logprobs.get(seq.request_id, [])
+            for i, token in enumerate(tokens):
+                later = len(tokens) - 1 - i
+                if self._on_token(seq, token, scores[i] if scores else None, later=later):
+                    break
         for seq in scored_only:
             self._finish_scored(seq)
 
     def _decode_group(
         self,
         chunks: list[ScheduledChunk],
-        sampled: dict[str, int],
-        logprobs: dict[str, Any],
+        sampled: dict[str, list[int]],
+        logprobs: dict[str, list[Any]],
         scored_only: list[Sequence],
     ) -> None:
         """Decode chunks that share an adapter set, then sample them from its logits.
@@ -574,14 +594,16 @@ class LlamaCppEngine:
             seq = chunk.seq
             seq_id = seq.seq_id
             assert seq_id is not None
-            last = len(chunk.tokens) - 1
+            # The real next token comes from the first sampled position; each draft
+            # position after it is sampled too, to verify the draft token it holds.
+            first_sample = len(chunk.tokens) - 1 - chunk.draft
             # Position p's logits score prompt token p + 1: those not scored yet, up to
             # the last prompt token (whose logits pick the first output token).
             score_from = len(seq.prompt_logprobs) - 1 if seq.scoring else seq.prompt_len
             for i, tok in enumerate(chunk.tokens):
                 pos = chunk.start_pos + i
-                want = chunk.sample and i == last
-                if want:
+                want = chunk.sample and i >= first_sample
+                if want and i == first_sample:
                     sample_at[seq.request_id] = len(items)
                 score = score_from <= pos < seq.prompt_len - 1
                 if score:
@@ -599,7 +621,10 @@ class LlamaCppEngine:
             for chunk in chunks:
                 self._fail(chunk.seq, reason)
             return
-        self.observer.on_step(len(chunks), len(items), time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        self.observer.on_step(len(chunks), len(items), elapsed)
+        with_logits = sum(1 for item in items if item[3])
+        sched.observe_step(with_logits, elapsed, n_prompt=len(items) - with_logits)
         self._score_prompts(scored_at)
         for chunk in chunks:
             rid = chunk.seq.request_id
@@ -609,13 +634,45 @@ class LlamaCppEngine:
                 scored_only.append(chunk.seq)
                 continue
             try:
-                token = self._samplers[rid].sample(sample_at[rid])
-                sampled[rid] = token
-                k = chunk.seq.request.params.logprobs
-                if k is not None:
-                    logprobs[rid] = top_logprobs(model, sample_at[rid], token, k)
+                self._sample_run(chunk, sample_at[rid], sampled, logprobs)
             except Exception as exc:
                 self._fail(chunk.seq, f"sampling failed: {exc}")
+
+    def _sample_run(
+        self,
+        chunk: ScheduledChunk,
+        first: int,
+        sampled: dict[str, list[int]],
+        logprobs: dict[str, list[Any]],
+    ) -> None:
+        """Sample the next token, then verify the chunk's draft, token by token.
+
+        Position ``j`` is sampled exactly as it would be without a draft (same chain,
+        same random draw), so the run keeps the output and its distribution: a draft
+        token is kept when the model drew it, and the first draw that differs is the
+        model's own next token, which ends the run.
+        """
+        model = self._model
+        assert model is not None
+        seq = chunk.seq
+        rid = seq.request_id
+        sampler = self._samplers[rid]
+        k = seq.request.params.logprobs
+        draft = chunk.tokens[len(chunk.tokens) - chunk.draft :]
+        tokens: list[int] = []
+        scores: list[Any] = []
+        for j in range(chunk.draft + 1):
+            token = sampler.sample(first + j)
+            tokens.append(token)
+            if k is not None:
+                scores.append(top_logprobs(model, first + j, token, k))
+            if j == chunk.draft or token != draft[j] or token in model.eog_tokens:
+                break
+        sampled[rid] = tokens
+        if chunk.draft:
+            self.observer.on_draft(chunk.draft, len(tokens) - 1)
+        if scores:
+            logprobs[rid] = scores
 
     def _score_prompts(self, scored_at: list[tuple[Sequence, int, int]]) -> None:
         """Append the log-probability of each prompt token whose logits just came."""
@@ -650,12 +707,17 @@ class LlamaCppEngine:
         )
         self._emit(seq.request_id, event, last=True)
 
-    def _on_token(self, seq: Sequence, logprob: Any) -> None:
+    def _on_token(self, seq: Sequence, token: int, logprob: Any, *, later: int = 0) -> bool:
+        """Stream one new output token; True when it ends the sequence.
+
+        ``later`` output tokens follow it from the same verified draft; they are taken
+        back when this one ends the sequence.
+        """
         model, sched = self._model, self._scheduler
         assert model is not None and sched is not None
         params = seq.request.params
-        token = seq.output_tokens[-1]
-        first = len(seq.output_tokens) == 1
+        n_output = len(seq.output_tokens) - later
+        first = n_output == 1
         reason: FinishReason | None = None
         text = ""
         if (token in model.eog_tokens and not params.ignore_eos) or token in params.stop_token_ids:
@@ -665,8 +727,8 @@ class LlamaCppEngine:
             text, stopped = seq.stop_matcher.feed(seq.detokenizer.feed(model.piece(token)))
             if stopped:
                 reason = FinishReason.STOP
-            elif len(seq.output_tokens) >= params.max_tokens or (
-                seq.prompt_len + len(seq.output_tokens) >= self._max_model_len
+            elif n_output >= params.max_tokens or (
+                seq.prompt_len + n_output >= self._max_model_len
             ):
                 reason = FinishReason.LENGTH
         if reason is not None and seq.stop_matcher is not None and not seq.stop_matcher.stopped:
@@ -690,6 +752,7 @@ class LlamaCppEngine:
             self.observer.on_token(now - seq.previous_token_at)
         seq.previous_token_at = now
         if reason is not None:
+            sched.rewind(seq, later)
             sched.finish(seq, reason)
             event.finish_reason = reason
             event.usage = self._usage(seq)
@@ -701,6 +764,7 @@ class LlamaCppEngine:
                 time.monotonic() - seq.request.arrival_time,
             )
         self._emit(seq.request_id, event, last=reason is not None)
+        return reason is not None
 
     def _usage(self, seq: Sequence) -> Usage:
         return Usage(
@@ -777,6 +841,8 @@ class LlamaCppEngine:
                 model.seq_copy(op.src, op.dst, op.n_tokens)
             elif isinstance(op, FreeKV):
                 model.seq_remove(op.seq_id)
+            elif isinstance(op, TrimKV):
+                model.seq_remove(op.seq_id, op.from_pos)
 
     def _emit(self, request_id: str, event: GenerationEvent, *, last: bool) -> None:
         stream = self._streams.pop(request_id, None) if last else self._streams.get(request_id)
@@ -791,6 +857,20 @@ class LlamaCppEngine:
     def running_kv_positions(self) -> list[int]:
         """Highest KV position held by each running-sequence id (-1: free)."""
         return [self.model.seq_pos_max(i) for i in range(self.settings.max_batch_size)]
+
+
+def _speculation(settings: EngineSettings, draft: DraftModel | None) -> Speculation | None:
+    spec = settings.speculative
+    if not spec.enabled:
+        return None
+    return Speculation(
+        proposer=draft.propose if draft is not None else None,
+        num_tokens=spec.num_tokens,
+        ngram_min=spec.ngram_min,
+        ngram_max=spec.ngram_max,
+        max_batch=spec.max_batch,
+        fixed_tokens=spec.fixed_cost_tokens,
+    )
 
 
 def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "KVOp",
     "PrefixCache",
     "SeqIdPool",
+    "TrimKV",
     "common_prefix",
 ]
 
@@ -42,7 +43,15 @@ class FreeKV:
     seq_id: int
 
 
-KVOp = CopyKV | FreeKV
+@dataclass(frozen=True, slots=True)
+class TrimKV:
+    """Drop the cells of ``seq_id`` at positions ``from_pos`` and later (rejected drafts)."""
+
+    seq_id: int
+    from_pos: int
+
+
+KVOp = CopyKV | FreeKV | TrimKV
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -96,8 +105,27 @@ class CellLedger:
         """Follow one KV operation the runner is about to execute."""
         if isinstance(op, CopyKV):
             self._copy(op.src, op.dst, op.n_tokens)
+        elif isinstance(op, TrimKV):
+            self.trim(op.seq_id, op.from_pos)
         else:
             self.free(op.seq_id)
+
+    def trim(self, seq_id: int, keep: int) -> None:
+        """``seq_id`` keeps its first ``keep`` positions and lets go of the rest."""
+        spans = self._held.get(seq_id)
+        if not spans or self.held(seq_id) <= keep:
+            return
+        kept: list[tuple[int, int]] = []
+        for span, length in spans:
+            if keep <= 0:
+                break
+            kept.append((span, min(length, keep)))
+            keep -= length
+        self._held[seq_id] = kept
+        own = self._own.get(seq_id)
+        if own is not None and not any(span == own for span, _ in kept):
+            self._own.pop(seq_id)  # its next cells start a new span
+        self.used = self._count()
 
     def free(self, seq_id: int) -> None:
         """``seq_id`` lets go of its cells; those other holders share stay in use."""

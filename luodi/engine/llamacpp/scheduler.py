@@ -29,10 +29,12 @@ and the context allow more tokens than the cache has cells): it then ends with
 
 from __future__ import annotations
 
+import heapq
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from luodi.engine.llamacpp.drafting import PromptLookup
 from luodi.engine.llamacpp.kv_cache import (
     CellLedger,
     CopyKV,
@@ -40,16 +42,21 @@ from luodi.engine.llamacpp.kv_cache import (
     KVOp,
     PrefixCache,
     SeqIdPool,
+    TrimKV,
     common_prefix,
 )
 from luodi.engine.llamacpp.sequence import Sequence, SequenceStatus
+from luodi.engine.llamacpp.step_cost import StepCost
 from luodi.engine.types import FinishReason
 from luodi.errors import QueueFullError
 
-__all__ = ["SCORING_CHUNK", "ScheduledChunk", "Scheduler", "SchedulerOutput"]
+__all__ = ["SCORING_CHUNK", "ScheduledChunk", "Scheduler", "SchedulerOutput", "Speculation"]
 
 SCORING_CHUNK = 32
 """Most prompt tokens per step of a sequence whose prompt is being scored."""
+
+MIN_PREFILL = 16
+"""Prompt tokens a step may always carry beside decodes, so arrivals are never starved."""
 
 
 @dataclass(slots=True)
@@ -63,6 +70,34 @@ class ScheduledChunk:
     """True when the chunk's last token yields the next output token."""
     adapter: str | None = None
     """The LoRA adapter the sequence runs under (None: the base model)."""
+    draft: int = 0
+    """Draft tokens at the end of ``tokens``: each position is sampled and checked
+    against the next draft token, and the run stops at the first disagreement."""
+
+
+@dataclass(frozen=True, slots=True)
+class Speculation:
+    """How to draft by prompt lookup (``engine.speculative``).
+
+    How many draft tokens a step carries is decided per step: a draft token is added
+    while the tokens the step is expected to yield per unit of its cost still grow (see
+    ``Scheduler._add_drafts``), so drafts stop by themselves where they would not pay:
+    a large batch, a device where tokens cost, a context whose drafts miss.
+    """
+
+    num_tokens: int = 8
+    """Most draft tokens per sequence and step."""
+    ngram_min: int = 2
+    ngram_max: int = 4
+    max_batch: int = 8
+    """Never draft while more sequences than this decode."""
+    fixed_tokens: float | None = None
+    """A step's fixed cost in tokens; None: measured (``StepCost``)."""
+    evidence_fade: float = 0.9
+    """Per step, how much of a sequence's draft evidence is kept: old misses fade, so a
+    sequence whose drafts stopped being tried is tried again."""
+    proposer: Callable[[Sequence, int], list[int]] | None = None
+    """Drafts from elsewhere than prompt lookup (a draft model): up to ``k`` tokens."""
 
 
 @dataclass(slots=True)
@@ -130,9 +165,18 @@ class Scheduler:
         aging_s: float = 10.0,
         headroom: int = 16,
         max_preemptions: int = 3,
+        speculation: Speculation | None = None,
+        max_step_tokens: int | None = None,
+        step_slack: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``prefix_cache`` may already hold entries (warm prefixes): their cells count."""
+        """``prefix_cache`` may already hold entries (warm prefixes): their cells count.
+
+        ``speculation`` turns on prompt-lookup drafts; they never make a step longer
+        than ``max_step_tokens`` (llama.cpp's batch) nor take cells another needs.
+        ``step_slack`` bounds the prompt tokens riding along with decodes: a step may take
+        at most ``1 + step_slack`` times its decodes' time (None: ``prefill_chunk``).
+        """
         self.max_batch_size = max_batch_size
         self.prefill_chunk = prefill_chunk
         self.kv_capacity = kv_capacity
@@ -145,6 +189,12 @@ class Scheduler:
         self._seq_ids = seq_ids
         self._cache = prefix_cache
         self._share_min = share_min_tokens
+        self._speculation = speculation
+        self._max_step_tokens = max_step_tokens
+        self._step_slack = step_slack
+        fixed = speculation.fixed_tokens if speculation else None
+        self.step_cost = StepCost(fixed=fixed)
+        """Step time against tokens, fed by the runner (``observe_step``)."""
         self._clock = clock
         self._cells = CellLedger()
         for entry in prefix_cache.entries if prefix_cache is not None else ():
@@ -212,21 +262,62 @@ class Scheduler:
         self._steps += 1
         return out
 
-    def update(self, out: SchedulerOutput, sampled: dict[str, int]) -> list[Sequence]:
-        """Advance sequences by what ran; returns those that got a new token."""
+    def update(
+        self, out: SchedulerOutput, sampled: Mapping[str, int | list[int]]
+    ) -> list[Sequence]:
+        """Advance sequences by what ran; returns those that got new tokens.
+
+        A chunk with a draft gets the tokens its verification kept (a list: the agreed
+        draft tokens, then the model's own next token); the cells of the rest go back.
+        """
         advanced: list[Sequence] = []
         now = self._clock()
         for chunk in out.chunks:
             seq = chunk.seq
-            seq.n_computed += len(chunk.tokens)
-            token = sampled.get(seq.request_id)
-            if chunk.sample and token is not None:
-                seq.output_tokens.append(token)
+            got = sampled.get(seq.request_id)
+            tokens = [got] if isinstance(got, int) else (got or [])
+            if self._speculation is not None and not seq.is_prefilling:
+                fade = self._speculation.evidence_fade
+                seq.draft_accepts *= fade
+                seq.draft_rejects *= fade
+            if chunk.draft and chunk.sample and tokens:
+                self._settle_draft(chunk, len(tokens))
+            else:
+                seq.n_computed += len(chunk.tokens)
+            if chunk.sample and tokens:
+                seq.output_tokens.extend(tokens)
                 if seq.first_token_at is None:
                     seq.first_token_at = now
                 seq.last_token_at = now
                 advanced.append(seq)
         return advanced
+
+    def rewind(self, seq: Sequence, n_tokens: int) -> None:
+        """Take back the last ``n_tokens`` outputs of a sequence that ends before them."""
+        if n_tokens <= 0:
+            return
+        del seq.output_tokens[-n_tokens:]
+        seq.n_computed = min(seq.n_computed, seq.num_tokens - 1)
+        if seq.seq_id is not None:
+            self._emit([TrimKV(seq.seq_id, seq.n_computed)])
+
+    def observe_step(self, n_tokens: int, seconds: float, *, n_prompt: int = 0) -> None:
+        """A decode of ``n_tokens`` tokens with logits and ``n_prompt`` without took
+        ``seconds``: what decides how many draft and prompt tokens a step carries."""
+        self.step_cost.observe(n_tokens, seconds, n_prompt=n_prompt)
+
+    def _settle_draft(self, chunk: ScheduledChunk, kept: int) -> None:
+        """Keep the KV of the positions verification agreed with, free the rest."""
+        seq = chunk.seq
+        accepted = kept - 1
+        seq.n_computed += kept  # the last real token, then the agreed draft tokens
+        seq.drafted_tokens += chunk.draft
+        seq.accepted_tokens += accepted
+        seq.draft_accepts += accepted
+        if accepted < chunk.draft:
+            seq.draft_rejects += 1.0
+        if kept < len(chunk.tokens) and seq.seq_id is not None:
+            self._emit([TrimKV(seq.seq_id, seq.n_computed)])
 
     def finish(self, seq: Sequence, reason: FinishReason, error: str | None = None) -> None:
         """Retire a running sequence: free its id, keep its KV as a cached prefix if allowed."""
@@ -409,7 +500,7 @@ class Scheduler:
             for seq in self.running
             if not seq.is_prefilling
         ]
-        budget = self.prefill_chunk
+        budget = self._prefill_budget(len(chunks))
         prefilling = sorted(
             (s for s in self.running if s.is_prefilling),
             key=lambda s: (-s.request.priority, s.admitted_at or 0.0),
@@ -432,7 +523,79 @@ class Scheduler:
                 )
             )
             budget -= end - start
+        if self._speculation is not None:
+            self._add_drafts(chunks, self._speculation)
         return chunks
+
+    def _prefill_budget(self, n_decode: int) -> int:
+        """Prompt tokens this step may carry: all of ``prefill_chunk`` with no decode to
+        delay, else what keeps the step within its slack (never below ``MIN_PREFILL``)."""
+        if self._step_slack is None or n_decode == 0:
+            return self.prefill_chunk
+        fits = int(self.step_cost.prefill_budget(n_decode, self._step_slack) + 1e-6)
+        return min(self.prefill_chunk, max(MIN_PREFILL, fits))
+
+    def _add_drafts(self, chunks: list[ScheduledChunk], spec: Speculation) -> None:
+        """Append prompt-lookup drafts to decode chunks where they raise tokens per second.
+
+        The step yields one token per decoding sequence, plus ``p**j`` expected tokens
+        for the ``j``-th draft token of a sequence whose drafts the model accepts with
+        chance ``p``, and costs ``fixed + its decode tokens`` in token units. Draft tokens
+        are added best first while each raises the expected tokens per cost: one alone
+        a lot, four at ``p`` 0.9 on this CPU, none in a large batch. Drafts use only spare
+        cells and batch room.
+        """
+        decodes = [c for c in chunks if not c.seq.is_prefilling]
+        if not decodes or len(decodes) > spec.max_batch:
+            return
+        planned = sum(len(c.tokens) for c in chunks)
+        room = self.kv_capacity - self._cells.used - planned
+        if self._max_step_tokens is not None:
+            room = min(room, self._max_step_tokens - planned)
+        drafts: list[list[int]] = []
+        best: list[tuple[float, int]] = []  # (-chance of the next draft token, chunk index)
+        for index, chunk in enumerate(decodes):
+            drafts.append(self._draft_for(chunk.seq, spec, room))
+            if drafts[-1]:
+                best.append((-chunk.seq.draft_acceptance, index))
+        heapq.heapify(best)
+        # Against the decodes alone: prefill riding along is work the step does anyway.
+        expected = float(len(decodes))
+        cost = self.step_cost.fixed_tokens + len(decodes)
+        taken = [0] * len(decodes)
+        while best and room > 0:
+            chance, index = best[0]
+            if -chance * cost <= expected:
+                break  # the best draft token left would lower tokens per second
+            heapq.heappop(best)
+            taken[index] += 1
+            expected -= chance
+            cost += 1
+            room -= 1
+            if taken[index] < len(drafts[index]):
+                p = decodes[index].seq.draft_acceptance
+                heapq.heappush(best, (chance * p, index))
+        for chunk, draft, n in zip(decodes, drafts, taken, strict=True):
+            if n:
+                chunk.tokens = [*chunk.tokens, *draft[:n]]
+                chunk.draft = n
+
+    def _draft_for(self, seq: Sequence, spec: Speculation, room: int) -> list[int]:
+        """What prompt lookup proposes for ``seq`` within its limits; [] for none."""
+        params = seq.request.params
+        if not params.speculative or room <= 0:
+            return []
+        limit = min(spec.num_tokens, room)
+        if params.max_tokens is not None:
+            # The verified run yields one token more than the draft.
+            limit = min(limit, params.max_tokens - len(seq.output_tokens) - 1)
+        if limit <= 0:
+            return []
+        if spec.proposer is not None:
+            return spec.proposer(seq, limit)
+        if seq.drafter is None:
+            seq.drafter = PromptLookup(spec.ngram_min, spec.ngram_max)
+        return seq.drafter.propose(seq.prompt, seq.output_tokens, limit)
 
     def _make_room(self, out: SchedulerOutput) -> None:
         """Free cells until this step's chunks fit: cached prefixes first, then sequences."""

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from luodi.engine.llamacpp.detokenizer import IncrementalDetokenizer
+from luodi.engine.llamacpp.drafting import PromptLookup
 from luodi.engine.llamacpp.stop import StopMatcher
 from luodi.engine.types import FinishReason, GenerationRequest, TokenLogprob
 
@@ -52,6 +53,20 @@ class Sequence:
     stop_matcher: StopMatcher | None = None
     prompt_logprobs: list[TokenLogprob | None] = field(default_factory=list)
     """Scores of the prompt's tokens so far, when the request asked for them."""
+    drafter: PromptLookup | None = None
+    """Its prompt-lookup index, made at its first speculative step."""
+    draft_accepts: float = 0.0
+    draft_rejects: float = 0.0
+    """Evidence on its drafts, fading step by step: draft tokens the model agreed with,
+    and runs it cut short. ``draft_acceptance`` estimates from them."""
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
+    """Draft tokens decoded for it, and those the model agreed with."""
+
+    @property
+    def draft_acceptance(self) -> float:
+        """The chance the model agrees with its next draft token (1/2 before evidence)."""
+        return (self.draft_accepts + 1.0) / (self.draft_accepts + self.draft_rejects + 2.0)
 
     def __post_init__(self) -> None:
         if self.request.params.prompt_logprobs is not None:

@@ -1,0 +1,126 @@
+"""Token cadence under load: inter-token latency spread against time to first token.
+
+For each ``engine.step_slack`` setting (None: every step takes up to ``prefill_chunk``
+prompt tokens beside its decodes, the old behaviour), starts ``luodi serve`` on the
+default model and drives streaming completions at each concurrency level, every client
+sending ``--requests`` requests one after another, so new prompts keep arriving while
+others decode ("waves"). Reports per level: ITL p50/p95/p99 and p99/p50, TTFT p50/p95,
+and aggregate output tokens/s. Settings run in interleaved rounds (each setting once
+per round), so the machine's drift hits all alike; the figures are medians over rounds.
+
+    python benchmarks/cadence.py --out benchmarks/results/cadence.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from luodi.evaluation.load import LoadConfig, run, run_level
+from luodi.evaluation.server_process import ServerProcess
+
+console = Console()
+
+
+def measure(slack: str, levels: list[int], args: argparse.Namespace) -> dict[int, dict[str, float]]:
+    env = {
+        "LUODI_SERVER__LOG_LEVEL": "warning",
+        "LUODI_SECURITY__AUTH_ENABLED": "false",
+        "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
+        "LUODI_ENGINE__STEP_SLACK": slack,
+    }
+    flags = ["--threads", str(args.threads), "--max-batch-size", str(args.max_batch_size)]
+    out: dict[int, dict[str, float]] = {}
+    with ServerProcess(env, flags) as server:
+        model = httpx.get(f"{server.url}/v1/models").json()["data"][0]["id"]
+        cfg = LoadConfig(
+            base_url=server.url,
+            model=model,
+            max_tokens=args.max_tokens,
+            requests_per_client=args.requests,
+        )
+        # Warm up: the step-cost model learns this machine, as a serving engine does.
+        run(run_level(cfg, 4))
+        for level in levels:
+            result = run(run_level(cfg, level))
+            itl, ttft = result.itl_ms, result.ttft_ms
+            out[level] = {
+                "itl_p50_ms": itl["p50"],
+                "itl_p95_ms": itl["p95"],
+                "itl_p99_ms": itl["p99"],
+                "itl_p99_over_p50": itl["p99"] / itl["p50"],
+                "ttft_p50_ms": ttft["p50"],
+                "ttft_p95_ms": ttft["p95"],
+                "throughput_tok_s": result.throughput_tok_s,
+                "errors": result.errors,
+            }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--levels", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--slacks", nargs="+", default=["null", "0.1", "0.25", "0.5"])
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--requests", type=int, default=3, help="requests per client")
+    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cadence.json"))
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    runs: dict[str, list[dict[int, dict[str, float]]]] = {s: [] for s in args.slacks}
+    for _ in range(args.rounds):
+        for slack in args.slacks:
+            runs[slack].append(measure(slack, args.levels, args))
+    summary: dict[str, dict[int, dict[str, float]]] = {}
+    for slack, rounds in runs.items():
+        summary[slack] = {
+            level: {
+                key: statistics.median(r[level][key] for r in rounds) for key in rounds[0][level]
+            }
+            for level in args.levels
+        }
+    table = Table(title=f"token cadence vs first token (default model, {args.threads} threads)")
+    for col in (
+        "step_slack",
+        "streams",
+        "ITL p50/p95/p99 ms",
+        "p99/p50",
+        "TTFT p50/p95 ms",
+        "tok/s",
+    ):
+        table.add_column(col)
+    for slack, levels in summary.items():
+        for level, row in levels.items():
+            table.add_row(
+                "None" if slack == "null" else slack,
+                str(level),
+                f"{row['itl_p50_ms']:.0f}/{row['itl_p95_ms']:.0f}/{row['itl_p99_ms']:.0f}",
+                f"{row['itl_p99_over_p50']:.2f}",
+                f"{row['ttft_p50_ms']:.0f}/{row['ttft_p95_ms']:.0f}",
+                f"{row['throughput_tok_s']:.1f}",
+            )
+    console.print(table)
+    result: dict[str, Any] = {
+        "summary": summary,
+        "rounds": runs,
+        "args": {k: v for k, v in vars(args).items() if k != "out"},
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
