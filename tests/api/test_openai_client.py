@@ -322,3 +322,36 @@ async def test_bad_embedding_requests_get_openai_errors(
         resp = await http.post("/v1/embeddings", json={"model": name, **body})
     assert resp.status_code == status, resp.text
     assert resp.json()["error"]["param"] == param
+
+
+async def test_speculation_is_on_by_default_and_a_request_can_opt_out(
+    live_server: LiveServer,
+) -> None:
+    # A completion whose answer copies its prompt: drafts are verified, the metrics count
+    # them, and opting out gives the same text.
+    passage = "one two three four five six seven eight nine ten eleven twelve"
+    prompt = f"{passage}\n{passage}\n{passage}\none two"
+    client = async_client(live_server)
+
+    async def drafted() -> float:
+        async with httpx.AsyncClient(headers=live_server.headers, timeout=60) as http:
+            metrics = await http.get(f"{live_server.url}/metrics")
+        assert metrics.status_code == 200
+        text = metrics.text
+        lines = [ln for ln in text.splitlines() if ln.startswith("luodi_spec_decode_draft_tokens")]
+        return sum(float(ln.rsplit(" ", 1)[1]) for ln in lines if "_total" in ln)
+
+    before = await drafted()
+    opted_out = await client.completions.create(
+        model=live_server.model,
+        prompt=prompt,
+        max_tokens=24,
+        temperature=0,
+        extra_body={"speculative": False},
+    )
+    assert await drafted() == before
+    spec = await client.completions.create(
+        model=live_server.model, prompt=prompt, max_tokens=24, temperature=0
+    )
+    assert spec.choices[0].text == opted_out.choices[0].text
+    assert await drafted() > before
