@@ -1,103 +1,42 @@
-"""The console's pages: playground, users, API keys and the audit log.
+"""The console's signed-in pages: the playground, the script pages and the audit log.
 
-Each page does what the admin API's route of the same name does, through the same
-``Gateway.admin_action`` with the same action names, so RBAC, tenant scope, the
-no-escalation rule and the audit record are the API's. A refusal is rendered as a
-page with the API's status code (403 for a missing right).
+The directory's pages (users, roles, tenants) and the keys page live beside this
+module and are included here. Each page does what the admin API's route of the same
+name does, through the same ``Gateway.admin_action`` with the same action names, so
+RBAC, tenant scope, the no-escalation rule and the audit record are the API's. A
+refusal is rendered as a page with the API's status code (403 for a missing right).
 
 No ``from __future__ import annotations``: FastAPI reads the routes' annotations.
 """
 
 import io
-from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from luodi.api.state import AppState
-from luodi.console.rendering import SECURITY_HEADERS, Pages, principal_of, session_of
-from luodi.errors import (
-    AuthenticationError,
-    InvalidRequestError,
-    LuodiError,
-    NotFoundError,
-    PermissionDeniedError,
-)
-from luodi.security import AuditFilter, Limits, Principal
-from luodi.security.console_sessions import CSRF_HEADER, SAFE_METHODS
+from luodi.console._actions import Actions, actor_of, check_csrf, when
+from luodi.console.directory_pages import build_directory_pages
+from luodi.console.key_pages import build_key_pages
+from luodi.console.rendering import SECURITY_HEADERS, Pages
+from luodi.errors import LuodiError, NotFoundError
+from luodi.security import AuditFilter, Principal
+from luodi.security.rbac import grants_in_some_tenant
 
 __all__ = ["build_pages_router"]
 
-T = TypeVar("T")
 _PAGE = 50
-
-
-async def check_csrf(request: Request) -> None:
-    """Refuse a state-changing request of a console session without its CSRF token.
-
-    A request authenticated by an ``Authorization`` header carries no ambient
-    credential, so it needs none.
-    """
-    session = session_of(request)
-    if request.method in SAFE_METHODS or session is None:
-        return
-    token = request.headers.get(CSRF_HEADER)
-    if token is None:
-        form = await request.form()
-        value = form.get("csrf")
-        token = value if isinstance(value, str) else None
-    if not session.csrf_matches(token):
-        raise PermissionDeniedError("missing or wrong CSRF token for this console session")
-
-
-def _actor(request: Request) -> Principal:
-    principal = principal_of(request)
-    if principal is None:  # the gate authenticates every non-public console path
-        raise AuthenticationError("sign in first")
-    return principal
-
-
-def _count(text: str, field: str) -> int | None:
-    """A form's optional positive whole number (empty: no limit of its own)."""
-    text = text.strip()
-    if not text:
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise InvalidRequestError(f"{field} must be a positive whole number", param=field)
-    return int(text)
-
-
-def _when(us: int | None) -> str:
-    if us is None:
-        return ""
-    return datetime.fromtimestamp(us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
     """The signed-in pages, to include under ``/console``."""
     router = APIRouter(dependencies=[Depends(check_csrf)], include_in_schema=False)
 
-    async def act(
-        request: Request,
-        action: str,
-        permission: str,
-        detail: dict[str, Any],
-        run: Callable[[Principal], T],
-    ) -> T:
-        actor = _actor(request)
-        gateway = state.gateway
-        return await gateway.admin_action(
-            actor,
-            action=action,
-            permission=permission,
-            detail=detail,
-            run=lambda: run(actor),
-            source_ip=gateway.client_address(request.scope),
-            any_tenant=True,
-        )
+    act = Actions(state)
+    router.include_router(build_directory_pages(state, pages, act))
+    router.include_router(build_key_pages(state, pages, act))
 
     @router.get("")
     @router.get("/")
@@ -108,13 +47,13 @@ def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
     async def playground(request: Request) -> Response:
         return pages.render(request, "playground.html")
 
-    def script_page(request: Request, template: str, right: str) -> Response:
+    def script_page(request: Request, template: str, right: str, **context: Any) -> Response:
         """A page whose script calls the API itself; refused as the API would refuse it."""
         try:
-            state.gateway.authorize(_actor(request), right)
+            state.gateway.authorize(actor_of(request), right)
         except LuodiError as exc:
             return pages.error(request, exc)
-        return pages.render(request, template)
+        return pages.render(request, template, **context)
 
     @router.get("/knowledge")
     async def knowledge(request: Request) -> Response:
@@ -127,164 +66,9 @@ def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
 
     @router.get("/dashboard")
     async def dashboard(request: Request) -> Response:
-        return script_page(request, "dashboard.html", "metrics:read")
-
-    # -- users -----------------------------------------------------------------
-
-    async def users_page(request: Request, *, status: int = 200, **extra: Any) -> Response:
-        admin = state.gateway.admin
-        users = await act(
-            request, "users.list", "users:manage", {"tenant": None}, lambda a: admin.list_users(a)
-        )
-        tenants = await act(request, "tenants.list", "users:manage", {}, admin.list_tenants)
-        roles = await act(request, "roles.list", "users:manage", {}, admin.list_roles)
-        return pages.render(
-            request, "users.html", status=status, users=users, tenants=tenants, roles=roles, **extra
-        )
-
-    @router.get("/users")
-    async def users(request: Request) -> Response:
-        try:
-            return await users_page(request)
-        except LuodiError as exc:
-            return pages.error(request, exc)
-
-    @router.post("/users")
-    async def create_user(
-        request: Request,
-        name: Annotated[str, Form()],
-        tenant: Annotated[str, Form()] = "default",
-        roles: Annotated[list[str] | None, Form()] = None,
-    ) -> Response:
-        admin = state.gateway.admin
-        wanted = [r for r in roles or [] if r]
-        try:
-            await act(
-                request,
-                "users.create",
-                "users:manage",
-                {"name": name, "tenant": tenant, "roles": wanted},
-                lambda a: admin.create_user(a, name.strip(), tenant=tenant, roles=wanted),
-            )
-        except LuodiError as exc:
-            return pages.error(request, exc)
-        return RedirectResponse("/console/users", status_code=303)
-
-    @router.get("/roles")
-    async def roles(request: Request) -> Response:
-        admin = state.gateway.admin
-        try:
-            found = await act(request, "roles.list", "users:manage", {}, admin.list_roles)
-            tenants = await act(request, "tenants.list", "users:manage", {}, admin.list_tenants)
-        except LuodiError as exc:
-            return pages.error(request, exc)
-        return pages.render(request, "roles.html", roles=found, tenants=tenants)
-
-    @router.post("/users/{name:path}/{change}")
-    async def set_disabled(
-        name: str, change: Literal["disable", "enable"], request: Request
-    ) -> Response:
-        admin = state.gateway.admin
-        try:
-            await act(
-                request,
-                f"users.{change}",
-                "users:manage",
-                {"user": name},
-                lambda a: admin.set_user_disabled(a, name, change == "disable"),
-            )
-        except LuodiError as exc:
-            return pages.error(request, exc)
-        return RedirectResponse("/console/users", status_code=303)
-
-    # -- keys ------------------------------------------------------------------
-
-    async def keys_page(request: Request, created: dict[str, Any] | None = None) -> Response:
-        admin = state.gateway.admin
-        keys = await act(
-            request,
-            "keys.list",
-            "keys:manage",
-            {"user": None},
-            lambda a: admin.list_keys(a, include_revoked=True),
-        )
-        rows = [
-            {**asdict(k), "created": _when(k.created_us), "expires": _when(k.expires_us)}
-            for k in keys
-        ]
-        status = 201 if created is not None else 200
-        return pages.render(request, "keys.html", status=status, keys=rows, created=created)
-
-    @router.get("/keys")
-    async def keys(request: Request) -> Response:
-        try:
-            return await keys_page(request)
-        except LuodiError as exc:
-            return pages.error(request, exc)
-
-    @router.post("/keys")
-    async def create_key(
-        request: Request,
-        user: Annotated[str, Form()],
-        name: Annotated[str, Form()] = "",
-        expires_days: Annotated[str, Form()] = "",
-        priority: Annotated[int, Form()] = 1,
-        rpm: Annotated[str, Form()] = "",
-        tpm: Annotated[str, Form()] = "",
-        tpd: Annotated[str, Form()] = "",
-        allowed_models: Annotated[str, Form()] = "",
-    ) -> Response:
-        admin = state.gateway.admin
-        try:
-            expires_us = None
-            if expires_days.strip():
-                if not expires_days.strip().isdigit() or int(expires_days) < 1:
-                    raise InvalidRequestError("expiry must be a whole number of days")
-                expires_us = int(datetime.now(tz=UTC).timestamp()) + int(expires_days) * 86400
-                expires_us *= 1_000_000
-            limits = Limits(_count(rpm, "rpm"), _count(tpm, "tpm"), _count(tpd, "tpd"))
-            models = [m.strip() for m in allowed_models.split(",") if m.strip()] or None
-            detail = {
-                "user": user,
-                "name": name,
-                "priority": priority,
-                "expires_us": expires_us,
-                "limits": asdict(limits),
-                "allowed_models": models,
-            }
-            created = await act(
-                request,
-                "keys.create",
-                "keys:manage",
-                detail,
-                lambda a: admin.create_key(
-                    a,
-                    user.strip(),
-                    name=name,
-                    expires_us=expires_us,
-                    priority=priority,
-                    limits=limits,
-                    allowed_models=models,
-                ),
-            )
-            return await keys_page(request, {"key": created.secret, **asdict(created.info)})
-        except LuodiError as exc:
-            return pages.error(request, exc)
-
-    @router.post("/keys/{key_id}/revoke")
-    async def revoke_key(key_id: str, request: Request) -> Response:
-        admin = state.gateway.admin
-        try:
-            await act(
-                request,
-                "keys.revoke",
-                "keys:manage",
-                {"key_id": key_id},
-                lambda a: admin.revoke_key(a, key_id),
-            )
-        except LuodiError as exc:
-            return pages.error(request, exc)
-        return RedirectResponse("/console/keys", status_code=303)
+        # Per-key usage is the keys admin's to read (GET /admin/keys/usage, tenant-scoped).
+        usage = grants_in_some_tenant(actor_of(request).permissions, "keys:manage")
+        return script_page(request, "dashboard.html", "metrics:read", show_usage=usage)
 
     # -- audit -----------------------------------------------------------------
 
@@ -308,7 +92,7 @@ def build_pages_router(state: AppState, pages: Pages) -> APIRouter:
             lambda a: admin.query_audit(a, flt, limit=_PAGE),
         )
         for record in records:
-            record["when"] = _when(record["ts_us"])
+            record["when"] = when(record["ts_us"])
         next_seq = records[-1]["seq"] if len(records) == _PAGE else None
         return pages.render(
             request,

@@ -21,7 +21,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from luodi.api.state import AppState
 from luodi.config.console import ConsoleSettings
-from luodi.console.pages import check_csrf
+from luodi.console._actions import check_csrf
 from luodi.console.rendering import Pages, principal_of, session_of
 from luodi.errors import LuodiError
 from luodi.security import AuditEvent, Decision, Principal

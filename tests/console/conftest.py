@@ -12,11 +12,29 @@ from typing import Any
 import pytest
 
 from luodi.api.app import create_app
-from luodi.config import KnowledgeSettings, Settings
+from luodi.config import KnowledgeSettings, Settings, SupportSettings
 from luodi.config.console import ConsoleSettings
 from luodi.engine.llamacpp.engine import LlamaCppEngine
+from luodi.knowledge import KnowledgeService
 from luodi.security import Gateway
 from tests.conftest import make_key, served
+
+DESK = """\
+name: desk
+persona: The front desk of a bank branch.
+intents:
+  - name: opening_hours
+    description: When the branch is open
+    examples: ["when are you open", "opening hours", "what time do you close",
+               "are you open on saturday", "what are your hours"]
+    action: {type: reply, text: "We are open from nine to five, Monday to Friday."}
+  - name: parking
+    description: Where visitors park
+    examples: ["where can I park", "is there parking", "visitor car park",
+               "where do I leave my car"]
+    action: {type: reply, text: "Visitors park in the basement garage beside the lift."}
+"""
+"""A small assistant (``support/desk``) whose answers are fixed replies."""
 
 
 @dataclass
@@ -28,6 +46,7 @@ class Console:
     admin_key: str
     gateway: Gateway
     shots: Path
+    knowledge: KnowledgeService
 
     async def sign_in(self, browser: Any, key: str, *, lang: str = "en") -> Any:
         """A new browser page signed in with ``key`` (its own cookie jar)."""
@@ -40,9 +59,9 @@ class Console:
         await page.wait_for_url(re.compile(r".*/console/playground$"))
         return page
 
-    async def shot(self, page: Any, name: str) -> None:
-        """A screenshot of the page, kept as a test artifact."""
-        await page.screenshot(path=str(self.shots / f"{name}.png"))
+    async def shot(self, page: Any, name: str, *, full_page: bool = False) -> None:
+        """A screenshot of the page (the window, or all of it), kept as a test artifact."""
+        await page.screenshot(path=str(self.shots / f"{name}.png"), full_page=full_page)
 
 
 async def _no_dialogs(dialog: Any) -> None:
@@ -57,10 +76,14 @@ async def console(
     """The console over the shared engine and gateway, served by uvicorn on loopback.
 
     Sign-in attempts per address are raised: every test signs in from 127.0.0.1.
+    The assistant ``support/desk`` is served beside the model.
     """
+    assistants = tmp_path_factory.mktemp("assistants")
+    (assistants / "desk.yaml").write_text(DESK, encoding="utf-8")
     settings = Settings(
         knowledge=KnowledgeSettings(data_dir=tmp_path_factory.mktemp("knowledge")),
         console=ConsoleSettings(sign_in_per_minute=1000, lockout_failures=3),
+        support=SupportSettings(assistants_dir=assistants),
     )
     app = create_app(settings, engines={engine.info.name: engine}, gateway=live_gateway)
     key = make_key(live_gateway, "console-admin", ["admin"])
@@ -68,4 +91,6 @@ async def console(
     shots = Path(artifacts) if artifacts else tmp_path_factory.mktemp("console-shots")
     shots.mkdir(parents=True, exist_ok=True)
     async with served(app) as url:
-        yield Console(url, engine.info.name, key, live_gateway, shots)
+        knowledge = app.state.luodi.knowledge
+        assert knowledge is not None
+        yield Console(url, engine.info.name, key, live_gateway, shots, knowledge)

@@ -84,8 +84,8 @@ async def test_create_a_user_and_a_key_then_revoke_it(console: Console, browser:
     await page.click("#nav-users")
     await page.fill("#create-user input[name=name]", XSS)
     await page.check('#create-user input[name=roles][value="developer"]')
-    await page.click("#create-user button[type=submit]")
-    await page.wait_for_url(re.compile(r".*/console/users$"))
+    async with page.expect_navigation(url=re.compile(r".*/console/users$")):
+        await page.click("#create-user button[type=submit]")
     # The name is text in a cell, not markup: no dialog opened (see _no_dialogs).
     cell = page.locator("td.user-name", has_text=XSS)
     assert await cell.count() == 1
@@ -105,8 +105,8 @@ async def test_create_a_user_and_a_key_then_revoke_it(console: Console, browser:
         await page.goto(f"{console.url}/console/keys")  # the key is shown once only
         assert await page.locator("#new-key").count() == 0
         row = page.locator("tr", has_text="from the console")
-        await row.locator("button.danger").click()
-        await page.wait_for_url(re.compile(r".*/console/keys$"))
+        async with page.expect_navigation(url=re.compile(r".*/console/keys$")):
+            await row.locator("button.danger").click()
         assert await page.locator("tr", has_text="from the console").locator(".revoked").count()
         refused = await client.get("/v1/models", headers=auth)
         assert refused.status_code == 401

@@ -1,5 +1,6 @@
 // The live dashboard: polls this server's own GET /metrics (Prometheus text) every
-// two seconds and draws each figure's last two minutes as a sparkline.
+// two seconds and draws each figure's last two minutes as a sparkline; a keys admin
+// also sees each key's requests and tokens (GET /admin/keys/usage).
 "use strict";
 
 (function () {
@@ -86,6 +87,41 @@
     }
   }
 
+  // Per-key usage, from the audit log through the admin API (shown to keys admins only;
+  // a tenant's admin sees its own tenant's keys). Every 10 s: it reads the database.
+  async function pollUsage() {
+    const table = $("usage");
+    if (table === null) return;
+    const hours = $("usage-hours").value;
+    try {
+      const response = await fetch("/admin/keys/usage?hours=" + encodeURIComponent(hours),
+        { credentials: "same-origin" });
+      if (!response.ok) {
+        $("usage-status").textContent = "HTTP " + response.status;
+        return;
+      }
+      const rows = table.querySelector("tbody");
+      rows.textContent = "";
+      for (const key of await response.json()) {
+        const row = rows.insertRow();
+        row.id = "usage-" + key.key_id;
+        const last = new Date(key.last_us / 1000).toISOString().slice(0, 19).replace("T", " ");
+        for (const value of [key.key_id, key.user, key.tenant, key.requests, key.denied,
+          key.prompt_tokens, key.completion_tokens, last]) {
+          row.insertCell().textContent = value === null ? "" : String(value);
+        }
+      }
+      $("usage-status").textContent = new Date().toLocaleTimeString();
+    } catch (error) {
+      $("usage-status").textContent = String(error);
+    }
+  }
+
   poll();
   setInterval(poll, 2000);
+  if ($("usage") !== null) {
+    $("usage-hours").addEventListener("change", pollUsage);
+    pollUsage();
+    setInterval(pollUsage, 10000);
+  }
 })();

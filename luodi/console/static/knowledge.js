@@ -1,5 +1,6 @@
 // Knowledge bases: list and create collections, upload documents (drag and drop, with
-// progress), delete them, and test a search, all through the live /v1/knowledge API.
+// progress), change a document's access list, delete it, see the sync sources and their
+// runs and sync one now, and test a search, all through the live /v1/knowledge API.
 "use strict";
 
 (function () {
@@ -42,6 +43,7 @@
     }
     if (select) list.value = select;
     await loadDocuments();
+    await loadSources();
   }
 
   async function loadDocuments() {
@@ -52,13 +54,87 @@
     for (const doc of data.data) {
       const row = rows.insertRow();
       const when = doc.updated_at ? new Date(doc.updated_at * 1000).toISOString().slice(0, 19) : "";
-      cells(row, [doc.name, doc.chunks, (doc.access || []).join(", "), when]);
+      cells(row, [doc.name, doc.chunks]);
+      row.insertCell().appendChild(accessEditor(doc));
+      cells(row, [when]);
       const button = document.createElement("button");
       button.className = "danger";
       button.textContent = $("delete-text").textContent;
       button.addEventListener("click", () => guarded(async () => {
         await call("DELETE", base + "/" + kb() + "/documents/" + encodeURIComponent(doc.id));
         await loadDocuments();
+      }));
+      row.insertCell().appendChild(button);
+    }
+  }
+
+  // A document's access list, editable in place (PATCH; the upload's rules apply).
+  function accessEditor(doc) {
+    const form = document.createElement("form");
+    form.className = "inline access-form";
+    const input = document.createElement("input");
+    input.type = "text";
+    input.name = "access";
+    input.value = (doc.access || []).join(", ");
+    input.setAttribute("aria-label", doc.name);
+    const save = document.createElement("button");
+    save.type = "submit";
+    save.className = "secondary small";
+    save.textContent = $("save-text").textContent;
+    form.appendChild(input);
+    form.appendChild(save);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const access = input.value.split(",").map((t) => t.trim()).filter((t) => t);
+      guarded(async () => {
+        const changed = await call("PATCH", base + "/" + kb() + "/documents/" +
+          encodeURIComponent(doc.id), { access: access });
+        input.value = changed.access.join(", ");
+      });
+    });
+    return form;
+  }
+
+  function time(seconds) {
+    return seconds ? new Date(seconds * 1000).toISOString().slice(0, 19).replace("T", " ") : "";
+  }
+
+  // Sync sources of the collection in the caller's scope, their latest runs, "sync now".
+  async function loadSources() {
+    const rows = $("sources").querySelector("tbody");
+    rows.textContent = "";
+    $("no-sources").hidden = true;
+    if (!$("kb").value) return;
+    let data;
+    try {
+      data = await call("GET", base + "/" + kb() + "/sources");
+    } catch (error) {  // no kb:<name>:write: the sources are not this caller's to see
+      $("no-sources").hidden = false;
+      return;
+    }
+    $("no-sources").hidden = data.data.length > 0;
+    for (const source of data.data) {
+      const row = rows.insertRow();
+      row.id = "source-" + source.id;
+      const runs = source.runs.map((run) =>
+        time(run.started_at) + " " + run.trigger + ": +" + run.added + " ~" + run.updated +
+        " =" + run.unchanged + " −" + run.deleted +
+        (Object.keys(run.failed).length ? " ✗" + Object.keys(run.failed).length : ""));
+      cells(row, [
+        source.id,
+        source.locations.join("\n"),
+        source.schedule || $("on-demand-text").textContent,
+        time(source.last_sync_at),
+        time(source.next_sync_at),
+        runs.join("\n"),
+      ]);
+      row.cells[5].className = "runs";
+      const button = document.createElement("button");
+      button.className = "secondary";
+      button.textContent = $("sync-text").textContent;
+      button.addEventListener("click", () => guarded(async () => {
+        await call("POST", base + "/" + kb() + "/sync", { source_id: source.id });
+        await loadCollections($("kb").value);
       }));
       row.insertCell().appendChild(button);
     }
@@ -104,7 +180,10 @@
     }
   }
 
-  $("kb").addEventListener("change", () => guarded(loadDocuments));
+  $("kb").addEventListener("change", () => guarded(async () => {
+    await loadDocuments();
+    await loadSources();
+  }));
   $("create-kb").addEventListener("submit", (event) => {
     event.preventDefault();
     const name = $("kb-name").value.trim();

@@ -1,6 +1,9 @@
 // The playground: streams a chat through the real /v1/chat/completions.
 // The browser's console session authenticates it (cookie + the page's CSRF token);
 // every text from the model is put in the page with textContent, never as HTML.
+// An assistant (support/<name>) keeps the conversation on the server, keyed by the
+// X-Luodi-Conversation header; tools are sent as OpenAI function definitions and the
+// calls the model makes can be answered with results, as a client would.
 "use strict";
 
 (function () {
@@ -10,9 +13,20 @@
   const output = $("output");
   const thinking = $("thinking");
   const thinkingBox = $("thinking-box");
-  const toolCalls = $("tool-calls");
   const status = $("status");
+  const assistants = {};
   let controller = null;
+  let conversation = "";
+  let lastMessages = [];  // what the last request sent, for a tool-result follow-up
+  let calls = [];  // the tool calls of the last answer, merged from stream deltas
+
+  function option(select, value, text) {
+    const item = document.createElement("option");
+    item.value = value;
+    item.textContent = text;
+    select.appendChild(item);
+    return item;
+  }
 
   async function loadModels() {
     const response = await fetch("/v1/models", { credentials: "same-origin" });
@@ -21,24 +35,77 @@
       return;
     }
     const body = await response.json();
-    const select = $("model");
+    // Assistants (support/<name>) are chosen in their own menu, which describes them.
     for (const model of body.data) {
-      const option = document.createElement("option");
-      option.value = model.id;
-      option.textContent = model.id;
-      select.appendChild(option);
+      if (!model.id.startsWith("support/")) option($("model"), model.id, model.id);
     }
     showCurl();
     // Knowledge bases the caller may read (none, or no embedding model: no choice).
     const kbs = await fetch("/v1/knowledge", { credentials: "same-origin" });
     if (kbs.ok) {
       for (const collection of (await kbs.json()).data) {
-        const option = document.createElement("option");
-        option.value = collection.name;
-        option.textContent = collection.name;
-        $("kbs").appendChild(option);
+        option($("kbs"), collection.name, collection.name);
       }
     }
+    // Assistants this key may talk to.
+    const found = await fetch("/v1/apps/support", { credentials: "same-origin" });
+    if (found.ok) {
+      for (const assistant of (await found.json()).data) {
+        assistants[assistant.name] = assistant;
+        option($("assistant"), assistant.name, assistant.name);
+      }
+    }
+  }
+
+  function newConversation() {
+    // getRandomValues works on plain http too (randomUUID needs a secure context).
+    const bytes = crypto.getRandomValues(new Uint8Array(8));
+    conversation = "console-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    $("conversation").textContent = conversation;
+    $("transcript").textContent = "";
+  }
+
+  function assistant() {
+    return assistants[$("assistant").value] || null;
+  }
+
+  function chooseAssistant() {
+    const chosen = assistant();
+    $("assistant-box").hidden = chosen === null;
+    if (chosen === null) return;
+    const models = $("model");
+    if (!Array.from(models.options).some((o) => o.value === chosen.model)) {
+      option(models, chosen.model, chosen.model);
+    }
+    models.value = chosen.model;
+    const kbs = chosen.knowledge_bases.length ? " · " + chosen.knowledge_bases.join(", ") : "";
+    $("assistant-about").textContent = chosen.model + kbs;
+    const list = $("intents");
+    list.textContent = "";
+    for (const intent of chosen.intents) {
+      const item = document.createElement("li");
+      item.textContent = intent.name + (intent.description ? ": " + intent.description : "");
+      item.title = intent.action;
+      list.appendChild(item);
+    }
+    newConversation();
+    showCurl();
+  }
+
+  function modelChanged() {
+    // Picking another model by hand leaves the assistant.
+    const chosen = assistant();
+    if (chosen !== null && $("model").value !== chosen.model) {
+      $("assistant").value = "";
+      $("assistant-box").hidden = true;
+    }
+    showCurl();
+  }
+
+  function headers() {
+    const extra = {};
+    if (assistant() !== null) extra["X-Luodi-Conversation"] = conversation;
+    return extra;
   }
 
   function showCitations(citations) {
@@ -57,6 +124,36 @@
       item.appendChild(snippet);
       list.appendChild(item);
     }
+  }
+
+  function tools() {
+    const text = $("tools").value.trim();
+    if (!text) return null;
+    const parsed = JSON.parse(text);
+    if (!Array.isArray(parsed)) throw new Error("tools: a JSON array of functions");
+    return parsed;
+  }
+
+  // The tool-choice menu offers auto/required/none and forcing each declared function.
+  function refreshToolChoice() {
+    const select = $("tool-choice");
+    const keep = select.value;
+    for (const item of Array.from(select.options)) {
+      if (item.dataset.function) item.remove();
+    }
+    let declared = [];
+    try {
+      declared = tools() || [];
+    } catch (error) {  // not JSON yet
+      declared = [];
+    }
+    for (const tool of declared) {
+      const name = tool && tool.function && tool.function.name;
+      if (typeof name !== "string") continue;
+      option(select, "function:" + name, name).dataset.function = name;
+    }
+    if (Array.from(select.options).some((o) => o.value === keep)) select.value = keep;
+    showCurl();
   }
 
   function request() {
@@ -82,26 +179,41 @@
         ? { type: "json_schema", json_schema: { name: "console", schema: JSON.parse(schema) } }
         : { type: "json_object" };
     }
-    const kb = Array.from($("kbs").selectedOptions, (option) => option.value);
+    const declared = tools();
+    if (declared) {
+      body.tools = declared;
+      const choice = $("tool-choice").value;
+      body.tool_choice = choice.startsWith("function:")
+        ? { type: "function", function: { name: choice.slice("function:".length) } }
+        : choice;
+    }
+    const kb = Array.from($("kbs").selectedOptions, (item) => item.value);
     if (kb.length) body.kb = kb;
     return body;
   }
 
-  function showCurl() {
-    let request_;
-    try {
-      request_ = request();
-    } catch (error) {  // a schema that is not JSON yet
-      $("curl").textContent = $("python").textContent = String(error);
-      return;
+  function showCurl(sent) {
+    let body = sent;
+    if (body === undefined) {
+      try {
+        body = request();
+      } catch (error) {  // a schema or tools that are not JSON yet
+        $("curl").textContent = $("python").textContent = String(error);
+        return;
+      }
     }
-    showPython(request_);
-    const body = JSON.stringify(request_, null, 2).replace(/'/g, "'\\''");
-    $("curl").textContent =
-      "curl " + window.location.origin + "/v1/chat/completions \\\n" +
-      "  -H 'Authorization: Bearer $LUODI_API_KEY' \\\n" +
-      "  -H 'Content-Type: application/json' \\\n" +
-      "  -d '" + body + "'";
+    showPython(body);
+    const json = JSON.stringify(body, null, 2).replace(/'/g, "'\\''");
+    const lines = [
+      "curl " + window.location.origin + "/v1/chat/completions \\",
+      "  -H 'Authorization: Bearer $LUODI_API_KEY' \\",
+      "  -H 'Content-Type: application/json' \\",
+    ];
+    for (const [name, value] of Object.entries(headers())) {
+      lines.push("  -H '" + name + ": " + value + "' \\");
+    }
+    lines.push("  -d '" + json + "'");
+    $("curl").textContent = lines.join("\n");
   }
 
   function showPython(body) {
@@ -129,13 +241,16 @@
       "    messages=" + py(body.messages) + ",",
       "    stream=True,",
     ];
-    const known = ["temperature", "max_tokens", "top_p", "seed", "stop", "response_format"];
+    const known = ["temperature", "max_tokens", "top_p", "seed", "stop", "response_format",
+      "tools", "tool_choice"];
     const rest = {};
     for (const [key, value] of Object.entries(extra)) {
       if (known.includes(key)) lines.push("    " + key + "=" + py(value) + ",");
       else rest[key] = value;
     }
     if (Object.keys(rest).length) lines.push("    extra_body=" + py(rest) + ",");
+    const sentHeaders = headers();
+    if (Object.keys(sentHeaders).length) lines.push("    extra_headers=" + py(sentHeaders) + ",");
     lines.push(")", "for chunk in stream:", '    print(chunk.choices[0].delta.content or "", end="")');
     $("python").textContent = lines.join("\n");
   }
@@ -159,29 +274,71 @@
     }
   }
 
+  // Stream deltas carry a call's id and name once and its arguments in pieces.
+  function addToolCalls(deltas) {
+    for (const delta of deltas) {
+      const index = delta.index === undefined ? calls.length : delta.index;
+      const call = calls[index] ||
+        (calls[index] = { id: "", type: "function", function: { name: "", arguments: "" } });
+      if (delta.id) call.id = delta.id;
+      if (delta.function && delta.function.name) call.function.name = delta.function.name;
+      if (delta.function && delta.function.arguments) {
+        call.function.arguments += delta.function.arguments;
+      }
+    }
+    showToolCalls();
+  }
+
+  function showToolCalls() {
+    $("tool-box").hidden = calls.length === 0;
+    const list = $("tool-calls");
+    list.textContent = "";
+    for (const call of calls) {
+      const item = document.createElement("li");
+      item.className = "tool-call";
+      const head = document.createElement("div");
+      head.className = "call";
+      head.textContent = call.function.name + "(" + call.function.arguments + ")";
+      const id = document.createElement("small");
+      id.textContent = call.id;
+      const result = document.createElement("textarea");
+      result.className = "tool-result";
+      result.rows = 2;
+      result.dataset.id = call.id;
+      item.appendChild(head);
+      item.appendChild(id);
+      item.appendChild(result);
+      list.appendChild(item);
+    }
+  }
+
   function addDelta(delta) {
     if (delta.reasoning_content) {
       thinkingBox.hidden = false;
       thinking.textContent += delta.reasoning_content;
     }
     if (delta.content) addContent(delta.content);
-    if (delta.tool_calls) {
-      toolCalls.hidden = false;
-      toolCalls.textContent += JSON.stringify(delta.tool_calls) + "\n";
-    }
+    if (delta.tool_calls) addToolCalls(delta.tool_calls);
   }
 
-  async function send(event) {
-    event.preventDefault();
+  function remember(role, text) {
+    const item = document.createElement("li");
+    item.className = role;
+    item.textContent = text;
+    $("transcript").appendChild(item);
+  }
+
+  async function run(body) {
     output.textContent = "";
     thinking.textContent = "";
-    toolCalls.textContent = "";
     thinkingBox.hidden = true;
-    toolCalls.hidden = true;
+    calls = [];
+    showToolCalls();
     $("citations").textContent = "";
     $("citations").hidden = true;
     inThink = false;
-    showCurl();
+    lastMessages = body.messages;
+    showCurl(body);
     controller = new AbortController();
     $("send").disabled = true;
     $("stop").disabled = false;
@@ -190,8 +347,9 @@
       const response = await fetch("/v1/chat/completions", {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        body: JSON.stringify(request()),
+        headers: Object.assign(
+          { "Content-Type": "application/json", "X-CSRF-Token": csrf }, headers()),
+        body: JSON.stringify(body),
         signal: controller.signal,
       });
       if (!response.ok) {
@@ -226,6 +384,10 @@
         }
       }
       status.textContent = "✓";
+      if (assistant() !== null) {
+        remember("user", body.messages[body.messages.length - 1].content);
+        remember("assistant", output.textContent);
+      }
     } catch (error) {
       status.textContent = error.name === "AbortError" ? "■" : String(error);
     } finally {
@@ -235,13 +397,48 @@
     }
   }
 
+  function send(event) {
+    event.preventDefault();
+    let body;
+    try {
+      body = request();
+    } catch (error) {
+      status.textContent = String(error);
+      return;
+    }
+    run(body);
+  }
+
+  // The calls' results go back as "tool" messages after the assistant's own turn.
+  function sendResults(event) {
+    event.preventDefault();
+    let body;
+    try {
+      body = request();
+    } catch (error) {
+      status.textContent = String(error);
+      return;
+    }
+    const results = Array.from(document.querySelectorAll("#tool-calls .tool-result"));
+    body.messages = lastMessages.concat(
+      [{ role: "assistant", content: output.textContent || null, tool_calls: calls }],
+      calls.map((call, i) => ({ role: "tool", tool_call_id: call.id, content: results[i].value })),
+    );
+    run(body);
+  }
+
   form.addEventListener("submit", send);
+  $("tool-result-form").addEventListener("submit", sendResults);
   $("stop").addEventListener("click", () => controller && controller.abort());
   $("json-mode").addEventListener("change", () => { $("schema-box").hidden = !$("json-mode").checked; });
-  const watched = ["model", "temperature", "max-tokens", "top-p", "seed", "stop-words", "json-mode",
-    "schema", "kbs", "system", "message"];
+  $("assistant").addEventListener("change", chooseAssistant);
+  $("model").addEventListener("change", modelChanged);
+  $("new-conversation").addEventListener("click", () => { newConversation(); showCurl(); });
+  $("tools").addEventListener("input", refreshToolChoice);
+  const watched = ["temperature", "max-tokens", "top-p", "seed", "stop-words", "json-mode",
+    "schema", "kbs", "system", "message", "tool-choice"];
   for (const id of watched) {
-    $(id).addEventListener("change", showCurl);
+    $(id).addEventListener("change", () => showCurl());
   }
   loadModels();
 })();
