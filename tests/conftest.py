@@ -184,12 +184,24 @@ def chromium_executable() -> str | None:
     return None
 
 
+_NO_CHROMIUM = pytest.StashKey[str]()
+"""Why the browser tests were skipped, for the line at the end of the run."""
+
+
 @pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[object]:
-    """A headless Chromium driven by Playwright; skipped, saying why, where there is none."""
+async def browser(request: pytest.FixtureRequest) -> AsyncIterator[object]:
+    """A headless Chromium driven by Playwright; skipped, saying why, where there is none.
+
+    With ``LUODI_REQUIRE_BROWSER`` set (``.ci/run`` sets it) a missing Chromium fails
+    the browser tests instead: CI must not pass by skipping them.
+    """
     path = chromium_executable()
     if path is None:
-        pytest.skip("no Chromium here: the browser tests need Debian's (apt-get install chromium)")
+        why = "no Chromium here: the browser tests need Debian's (sudo apt-get install -y chromium)"
+        if os.environ.get("LUODI_REQUIRE_BROWSER"):
+            pytest.fail(f"{why}; LUODI_REQUIRE_BROWSER is set, so they fail", pytrace=False)
+        request.config.stash[_NO_CHROMIUM] = why
+        pytest.skip(why)
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
@@ -199,3 +211,12 @@ async def browser() -> AsyncIterator[object]:
             yield launched
         finally:
             await launched.close()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """Say at the end why the browser tests were skipped (``-q`` shows only a count)."""
+    why = config.stash.get(_NO_CHROMIUM, None)
+    if why is not None:
+        terminalreporter.write_line(f"browser tests skipped: {why}", yellow=True)
