@@ -73,13 +73,24 @@ def build_directory_pages(state: AppState, pages: Pages, act: Actions) -> APIRou
     @router.post("/users/{name:path}/{change}")
     async def change_user(
         name: str,
-        change: Literal["disable", "enable", "grant", "revoke"],
+        change: Literal["disable", "enable", "grant", "revoke", "password"],
         request: Request,
         role: Annotated[str, Form()] = "",
+        password: Annotated[str, Form(max_length=1024)] = "",
     ) -> Response:
-        """Disable or enable a user, or grant or take one role (``role`` in the form)."""
+        """Disable or enable a user, grant or take one role (``role`` in the form), or set
+        the user's sign-in password (never recorded: the audit detail names the user)."""
         admin = state.gateway.admin
         try:
+            if change == "password":
+                await act(
+                    request,
+                    "users.set_password",
+                    "users:manage",
+                    {"user": name},
+                    lambda a: admin.set_password(a, name, password),
+                )
+                return done("users")
             if change in ("disable", "enable"):
                 await act(
                     request,

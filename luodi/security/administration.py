@@ -27,6 +27,7 @@ from luodi.errors import PermissionDeniedError
 from luodi.security.audit import AuditFilter, AuditLog, Checkpoint, KeyUsage, VerifyReport
 from luodi.security.directory import Directory, RoleInfo, TenantInfo, UserInfo
 from luodi.security.keys import ApiKeyInfo, CreatedKey, KeyChanges, KeyStore
+from luodi.security.passwords import PasswordStore
 from luodi.security.principal import Limits, Principal
 from luodi.security.rbac import grants, missing_rights, tenant_scope
 
@@ -40,10 +41,13 @@ def _who(actor: Principal) -> str:
 class Administration:
     """Keys, users, roles, tenants and audit reads on behalf of an actor."""
 
-    def __init__(self, directory: Directory, keys: KeyStore, audit_log: AuditLog) -> None:
+    def __init__(
+        self, directory: Directory, keys: KeyStore, audit_log: AuditLog, passwords: PasswordStore
+    ) -> None:
         self.directory = directory
         self.keys = keys
         self.audit_log = audit_log
+        self.passwords = passwords
 
     # -- checks ----------------------------------------------------------------
 
@@ -164,6 +168,11 @@ class Administration:
         """Disable or re-enable a user whose rights the actor holds."""
         self._require_over_user(actor, "users:manage", user, f"disable or enable user {user!r}")
         return self.directory.set_user_disabled(user, disabled)
+
+    def set_password(self, actor: Principal, user: str, password: str) -> None:
+        """Set the console sign-in password of a user whose rights the actor holds."""
+        self._require_over_user(actor, "users:manage", user, f"set the password of user {user!r}")
+        self.passwords.set(user, password)
 
     # -- roles and tenants (global objects) ------------------------------------
 

@@ -30,6 +30,7 @@ from luodi.security.client_address import TrustedProxies, client_address
 from luodi.security.directory import DEFAULT_TENANT, Directory
 from luodi.security.keys import KeyStore, parse_bearer
 from luodi.security.local_guard import is_loopback
+from luodi.security.passwords import PasswordStore
 from luodi.security.principal import ANONYMOUS_KEY_ID, Limits, Principal
 from luodi.security.quota_stores import build_quota_store
 from luodi.security.quotas import Limiter, QuotaStore, Reservation
@@ -107,7 +108,7 @@ class Gateway:
         self.keys = KeyStore(db, security.quotas)
         self.directory = Directory(db)
         self.audit_log = AuditLog(db, retention_days=security.audit.retention_days, key=audit_key)
-        self.admin = Administration(self.directory, self.keys, self.audit_log)
+        self.admin = Administration(self.directory, self.keys, self.audit_log, PasswordStore(db))
         self.trusted_proxies = TrustedProxies(security.trusted_proxies)
         self._checkpoints: CheckpointExporter | None = None
         self._store = store

@@ -247,3 +247,34 @@ async def test_bad_edits_are_answered_400_as_a_page(
     answered = await client.post(path, data={"csrf": csrf, **form})
     assert answered.status_code == 400 and words in answered.text
     assert answered.headers["content-type"].startswith("text/html")
+
+
+async def test_an_admin_sets_a_password_and_the_user_signs_in_with_it(
+    server: str, tenants: Tenants, live_gateway: Gateway
+) -> None:
+    directory = live_gateway.directory
+    nana = next(u.name for u in directory.list_users(tenant=tenants.north) if "nana" in u.name)
+    sana = next(u.name for u in directory.list_users(tenant=tenants.south))
+    async with httpx.AsyncClient(base_url=server) as client:
+        csrf = await sign_in(client, tenants.secrets["nadmin"])
+        users = await client.get("/console/users")
+        assert f'action="/console/users/{nana}/password"' in users.text
+        set_ = await client.post(
+            f"/console/users/{nana}/password", data={"csrf": csrf, "password": "north star 123"}
+        )
+        assert set_.status_code == 303
+        refused = await client.post(
+            f"/console/users/{sana}/password", data={"csrf": csrf, "password": "south star 123"}
+        )
+        assert refused.status_code == 403  # another tenant's user
+        short = await client.post(
+            f"/console/users/{nana}/password", data={"csrf": csrf, "password": "short"}
+        )
+        assert short.status_code == 400 and "at least 10" in short.text
+    async with httpx.AsyncClient(base_url=server) as client:
+        page = await client.get("/console/login")
+        token = re.search(r'name="login_csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        form = {"login_csrf": token.group(1), "username": nana, "password": "north star 123"}
+        signed = await client.post("/console/login", data=form)
+        assert signed.status_code == 303 and signed.headers["location"] == "/console/playground"

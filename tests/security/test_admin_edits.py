@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from luodi.security import AuditEvent, AuditFilter, Gateway
+from luodi.security.passwords import PasswordStore, SignIn
 
 from .conftest import bearer
 
@@ -212,3 +213,32 @@ async def test_key_usage_sums_each_keys_requests_within_the_admins_tenants(
     # Nothing before the period.
     later = await client.get("/admin/keys/usage?since=2999-01-01T00:00:00Z", headers=keys["root"])
     assert later.status_code == 200 and later.json() == []
+
+
+async def test_a_password_is_set_within_scope_and_never_recorded(
+    sqlite_gateway: Gateway, client: httpx.AsyncClient, keys: dict[str, dict[str, str]]
+) -> None:
+    gw = sqlite_gateway
+    secret = "correct horse battery"
+    r = await client.put(
+        "/admin/users/alice/password", json={"password": secret}, headers=keys["aa"]
+    )
+    assert r.status_code == 204, r.text
+    assert PasswordStore(gw.db).check("alice", secret, failures=5, lock_s=60) is SignIn.OK
+    for user, status in (("gary", 403), ("root", 403), ("nobody", 404)):
+        r = await client.put(
+            f"/admin/users/{user}/password", json={"password": secret}, headers=keys["aa"]
+        )
+        assert r.status_code == status, user
+    r = await client.put(
+        "/admin/users/alice/password", json={"password": "short"}, headers=keys["aa"]
+    )
+    assert r.status_code == 400 and "at least 10" in r.json()["error"]["message"]
+    r = await client.put(
+        "/admin/users/alice/password", json={"password": secret}, headers=keys["alice"]
+    )
+    assert r.status_code == 403  # an analyst, even for itself
+    records = gw.audit_log.query(AuditFilter(), limit=1000)
+    assert not [r for r in records if secret in json.dumps(r) or "short" in r["detail_json"]]
+    sets = [r for r in records if r["endpoint"] == "users.set_password"]
+    assert [r["decision"] for r in sets] == ["allowed", *["denied"] * 5]

@@ -27,6 +27,7 @@ from luodi.api.admin.schemas import (
     KeyCreate,
     KeyUpdate,
     LimitsBody,
+    PasswordSet,
     RoleCreate,
     RoleUpdate,
     TenantCreate,
@@ -237,6 +238,20 @@ def build_admin_router(gateway: Gateway) -> APIRouter:
             lambda: gateway.admin.grant_role(actor, name, role),
         )
         return asdict(info)
+
+    @router.put("/users/{name}/password", status_code=204)
+    async def set_password(
+        name: str, body: PasswordSet, request: Request, actor: PrincipalDep
+    ) -> Response:
+        await act(
+            request,
+            actor,
+            "users.set_password",
+            "users:manage",
+            {"user": name},  # never the password
+            lambda: gateway.admin.set_password(actor, name, body.password),
+        )
+        return Response(status_code=204)
 
     @router.delete("/users/{name}/roles/{role}")
     async def revoke_role(

@@ -10,6 +10,7 @@ __all__ = [
     "KeyCreate",
     "KeyUpdate",
     "LimitsBody",
+    "PasswordSet",
     "RoleCreate",
     "RoleUpdate",
     "TenantCreate",
@@ -55,6 +56,14 @@ class KeyUpdate(BaseModel):
     allowed_models: list[str] | None = None
     ip_allowlist: list[str] | None = None
     expires_at: datetime | None = None
+
+
+class PasswordSet(BaseModel):
+    """``PUT /admin/users/{name}/password``: the console sign-in password (never logged)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(max_length=1024, repr=False)
 
 
 class UserCreate(BaseModel):
