@@ -50,6 +50,7 @@ __all__ = [
     "SyncReportRow",
     "chunk_entries",
     "chunk_hits",
+    "chunk_payloads",
     "collection_names",
     "collection_scope",
     "open_catalog",
@@ -309,6 +310,18 @@ def chunk_entries(session: Session, collection: str) -> Iterator[tuple[str, str,
             f"{heading}\n{body}" if heading else body,
             Payload(doc_id, document_tags(owner, acc), meta),
         )
+
+
+def chunk_payloads(session: Session, collection: str) -> Iterator[tuple[str, Payload]]:
+    """Every chunk id of a collection with its payload, without the text (to check that
+    a saved index still describes the catalog)."""
+    rows = session.execute(
+        select(ChunkRow.id, DocumentRow.id, DocumentRow.owner, DocumentRow.access, DocumentRow.meta)
+        .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+        .where(ChunkRow.collection == collection)
+    )
+    for cid, doc_id, owner, acc, meta in rows:
+        yield cid, Payload(doc_id, document_tags(owner, acc), meta)
 
 
 def chunk_hits(session: Session, fused: Sequence[tuple[str, str, float]]) -> list[Hit]:

@@ -69,6 +69,9 @@ class Erasure:
             session.execute(delete(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
             session.commit()
             self._stores.vectors.flush()
+            # The saved BM25 index still holds the erased text's terms: it goes too (the
+            # next start rebuilds it from the catalog, and saves it again).
+            self.forget_bm25_file(collection)
             for doc_id in doc_ids:
                 self.forget_original(doc_id)
             # Freed pages are zeroed in the file; the WAL still holds them until this.
@@ -92,6 +95,12 @@ class Erasure:
         self._stores.vectors.delete(collection, chunk_ids)
         self._stores.bm25_of(session, collection).remove(chunk_ids)
         session.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(doc_ids)))
+
+    def forget_bm25_file(self, collection: str) -> None:
+        """Delete a collection's saved BM25 index, if there is one."""
+        path = self._stores.bm25_file(collection)
+        path.unlink(missing_ok=True)
+        path.with_suffix(".json").unlink(missing_ok=True)
 
     def forget_original(self, doc_id: str) -> None:
         """Delete a document's kept uploaded file, if there is one."""

@@ -36,6 +36,7 @@ from luodi.knowledge.catalog import (
     SourceRow,
     chunk_entries,
     chunk_hits,
+    chunk_payloads,
     collection_names,
     collection_scope,
     open_catalog,
@@ -146,6 +147,7 @@ class KnowledgeService:
             bm25_of=self._bm25_of,
             originals=self._originals,
             segment=self._segmenter.counts,
+            bm25_file=self._bm25_file,
         )
         self._stores = stores
         self._jobs = JobRunner(
@@ -334,6 +336,7 @@ class KnowledgeService:
             session.commit()
             self._store.drop(name)
             self._bm25.pop(name, None)
+            self._erasure.forget_bm25_file(name)
 
     # ---- ingestion ---------------------------------------------------------------
 
@@ -779,11 +782,20 @@ class KnowledgeService:
         # Collaborators read the clock through here, so replacing ``_clock`` reaches them.
         return self._clock()
 
+    def _bm25_file(self, collection: str) -> Path:
+        return self.settings.data_dir / "bm25" / f"{collection}.npz"
+
     def _bm25_of(self, session: Session, collection: str) -> BM25Index:
+        """The collection's BM25 index: in memory, else as saved if it still describes the
+        catalog (same chunks, tags and metadata), else rebuilt from the catalog and saved."""
         index = self._bm25.get(collection)
         if index is None:
-            index = BM25Index(self._segmenter)
-            index.add(chunk_entries(session, collection))
+            path = self._bm25_file(collection)
+            index = BM25Index.load(self._segmenter, path)
+            if index is None or not index.describes(chunk_payloads(session, collection)):
+                index = BM25Index(self._segmenter)
+                index.add(chunk_entries(session, collection))
+                index.save(path)
             self._bm25[collection] = index
         return index
 
@@ -798,8 +810,10 @@ class KnowledgeService:
             )
 
     def close(self) -> None:
-        """Stop background jobs, flush vectors and release the database."""
+        """Stop background jobs, flush vectors, save BM25 indexes, release the database."""
         self._jobs.close()
         with self._lock:
+            for name, index in self._bm25.items():
+                index.save(self._bm25_file(name))
             self._store.flush()
             self._engine.dispose()

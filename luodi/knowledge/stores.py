@@ -31,3 +31,5 @@ class Stores:
     """Folder of kept uploaded files, one per document id."""
     segment: Callable[[str], TermCounts]
     """BM25 terms of a chunk's text, computed before the lock is taken."""
+    bm25_file: Callable[[str], Path]
+    """Where a collection's BM25 index is saved between runs (erasure removes it)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from kb_factories import ListAudit
+from kb_factories import ListAudit, fixture_files
 
 from luodi.knowledge import KnowledgeService
 
@@ -62,3 +62,42 @@ def test_erased_text_does_not_linger_in_the_sqlite_wal(make_service: Make, tmp_p
     for path in (tmp_path / "kb").glob("catalog.db*"):
         assert b"Zhang Wei" not in path.read_bytes(), path
     service.close()
+
+
+def test_the_saved_bm25_index_is_reused_and_an_erasure_removes_it(
+    make_service: Callable[..., KnowledgeService], tmp_path: Path
+) -> None:
+    service = make_service()
+    service.create_collection("kb")
+    service.ingest("kb", [("secret.txt", "Zyxwvut account of 张三丰".encode())], meta={"s": "u-1"})
+    service.ingest("kb", fixture_files())
+    service.close()
+    saved = tmp_path / "kb" / "bm25" / "kb.npz"
+    assert "张三丰" in saved.with_suffix(".json").read_text()
+    reopened = make_service()
+    assert reopened.search(["kb"], "zyxwvut", 1)[0].document == "secret.txt"
+    assert reopened.erase("s", "u-1") == 1
+    assert not saved.exists() and not saved.with_suffix(".json").exists()
+    assert reopened.search(["kb"], "zyxwvut", 5) == [] or all(
+        h.document != "secret.txt" for h in reopened.search(["kb"], "zyxwvut", 5)
+    )
+    reopened.close()
+    assert "张三丰" not in saved.with_suffix(".json").read_text()
+
+
+def test_a_saved_bm25_index_that_no_longer_matches_the_catalog_is_rebuilt(
+    make_service: Callable[..., KnowledgeService], tmp_path: Path
+) -> None:
+    service = make_service()
+    service.create_collection("kb")
+    service.ingest("kb", fixture_files()[:1])
+    service.close()
+    saved = tmp_path / "kb" / "bm25" / "kb.npz"
+    old = saved.read_bytes(), saved.with_suffix(".json").read_bytes()
+    later = make_service()
+    later.ingest("kb", [("late.txt", b"Quasar lending rules for late documents.")])
+    later.close()
+    saved.write_bytes(old[0])  # as if the process that ingested late.txt had crashed
+    saved.with_suffix(".json").write_bytes(old[1])
+    again = make_service()
+    assert again.search(["kb"], "quasar lending", 1)[0].document == "late.txt"

@@ -168,3 +168,33 @@ def test_flat_store_file_keeps_only_live_vectors_and_reads_the_old_format(
     assert reopened.search("old", eye[1], 2, Filter(frozenset({"tenant:y"}))) == [
         ("b", pytest.approx(1.0))
     ]
+
+
+def test_a_saved_bm25_index_loads_with_the_same_scores_and_keeps_changing(
+    tmp_path: Path,
+) -> None:
+    rng = random.Random(11)
+    seg = Segmenter()
+    index, reference = BM25Index(seg), ReferenceBM25(seg)
+    texts = passages()[:700]
+    for n, text in enumerate(texts):
+        p = payload(rng, n)
+        index.add([(f"c{n}", text, p)])
+        reference.add(f"c{n}", text, p)
+    index.remove(["c1", "c2"])
+    reference.remove(["c1", "c2"])
+    index.save(tmp_path / "kb.npz")
+    loaded = BM25Index.load(seg, tmp_path / "kb.npz")
+    assert loaded is not None and len(loaded) == len(texts) - 2
+    for query in QUERIES:
+        assert_same_ranking(loaded.search(query, 20), reference.scores(query), 20)
+    gone = [f"c{n}" for n in range(3, 600, 2)]  # enough to compact the loaded rows
+    loaded.remove(gone)
+    reference.remove(gone)
+    new = payload(rng, 0)
+    loaded.add([("new", "退款多久到账 refund", new)])
+    reference.add("new", "退款多久到账 refund", new)
+    for query in QUERIES:
+        flt = Filter(frozenset({"tenant:a"}))
+        assert_same_ranking(loaded.search(query, 20, flt), reference.scores(query, flt), 20)
+    assert BM25Index.load(seg, tmp_path / "missing.npz") is None
