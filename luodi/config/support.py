@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,11 +21,14 @@ class SupportSettings(BaseModel):
     """Least seconds between two looks at the folder for changed files (hot reload);
     0 looks on every request. ``POST /admin/support/reload`` reloads at once."""
 
-    knn_neighbours: int = Field(default=3, ge=1, le=50)
-    """Nearest examples per intent averaged into its similarity score."""
+    embedding_weight: float | None = Field(default=None, ge=0, le=1)
+    """Share of the embedding model's features beside the lexical ones in the intent
+    classifier. None: chosen per assistant by cross-validation on its examples."""
 
-    embedding_weight: float = Field(default=0.4, ge=0, le=1)
-    """Share of the embedding similarity in the fused score (the rest is lexical)."""
+    chinese_gloss: Literal["auto", "on", "off"] = "auto"
+    """Embed Chinese utterances as their English gloss (CC-CEDICT, word by word), for an
+    English-only embedding model such as the bundled MiniLM. ``auto``: cross-validation
+    on the assistant's examples decides."""
 
     accept_confidence: float = Field(default=0.55, ge=0, le=1)
     """Calibrated confidence at which the nearest-example answer is taken as it is;

@@ -1,32 +1,49 @@
-"""Nearest-example intent recognition: embeddings and a lexical index, fused and calibrated.
+"""The first layer of intent recognition: a linear classifier learnt from the examples.
 
-Each intent's score is the mean of its ``k`` most similar examples, where similarity is
-``w * cosine(embeddings) + (1 - w) * cosine(tf-idf)``. The confidence of the best intent
-is not the raw score: a logistic model maps (best score, margin over the runner-up) to
-the probability of being right, fitted at load time by leaving each configured example
-out in turn and classifying it with the rest. Out-of-scope examples, when the file has
-some, are one more class; otherwise out-of-scope is what a low confidence sends to the
-model (``judge.py``).
+Every configured example (and each intent's description) is a row of fused features:
+the configured embedding model's vector, weighted against a TF-IDF vector over a
+Chinese-aware lexical index (``lexical.py``). A multinomial logistic regression learns
+the intents from them; out-of-scope examples, when the file has some, are one more class.
+
+What is not assumed is learnt from the assistant's own examples by cross-validation
+(stratified folds, each fold classified by a model fitted on the others):
+
+- whether Chinese utterances embed better as their English gloss (``glossary.py``: the
+  bundled embedder knows English only) or as written (a multilingual embedder);
+- the embedding's weight against the lexical features;
+- the confidence: a logistic model maps (probability of the best intent, margin over the
+  runner-up) to the probability of being right, fitted on the held-out folds' answers.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from luodi.apps.support.assistant import OUT_OF_SCOPE, Assistant
-from luodi.apps.support.lexical import LexicalIndex
+from luodi.apps.support.glossary import Glossary
+from luodi.apps.support.lexical import LexicalIndex, language_of
 from luodi.embedding import Embedder
 
-__all__ = ["Calibrator", "Classification", "IntentModel"]
+__all__ = ["Calibrator", "Classification", "FeatureChoice", "IntentModel"]
 
 Path = Literal["knn", "llm"]
+
+_FOLDS = 4
+_WEIGHTS = (0.5, 0.6, 2 / 3)
+"""Embedding weights cross-validation chooses among (embedding : lexical 1:1, 1.5:1, 2:1)."""
+_DEFAULT_WEIGHT = 0.6
+_C = 100.0
+"""Inverse L2 strength: the examples are few and clean, a light penalty fits them best."""
 
 
 @dataclass
@@ -87,21 +104,39 @@ class Calibrator:
         return 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
 
 
+@dataclass(frozen=True)
+class FeatureChoice:
+    """How utterances become features: what cross-validation chose, and its accuracy."""
+
+    gloss: bool
+    """Chinese is embedded as its English gloss."""
+    embedding_weight: float
+    cv_accuracy: float = 0.0
+
+
 class IntentModel:
-    """One assistant's examples, indexed for nearest-example classification."""
+    """One assistant's examples, learnt for classification.
+
+    Args:
+        assistant: the intents and their examples.
+        embedder: the configured embedding model; None: lexical features only.
+        embedding_weight: the embedding's share of the features; None: chosen by
+            cross-validation among 0.5, 0.6 and 0.67.
+        gloss: embed Chinese as its English gloss; None: chosen by cross-validation.
+        glossary: the Chinese-English dictionary, loaded only if a gloss is tried.
+    """
 
     def __init__(
         self,
         assistant: Assistant,
         embedder: Embedder | None,
         *,
-        neighbours: int = 3,
-        embedding_weight: float = 0.5,
+        embedding_weight: float | None = None,
+        gloss: bool | None = None,
+        glossary: Callable[[], Glossary] | None = None,
     ) -> None:
         self.assistant = assistant
         self._embedder = embedder
-        self._k = neighbours
-        self._w = embedding_weight if embedder is not None else 0.0
         texts: list[str] = []
         labels: list[str] = []
         for intent in assistant.intents:
@@ -114,76 +149,118 @@ class IntentModel:
         self.texts = texts
         self.labels = labels
         self.classes = list(dict.fromkeys(labels))
-        self._members = [
-            np.array([i for i, lab in enumerate(labels) if lab == c]) for c in self.classes
-        ]
+        self._y = np.array([self.classes.index(label) for label in labels])
         self._lexical = LexicalIndex(texts)
-        self._vectors = embedder.embed(texts).astype(np.float32) if embedder is not None else None
-        self.calibrator = Calibrator()
-        self.loo_accuracy = self._calibrate()
+        chinese = any(language_of(t) == "zh" for t in texts)
+        glosses = [False] if embedder is None or not chinese or gloss is False else [True]
+        if gloss is None and len(glosses) == 1 and glosses[0]:
+            glosses = [True, False]
+        self._glossary = glossary() if glossary is not None and True in glosses else None
+        if self._glossary is None:
+            glosses = [False]
+        weights = [embedding_weight] if embedding_weight is not None else list(_WEIGHTS)
+        if embedder is None:
+            weights = [0.0]
+        self._vectors = {g: self._embed(texts, g) for g in glosses}
+        self.choice, self.calibrator = self._choose(glosses, weights)
+        self._model = self._fit(self._features_of(texts, self.choice), self._y)
 
-    # -- similarity -------------------------------------------------------------------
+    # -- features ---------------------------------------------------------------------
 
-    def _similarity(self, text: str) -> NDArray[np.float32]:
-        lexical = self._lexical.query(text)
-        if self._vectors is None or self._embedder is None:
-            return lexical
-        vector = self._embedder.embed([text])[0]
-        dense: NDArray[np.float32] = self._vectors @ vector
-        return self._w * dense + (1 - self._w) * lexical
+    def _embed(self, texts: Sequence[str], gloss: bool) -> NDArray[np.float32] | None:
+        if self._embedder is None:
+            return None
+        if gloss and self._glossary is not None:
+            glossary = self._glossary
+            texts = [glossary.gloss(t) if language_of(t) == "zh" else t for t in texts]
+        return self._embedder.embed(texts).astype(np.float32)
 
-    def _class_scores(self, sims: NDArray[np.float32]) -> NDArray[np.float64]:
-        """Each class's mean of its top-k similarities (``-inf`` entries are left out)."""
-        scores = np.zeros(len(self.classes))
-        for c, members in enumerate(self._members):
-            values = sims[members]
-            values = values[np.isfinite(values)]
-            if len(values) == 0:
-                scores[c] = 0.0
-                continue
-            top = np.sort(values)[-self._k :]
-            scores[c] = float(top.mean())
-        return scores
+    def _stack(
+        self, vectors: NDArray[np.float32] | None, lexical: NDArray[np.float32], weight: float
+    ) -> NDArray[np.float64]:
+        if vectors is None or weight <= 0:
+            return lexical.astype(np.float64)
+        if weight >= 1:
+            return vectors.astype(np.float64)
+        # Scaling one block against the other is what weighs them under one L2 penalty.
+        return np.hstack([weight / (1 - weight) * vectors, lexical]).astype(np.float64)
 
-    def _calibrate(self) -> float:
-        """Fit the calibrator on leave-one-out classifications; returns their accuracy."""
-        n = len(self.texts)
-        if n < 2:
-            return 0.0
-        lexical = self._lexical.matrix @ self._lexical.matrix.T
-        sims = (
-            self._w * (self._vectors @ self._vectors.T) + (1 - self._w) * lexical
-            if self._vectors is not None
-            else lexical
-        )
-        features, right = [], []
-        for i in range(n):
-            row = sims[i].astype(np.float64).copy()
-            row[i] = -np.inf
-            scores = self._class_scores(row.astype(np.float32))
-            order = np.argsort(-scores)
-            best, second = scores[order[0]], scores[order[1]] if len(order) > 1 else 0.0
-            features.append((best, best - second))
-            right.append(1.0 if self.classes[order[0]] == self.labels[i] else 0.0)
-        labels = np.array(right)
-        self.calibrator.fit(np.array(features), labels)
-        return float(labels.mean())
+    def _features_of(self, texts: Sequence[str], choice: FeatureChoice) -> NDArray[np.float64]:
+        if texts is self.texts:
+            vectors = self._vectors[choice.gloss]
+            lexical = self._lexical.matrix
+        else:
+            vectors = self._embed(texts, choice.gloss)
+            lexical = np.stack([self._lexical.query_vector(t) for t in texts])
+        return self._stack(vectors, lexical, choice.embedding_weight)
+
+    # -- learning ---------------------------------------------------------------------
+
+    @staticmethod
+    def _fit(x: NDArray[np.float64], y: NDArray[np.int64]) -> LogisticRegression:
+        # One BLAS thread: the fit is small, and threads busy-wait on a shared CPU.
+        with threadpool_limits(1):
+            return LogisticRegression(C=_C, max_iter=3000).fit(x, y)
+
+    def _held_out(self, x: NDArray[np.float64], folds: int) -> NDArray[np.float64]:
+        """Each example's class probabilities from a model fitted without its fold."""
+        out = np.zeros((len(x), len(self.classes)))
+        split = StratifiedKFold(folds, shuffle=True, random_state=0)
+        for train, test in split.split(x, self._y):
+            model = self._fit(x[train], self._y[train])
+            with threadpool_limits(1):
+                out[np.ix_(test, model.classes_)] = model.predict_proba(x[test])
+        return out
+
+    def _choose(
+        self, glosses: list[bool], weights: list[float]
+    ) -> tuple[FeatureChoice, Calibrator]:
+        """The feature choice with the best held-out accuracy, and the calibrator fitted
+        on its held-out answers."""
+        smallest = int(np.bincount(self._y).min()) if len(self._y) else 0
+        folds = min(_FOLDS, smallest)
+        if folds < 2 or len(self.classes) < 2:  # too few examples to hold any out
+            return FeatureChoice(glosses[0], weights[min(1, len(weights) - 1)]), Calibrator()
+        best: tuple[float, FeatureChoice, NDArray[np.float64]] | None = None
+        for gloss in glosses:
+            for weight in weights:
+                choice = FeatureChoice(gloss, weight)
+                held = self._held_out(self._features_of(self.texts, choice), folds)
+                accuracy = float((held.argmax(1) == self._y).mean())
+                if best is None or accuracy > best[0] + 1e-9:
+                    best = (accuracy, choice, held)
+        assert best is not None
+        accuracy, choice, held = best
+        ordered = np.sort(held, axis=1)
+        features = np.stack([ordered[:, -1], ordered[:, -1] - ordered[:, -2]], axis=1)
+        right = (held.argmax(1) == self._y).astype(np.float64)
+        calibrator = Calibrator().fit(features, right)
+        return FeatureChoice(choice.gloss, choice.embedding_weight, accuracy), calibrator
+
+    @property
+    def cv_accuracy(self) -> float:
+        """Held-out accuracy of the chosen features on the configured examples."""
+        return self.choice.cv_accuracy
 
     # -- classification ---------------------------------------------------------------
 
     def ranked(self, text: str) -> list[tuple[str, float]]:
-        """Every class with its fused score, best first."""
-        scores = self._class_scores(self._similarity(text))
-        order = np.argsort(-scores)
-        return [(self.classes[i], float(scores[i])) for i in order]
+        """Every class with the classifier's probability, best first."""
+        x = self._features_of([text], self.choice)
+        with threadpool_limits(1):
+            probabilities = self._model.predict_proba(x)[0]
+        order = np.argsort(-probabilities)
+        return [
+            (self.classes[int(self._model.classes_[i])], float(probabilities[i])) for i in order
+        ]
 
     def classify(self, text: str) -> Classification:
-        """The nearest-example answer: best class, calibrated confidence, runners-up."""
+        """The first layer's answer: best class, calibrated confidence, runners-up."""
         start = time.perf_counter()
         ranked = self.ranked(text)
-        best, score = ranked[0]
+        best, p = ranked[0]
         second = ranked[1][1] if len(ranked) > 1 else 0.0
-        confidence = self.calibrator.probability(score, score - second)
+        confidence = self.calibrator.probability(p, p - second)
         return Classification(
             best,
             confidence,
@@ -194,10 +271,8 @@ class IntentModel:
 
 
 def _share(ranked: Sequence[tuple[str, float]], mass: float) -> list[tuple[str, float]]:
-    """Runners-up with ``mass`` split by a softmax of their scores (sharp: tau 0.05)."""
+    """Runners-up with ``mass`` split in proportion to their probabilities."""
     if not ranked:
         return []
-    scores = np.array([s for _, s in ranked])
-    weights = np.exp((scores - scores.max()) / 0.05)
-    weights = weights / weights.sum() * mass
-    return [(name, float(p)) for (name, _), p in zip(ranked, weights, strict=True)]
+    total = sum(p for _, p in ranked) or 1.0
+    return [(name, mass * p / total) for name, p in ranked]

@@ -19,7 +19,7 @@ import jieba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["LexicalIndex", "language_of", "terms"]
+__all__ = ["LexicalIndex", "cjk_runs", "language_of", "segment_words", "terms"]
 
 _CJK_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _LATIN = re.compile(r"[a-z0-9]+")
@@ -103,6 +103,16 @@ def language_of(text: str) -> str:
     return "zh" if _CJK_RUN.search(text) else "en"
 
 
+def cjk_runs(text: str) -> list[tuple[int, int]]:
+    """Start and end of each run of Chinese characters in ``text``."""
+    return [match.span() for match in _CJK_RUN.finditer(text)]
+
+
+def segment_words(run: str) -> list[str]:
+    """jieba's words of a run of Chinese characters."""
+    return list(_JIEBA.cut(run))
+
+
 def terms(text: str) -> list[str]:
     """Index terms of ``text``: CJK characters, bigrams and jieba words; English words and
     word bigrams (stop words dropped, stemmed)."""
@@ -146,6 +156,10 @@ class LexicalIndex:
                 row[i] = (1.0 + math.log(count)) * self._idf[i]
         norm = float(np.linalg.norm(row))
         return row / norm if norm > 0 else row
+
+    def query_vector(self, text: str) -> NDArray[np.float32]:
+        """The TF-IDF vector of ``text`` in this index's vocabulary (terms it lacks drop out)."""
+        return self._vector(Counter(terms(text)))
 
     def query(self, text: str) -> NDArray[np.float32]:
         """Cosine similarity of ``text`` to every indexed utterance, in index order."""

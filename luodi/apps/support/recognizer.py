@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from luodi.apps.support.assistant import OUT_OF_SCOPE, Assistant
 from luodi.apps.support.classifier import Classification, IntentModel
+from luodi.apps.support.glossary import default_glossary
 from luodi.apps.support.judge import IntentJudge
 from luodi.config.support import SupportSettings
 from luodi.embedding import Embedder
@@ -46,11 +47,13 @@ class IntentRecognizer:
             known = self._models.get(assistant.name)
             if known is not None and known[0] is assistant:
                 return known[1]
+            gloss = {"auto": None, "on": True, "off": False}[self._settings.chinese_gloss]
             model = IntentModel(
                 assistant,
                 self._embedder(),
-                neighbours=self._settings.knn_neighbours,
                 embedding_weight=self._settings.embedding_weight,
+                gloss=gloss,
+                glossary=default_glossary,
             )
             self._models[assistant.name] = (assistant, model)
             return model
