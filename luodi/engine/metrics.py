@@ -178,6 +178,11 @@ class EngineMetrics:
         if tokens > 0:
             self.prefix_cache_hits.labels(backend, model).inc(tokens)
 
+    def add_drafts(self, backend: str, model: str, drafted: int, accepted: int) -> None:
+        """Count speculative draft tokens decoded, and those the model kept."""
+        self.draft_tokens.labels(backend, model).inc(drafted)
+        self.accepted_tokens.labels(backend, model).inc(accepted)
+
     def observe_finished(
         self,
         backend: str,

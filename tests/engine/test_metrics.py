@@ -37,6 +37,7 @@ def test_every_documented_metric_family_is_exposed() -> None:
     metrics.observe_inter_token("b", "m", 0.01)
     metrics.observe_batch("b", "m", 4)
     metrics.add_prefix_cache_hit("b", "m", 32)
+    metrics.add_drafts("b", "m", drafted=8, accepted=5)
     metrics.observe_finished("b", "m", reason="stop", prompt_tokens=1, completion_tokens=1, e2e_s=1)
     metrics.count_error("b", "m", "connect")
     metrics.set_load("b", "m", running=1, waiting=2)
@@ -55,8 +56,11 @@ def test_embedded_engine_observer_fills_the_same_schema() -> None:
     observer.on_first_token(ttft_s=0.1)
     observer.on_step(batch_size=2, n_tokens=2, seconds=0.01)
     observer.on_token(0.02)
+    observer.on_draft(drafted=6, accepted=4)
     observer.on_finished("error", prompt_tokens=8, completion_tokens=2, e2e_s=0.3)
     labels = {"backend": "llamacpp", "model": "gemma"}
+    assert _value(registry, "luodi_spec_decode_draft_tokens_total", **labels) == 6
+    assert _value(registry, "luodi_spec_decode_accepted_tokens_total", **labels) == 4
     assert _value(registry, "luodi_num_requests_waiting", **labels) == 3
     assert _value(registry, "luodi_prefix_cache_hit_tokens_total", **labels) == 16
     assert _value(registry, "luodi_batch_size_count", **labels) == 2
