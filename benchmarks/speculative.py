@@ -34,21 +34,11 @@ from rich.table import Table
 from luodi.chat import ChatTemplate, prepare_chat
 from luodi.config.engine import EngineSettings
 from luodi.engine.llamacpp.engine import LlamaCppEngine
-from luodi.engine.observer import NullObserver
+from luodi.engine.observer import DraftTally
 from luodi.engine.types import GenerationRequest, SamplingParams
 
 console = Console()
 FAQ = Path(__file__).parent / "corpora" / "support" / "faq.md"
-
-
-class Drafts(NullObserver):
-    def __init__(self) -> None:
-        self.drafted = 0
-        self.accepted = 0
-
-    def on_draft(self, drafted: int, accepted: int) -> None:
-        self.drafted += drafted
-        self.accepted += accepted
 
 
 def passages() -> list[str]:
@@ -111,7 +101,7 @@ async def many(
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    drafts = Drafts()
+    drafts = DraftTally()
     settings = EngineSettings(
         n_threads=args.threads,
         n_ctx=8192,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["EngineObserver", "NullObserver"]
+__all__ = ["DraftTally", "EngineObserver", "NullObserver"]
 
 
 class EngineObserver(Protocol):
@@ -52,3 +52,15 @@ class NullObserver:
         self, reason: str, prompt_tokens: int, completion_tokens: int, e2e_s: float
     ) -> None:
         pass
+
+
+class DraftTally(NullObserver):
+    """Counts speculative draft tokens and those kept (benchmarks and tests read it)."""
+
+    def __init__(self) -> None:
+        self.drafted = 0
+        self.accepted = 0
+
+    def on_draft(self, drafted: int, accepted: int) -> None:
+        self.drafted += drafted
+        self.accepted += accepted

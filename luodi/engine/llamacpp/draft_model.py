@@ -11,12 +11,12 @@ became: before drafting it drops the positions that differ from the sequence's t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from luodi.engine.llamacpp.model import ContextParams, LlamaModel
+from luodi.engine.llamacpp.model import LlamaModel
 from luodi.engine.llamacpp.sequence import Sequence
 from luodi.errors import ModelLoadError
 
@@ -43,19 +43,8 @@ class DraftModel:
     """
 
     def __init__(self, path: Path, target: LlamaModel, n_seq: int) -> None:
-        params = target.params
-        self.model = LlamaModel(
-            path,
-            ContextParams(
-                n_ctx=params.n_ctx,
-                n_seq_max=n_seq,
-                n_batch=params.n_batch,
-                n_threads=params.n_threads,
-                n_threads_batch=params.n_threads_batch,
-                use_mlock=params.use_mlock,
-                batch_invariant=params.batch_invariant,
-            ),
-        )
+        # The target's context sizes and kernels; ids for its running sequences only.
+        self.model = LlamaModel(path, replace(target.params, n_seq_max=n_seq, embeddings=False))
         try:
             check_vocab(self.model, target)
         except ModelLoadError:

@@ -11,7 +11,7 @@ import pytest
 from luodi.chat import response_format_grammar
 from luodi.engine.llamacpp.draft_model import check_vocab
 from luodi.engine.llamacpp.engine import LlamaCppEngine
-from luodi.engine.observer import NullObserver
+from luodi.engine.observer import DraftTally
 from luodi.engine.types import FinishReason, GenerationEvent, GenerationRequest, SamplingParams
 from luodi.errors import ModelLoadError
 from tests.conftest import default_gguf, engine_settings
@@ -27,18 +27,6 @@ PASSAGE = (
 QUOTING = f"Policy: {PASSAGE}\n\nThe policy, quoted word for word:\nRefunds are issued"
 
 
-class Drafts(NullObserver):
-    """Draft tokens decoded and accepted, summed."""
-
-    def __init__(self) -> None:
-        self.drafted = 0
-        self.accepted = 0
-
-    def on_draft(self, drafted: int, accepted: int) -> None:
-        self.drafted += drafted
-        self.accepted += accepted
-
-
 @pytest.fixture(scope="module")
 async def engines(model_cache: Path) -> AsyncIterator[tuple[LlamaCppEngine, LlamaCppEngine]]:
     """A speculating engine and one that never drafts, both fresh.
@@ -47,7 +35,7 @@ async def engines(model_cache: Path) -> AsyncIterator[tuple[LlamaCppEngine, Llam
     test exercises long verified runs whatever this machine's measured costs.
     """
     eager = {"fixed_cost_tokens": 1000.0}
-    fast = LlamaCppEngine(engine_settings(model_cache, speculative=eager), observer=Drafts())
+    fast = LlamaCppEngine(engine_settings(model_cache, speculative=eager), observer=DraftTally())
     plain = LlamaCppEngine(engine_settings(model_cache, speculative={"enabled": False}))
     await fast.start()
     await plain.start()
@@ -76,7 +64,7 @@ async def test_greedy_output_is_identical_and_drafts_are_accepted(
 ) -> None:
     fast, plain = engines
     drafts = fast.observer
-    assert isinstance(drafts, Drafts)
+    assert isinstance(drafts, DraftTally)
     before = drafts.accepted
     params = SamplingParams(temperature=0.0, max_tokens=48)
     got = await generate(fast, QUOTING, params)
@@ -159,7 +147,7 @@ async def test_concurrent_requests_keep_their_output_and_give_back_every_cell(
 async def test_a_request_can_opt_out(engines: tuple[LlamaCppEngine, LlamaCppEngine]) -> None:
     fast, _ = engines
     drafts = fast.observer
-    assert isinstance(drafts, Drafts)
+    assert isinstance(drafts, DraftTally)
     before = drafts.drafted
     await generate(fast, QUOTING, SamplingParams(temperature=0.0, max_tokens=24, speculative=False))
     assert drafts.drafted == before
@@ -171,7 +159,7 @@ async def test_a_draft_model_of_the_same_vocabulary_drafts_free_text(
     # The default model drafting for itself: its greedy guesses are the target's own
     # choices, so nearly every draft token is kept, on free text where lookup finds none.
     _, plain = engines
-    drafts = Drafts()
+    drafts = DraftTally()
     spec = {"fixed_cost_tokens": 1000.0, "draft_model": str(default_gguf())}
     engine = LlamaCppEngine(engine_settings(model_cache, speculative=spec), observer=drafts)
     await engine.start()
