@@ -326,19 +326,24 @@ def chunk_payloads(session: Session, collection: str) -> Iterator[tuple[str, Pay
 
 def chunk_hits(session: Session, fused: Sequence[tuple[str, str, float]]) -> list[Hit]:
     """Hits for ``(collection, chunk_id, score)`` triples, in order; unknown ids are skipped."""
+    # One query with the document's name joined in (not one lazy load per hit).
     rows = {
-        r.id: r
-        for r in session.scalars(select(ChunkRow).where(ChunkRow.id.in_([c for _, c, _ in fused])))
+        chunk.id: (chunk, name)
+        for chunk, name in session.execute(
+            select(ChunkRow, DocumentRow.name)
+            .join(DocumentRow, ChunkRow.document_id == DocumentRow.id)
+            .where(ChunkRow.id.in_([c for _, c, _ in fused]))
+        )
     }
     return [
         Hit(
             cid,
-            rows[cid].document_id,
-            rows[cid].document.name,
-            rows[cid].position,
-            rows[cid].text,
+            rows[cid][0].document_id,
+            rows[cid][1],
+            rows[cid][0].position,
+            rows[cid][0].text,
             score,
-            rows[cid].heading,
+            rows[cid][0].heading,
             name,
         )
         for name, cid, score in fused
