@@ -156,7 +156,11 @@ def evaluate(
                 await asyncio.to_thread(recognizer.model_for, loaded)
                 out = []
                 for n, g in enumerate(gold, start=1):
-                    out.append(await recognizer.classify(loaded, g.text, use_llm=not no_llm))
+                    out.append(
+                        await recognizer.classify(
+                            loaded, g.text, use_llm=not no_llm, deadline=False
+                        )
+                    )
                     if n % 50 == 0:
                         typer.echo(f"... {n}/{len(gold)}", err=True)
                 return out

@@ -37,11 +37,25 @@ class SupportSettings(BaseModel):
     llm_fallback: bool = True
     """Ask the assistant's model when the nearest examples are not confident enough."""
 
+    judge_timeout_ms: float = Field(default=400, gt=0)
+    """Longest wait for the model's classification in a turn or on the classify route;
+    then the first layer's answer stands (``luodi support eval`` waits without limit)."""
+
     llm_candidates: int = Field(default=4, ge=1, le=50)
     """Intents (best first) the model chooses among, besides ``out_of_scope``."""
 
     session_ttl_s: int = Field(default=86_400, ge=60)
     """Seconds a conversation's session is kept after its last turn."""
+
+    session_store: Literal["database", "redis"] = "database"
+    """Where sessions live: the platform database (``storage.database_url``), or Redis
+    (``redis_url``) for many gateway replicas; Redis expires each session by itself."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis server of ``session_store: redis``."""
+
+    redis_prefix: str = Field(default="luodi:support", min_length=1)
+    """Prefix of the Redis keys of the sessions."""
 
     history_turns: int = Field(default=6, ge=0, le=100)
     """Earlier turns (user and assistant) of a session given to the model."""
@@ -56,5 +70,10 @@ class SupportSettings(BaseModel):
     """Let action webhooks reach link-local and cloud metadata addresses."""
 
     min_relevance: float = Field(default=0.35, ge=0, le=1)
-    """Least relevance (embedding similarity or shared query terms) of a retrieved
-    passage; with none above it the assistant says it does not know."""
+    """Least relevance of a retrieved passage to the question: the mean of their embedding
+    cosine and the share of the question's terms the passage contains. With none above
+    it the assistant says it does not know and offers a human. 0.35 was calibrated on
+    questions the shipped FAQ can and cannot answer (docs/support.md)."""
+
+    passages: int = Field(default=3, ge=1, le=20)
+    """Passages retrieved per question (those relevant enough go to the model)."""

@@ -20,14 +20,16 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from luodi.apps.support.assistant import OUT_OF_SCOPE, Assistant, Intent
 from luodi.apps.support.classifier import Classification
-from luodi.apps.support.lexical import language_of, terms
+from luodi.apps.support.glossary import default_glossary
+from luodi.apps.support.lexical import language_of
 from luodi.apps.support.recognizer import IntentRecognizer
+from luodi.apps.support.relevance import RelevanceCheck
 from luodi.apps.support.sessions import SessionStore, SupportSession
 from luodi.apps.support.webhook import WebhookError, call_webhook
 from luodi.config.support import SupportSettings
@@ -89,7 +91,9 @@ class Conductor:
         self.recognizer = recognizer
         self.sessions = sessions
         self._knowledge = knowledge
-        self._embedder = embedder
+        self.relevance = RelevanceCheck(
+            embedder, default_glossary, min_relevance=settings.min_relevance
+        )
 
     async def turn(self, assistant: Assistant, conversation: str, tenant: str, text: str) -> Turn:
         """Decide and act on ``text``; the session is saved before this returns."""
@@ -253,13 +257,8 @@ class Conductor:
         knowledge = self._knowledge()
         hits: list[Hit] = []
         if bases and knowledge is not None:
-            # The assistant's own knowledge bases: whoever may talk to it reads them
-            # through it, as the operator configured (docs/support.md).
-            try:
-                hits = await asyncio.to_thread(knowledge.search, bases, text, 3)
-            except NotFoundError as exc:  # a base the file names was dropped: say so in logs
-                log.warning("support/%s: %s", assistant.name, exc.message)
-            hits = await asyncio.to_thread(self._relevant, text, hits)
+            gloss = self.recognizer.model_for(assistant).choice.gloss
+            hits = await asyncio.to_thread(self._search, assistant, knowledge, bases, text, gloss)
         if not hits:
             return Turn(*shown, "unknown", assistant.out_of_scope.reply.say(lang))
         history = (
@@ -278,22 +277,23 @@ class Conductor:
         snippet = knowledge.settings.snippet_chars if knowledge is not None else 240
         return Turn(*shown, "answer", messages=messages, citations=citations_of(hits, snippet))
 
-    def _relevant(self, text: str, hits: Sequence[Hit]) -> list[Hit]:
-        """Passages that share enough with the question: meaning or words."""
-        if not hits:
+    def _search(
+        self,
+        assistant: Assistant,
+        knowledge: KnowledgeService,
+        bases: list[str],
+        text: str,
+        gloss: bool,
+    ) -> list[Hit]:
+        """The relevant passages of the question (one worker-thread hop for both steps)."""
+        # The assistant's own knowledge bases: whoever may talk to it reads them
+        # through it, as the operator configured (docs/support.md).
+        try:
+            hits = knowledge.search(bases, text, self.settings.passages)
+        except NotFoundError as exc:  # a base the file names was dropped: say so in logs
+            log.warning("support/%s: %s", assistant.name, exc.message)
             return []
-        asked = set(terms(text))
-        embedder = self._embedder()
-        dense = [0.0] * len(hits)
-        if embedder is not None:
-            vectors = embedder.embed([text, *(h.text for h in hits)])
-            dense = [float(vectors[0] @ v) for v in vectors[1:]]
-        kept = []
-        for hit, similarity in zip(hits, dense, strict=True):
-            shared = len(asked & set(terms(hit.text))) / len(asked) if asked else 0.0
-            if max(similarity, shared) >= self.settings.min_relevance:
-                kept.append(hit)
-        return kept
+        return self.relevance.relevant(text, hits, gloss=gloss)
 
 
 def _slot_values(intent: Intent, text: str) -> dict[str, str]:

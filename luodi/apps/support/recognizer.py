@@ -59,11 +59,20 @@ class IntentRecognizer:
             return model
 
     async def classify(
-        self, assistant: Assistant, text: str, *, use_llm: bool = True
+        self, assistant: Assistant, text: str, *, use_llm: bool = True, deadline: bool = True
     ) -> Classification:
-        """The intent of ``text``: ``path`` says which layer decided."""
+        """The intent of ``text``: ``path`` says which layer decided.
+
+        With ``deadline`` the model gets ``support.judge_timeout_ms`` to answer (the turn
+        has a latency budget; a busy engine would spend it in its queue), after which the
+        first layer's answer stands. The evaluation turns it off to score the model itself.
+        """
         start = time.perf_counter()
-        model = await asyncio.to_thread(self.model_for, assistant)
+        known = self._models.get(assistant.name)
+        if known is not None and known[0] is assistant:
+            model = known[1]  # built: no worker-thread hop (they queue under load)
+        else:
+            model = await asyncio.to_thread(self.model_for, assistant)
         knn = await asyncio.to_thread(model.classify, text)
         judge = self._judge(assistant) if use_llm and self._settings.llm_fallback else None
         if knn.confidence >= self._settings.accept_confidence or judge is None:
@@ -75,8 +84,15 @@ class IntentRecognizer:
             for name, _ in ranked
             if name != OUT_OF_SCOPE and (intent := assistant.intent(name)) is not None
         ][: self._settings.llm_candidates]
+        limit = self._settings.judge_timeout_ms / 1000 if deadline else None
         try:
-            chosen, said = await judge.choose(assistant, candidates, text)
+            chosen, said = await asyncio.wait_for(
+                judge.choose(assistant, candidates, text), timeout=limit
+            )
+        except TimeoutError:  # cancelling the call aborts its request in the engine
+            log.info("intent model over %.0f ms, the first layer decides", limit and limit * 1000)
+            knn.latency_ms = (time.perf_counter() - start) * 1000
+            return knn
         except LuodiError as exc:  # the model is busy or failing: the first layer answers
             log.warning("intent model failed, nearest examples decide: %s", exc.message)
             knn.latency_ms = (time.perf_counter() - start) * 1000

@@ -17,7 +17,8 @@ from luodi.apps.support.conductor import Conductor, Turn
 from luodi.apps.support.engines import AssistantModel
 from luodi.apps.support.judge import IntentJudge, generate_text
 from luodi.apps.support.recognizer import IntentRecognizer
-from luodi.apps.support.sessions import SessionStore
+from luodi.apps.support.redis_sessions import RedisSessionStore
+from luodi.apps.support.sessions import DatabaseSessionStore, SessionStore
 from luodi.apps.support.webhook import WebhookError, call_webhook
 from luodi.config import Settings
 from luodi.embedding import Embedder
@@ -47,7 +48,7 @@ class SupportService:
         self._state = state
         self.catalog = catalog
         self.recognizer = IntentRecognizer(self.settings, self._embedder, self._judge)
-        self.sessions = SessionStore(settings.storage, ttl_s=self.settings.session_ttl_s)
+        self.sessions = _session_store(settings)
         self.conductor = Conductor(
             self.settings, self.recognizer, self.sessions, lambda: state.knowledge, self._embedder
         )
@@ -204,3 +205,13 @@ class SupportService:
 
     def close(self) -> None:
         self.sessions.close()
+
+
+def _session_store(settings: Settings) -> SessionStore:
+    """The store ``support.session_store`` names."""
+    support = settings.support
+    if support.session_store == "redis":
+        return RedisSessionStore(
+            support.redis_url, prefix=support.redis_prefix, ttl_s=support.session_ttl_s
+        )
+    return DatabaseSessionStore(settings.storage, ttl_s=support.session_ttl_s)

@@ -1,10 +1,14 @@
-"""Conversation sessions of the assistants, in the platform database (SQLite or PostgreSQL).
+"""Conversation sessions of the assistants: what one holds, and the store in the platform database.
 
 A session is keyed by assistant and conversation (``<tenant>:<client id>``, so tenants
 never share one) and holds the slots collected so far, the intent history, the hand-off
 mark and a trimmed transcript. It expires ``support.session_ttl_s`` after its last turn;
-an expired session reads as a new one and is deleted by the next purge. The table has
-its own migrations and version table, beside ``luodi.storage``'s.
+an expired session reads as a new one and is deleted by the next purge.
+
+``SessionStore`` is what a store does; ``support.session_store`` picks one:
+``DatabaseSessionStore`` (table ``support_sessions`` in the platform database, SQLite or
+PostgreSQL, with its own migrations and version table beside ``luodi.storage``'s) or
+``RedisSessionStore`` (``redis_sessions.py``), for many gateway replicas.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
@@ -23,7 +27,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from luodi.config.storage import StorageSettings
 from luodi.storage import Database
 
-__all__ = ["VERSION_TABLE", "SessionBase", "SessionRow", "SessionStore", "SupportSession"]
+__all__ = [
+    "VERSION_TABLE",
+    "DatabaseSessionStore",
+    "SessionBase",
+    "SessionRow",
+    "SessionStore",
+    "SupportSession",
+]
 
 VERSION_TABLE = "support_alembic_version"
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -106,30 +117,86 @@ class SupportSession:
         }
 
     @classmethod
-    def of(cls, row: SessionRow) -> SupportSession:
-        state = row.state or {}
+    def from_state(
+        cls,
+        assistant: str,
+        conversation: str,
+        tenant: str,
+        state: dict[str, Any],
+        *,
+        handoff: bool,
+        created_us: int,
+    ) -> SupportSession:
+        """A stored session from its parts (``state()`` as written)."""
         return cls(
-            row.assistant,
-            row.conversation,
-            row.tenant,
+            assistant,
+            conversation,
+            tenant,
             slots=dict(state.get("slots") or {}),
             pending=state.get("pending"),
             intents=list(state.get("intents") or []),
             low_streak=int(state.get("low_streak") or 0),
             transcript=list(state.get("transcript") or []),
-            handoff=row.handoff,
+            handoff=handoff,
             handoff_reason=state.get("handoff_reason"),
-            created_us=row.created_us,
+            created_us=created_us,
             new=False,
         )
 
+    @classmethod
+    def of(cls, row: SessionRow) -> SupportSession:
+        return cls.from_state(
+            row.assistant,
+            row.conversation,
+            row.tenant,
+            row.state or {},
+            handoff=row.handoff,
+            created_us=row.created_us,
+        )
 
-class SessionStore:
-    """Sessions in one database; every method is synchronous (run it in a worker thread)."""
 
-    def __init__(self, settings: StorageSettings, *, ttl_s: int) -> None:
+class SessionStore(Protocol):
+    """Where sessions live; every method is synchronous (run it in a worker thread)."""
+
+    def load(self, assistant: str, conversation: str, tenant: str) -> SupportSession:
+        """The live session, or a new one (an expired session is a new one)."""
+        ...
+
+    def save(self, session: SupportSession) -> None:
+        """Write the session and push its expiry ``ttl`` past now."""
+        ...
+
+    def get(self, assistant: str, conversation: str) -> SupportSession | None:
+        """The session as stored, if live."""
+        ...
+
+    def list(
+        self, *, assistant: str | None = None, handoff: bool | None = None, limit: int = 100
+    ) -> list[SupportSession]:
+        """Live sessions, most recent first."""
+        ...
+
+    def release(self, assistant: str, conversation: str) -> bool:
+        """Hand a session back to the assistant; False when there is none."""
+        ...
+
+    def erase(self, assistant: str, conversation: str) -> bool:
+        """Delete a session and everything it remembers (GDPR erasure)."""
+        ...
+
+    def purge_expired(self) -> int:
+        """Delete what expired sessions left; returns how many."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DatabaseSessionStore:
+    """Sessions in the platform database; every method is synchronous."""
+
+    def __init__(self, settings: StorageSettings, *, ttl_s: float) -> None:
         self._db = Database(settings)
-        self._ttl_us = ttl_s * 1_000_000
+        self._ttl_us = int(ttl_s * 1_000_000)
         self._migrated = False
         self._lock = threading.Lock()
         self._writes = 0

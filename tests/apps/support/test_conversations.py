@@ -106,6 +106,22 @@ async def test_a_question_outside_the_shop_is_refused_with_an_offer_of_a_human(
     assert not answer.get("citations")
 
 
+@pytest.mark.parametrize(
+    "question", ["Do you ship to Canada?", "保修期内换电池要钱吗", "Can I get a refund in cash?"]
+)
+async def test_a_shop_question_the_faq_cannot_answer_gets_i_dont_know(
+    desk: Desk, question: str
+) -> None:
+    # Retrieval finds the nearest passages anyway (shipping, refunds): what they do not
+    # name (Canada, a battery, cash) keeps them below min_relevance.
+    async with desk.client() as http:
+        answer = await say(http, f"unanswerable-{len(question)}-{ord(question[0])}", question)
+    said = content(answer)
+    assert "不知道" in said or "don't know" in said
+    assert "人工" in said or "human" in said  # the hand-off is offered
+    assert not answer.get("citations")
+
+
 async def test_two_conversations_keep_separate_sessions(desk: Desk) -> None:
     async with desk.client() as http:
         content(await say(http, "iso-a", "where is my order"))
