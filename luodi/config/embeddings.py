@@ -13,17 +13,28 @@ class EmbeddingSettings(BaseModel):
     """The embedding model served on ``/v1/embeddings`` and used to index knowledge bases."""
 
     model: str = "minilm"
-    """``minilm`` (bundled all-MiniLM-L6-v2, pure numpy) or the path of an embedding GGUF."""
+    """``minilm`` (bundled all-MiniLM-L6-v2) or the path of an embedding GGUF."""
+
+    backend: Literal["onnxruntime", "numpy"] = "onnxruntime"
+    """What runs MiniLM: ``onnxruntime`` (an ONNX graph built from the bundled weights at
+    load, fused CPU kernels) or ``numpy`` (the plain reference). GGUFs run in llama.cpp."""
+
+    precision: Literal["int8", "fp32"] | None = None
+    """MiniLM's weight matrices: ``int8`` (onnxruntime only; about 2x fp32's chunks/s,
+    vectors within cosine 0.99 of fp32's, 0.995 measured) or ``fp32`` (onnxruntime's equal
+    numpy's to 1e-5). None: int8 on onnxruntime, fp32 on numpy. Indexes built with any of
+    them stay valid with the others (docs/knowledge.md, "Embedding speed")."""
 
     served_name: str | None = None
     """Name in the API's ``model`` field. None: ``all-minilm-l6-v2``, or the GGUF's file stem."""
 
     batch_size: int = Field(default=32, ge=1, le=1024)
-    """Texts embedded per forward pass."""
+    """Most texts per forward pass (MiniLM also keeps a pass within 512 padded word pieces)."""
 
     n_threads: int | None = Field(default=None, ge=1)
-    """CPU threads: llama.cpp's for a GGUF (None: its default); BLAS threads for MiniLM (None: 1,
-    as OpenBLAS threads busy-wait and one is fastest on a shared machine)."""
+    """CPU threads: llama.cpp's for a GGUF (None: its default). MiniLM: threads embedding
+    batches side by side, the calling one and ones it starts, so they share its OS priority
+    (None: one per CPU for onnxruntime, 1 for numpy)."""
 
     max_tokens: int = Field(default=512, ge=16, le=32768)
     """Tokens per input of a GGUF embedder (its context); MiniLM is fixed at 256."""
@@ -37,6 +48,16 @@ class EmbeddingSettings(BaseModel):
         if is_gguf and not self.model.endswith(".gguf"):
             raise ValueError(
                 f"embeddings.model={self.model!r} must be 'minilm' or a path ending in .gguf"
+            )
+        minilm_only = sorted({"backend", "precision"} & self.model_fields_set)
+        if is_gguf and minilm_only:
+            raise ValueError(
+                f"embeddings.{minilm_only[0]} applies to model 'minilm' only, "
+                f"not embeddings.model={self.model!r} (a GGUF's precision is its file's)"
+            )
+        if self.backend == "numpy" and self.precision == "int8":
+            raise ValueError(
+                "embeddings.precision='int8' needs embeddings.backend='onnxruntime', not 'numpy'"
             )
         if not is_gguf and self.pooling is not None:
             raise ValueError(

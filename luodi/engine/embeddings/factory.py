@@ -18,7 +18,9 @@ def _minilm(settings: EmbeddingSettings) -> Embedder:
     return MiniLMEmbedder(
         name=settings.served_name or MINILM_NAME,
         batch_size=settings.batch_size,
-        n_threads=settings.n_threads or 1,
+        n_threads=settings.n_threads,
+        backend=settings.backend,
+        precision=settings.precision or ("int8" if settings.backend == "onnxruntime" else "fp32"),
     )
 
 

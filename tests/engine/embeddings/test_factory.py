@@ -20,6 +20,9 @@ from luodi.errors import ModelLoadError
         ({"pooling": "cls"}, "applies to a GGUF model only"),
         ({"batch_size": 0}, "batch_size"),
         ({"max_tokens": 8}, "max_tokens"),
+        ({"backend": "numpy", "precision": "int8"}, "needs embeddings.backend='onnxruntime'"),
+        ({"model": "/m/bge-m3.gguf", "precision": "fp32"}, "applies to model 'minilm' only"),
+        ({"backend": "torch"}, "backend"),
     ],
 )
 def test_invalid_settings_are_refused_naming_the_value(
@@ -34,6 +37,12 @@ def test_default_settings_build_minilm_with_default_name() -> None:
     assert isinstance(embedder, MiniLMEmbedder)
     assert embedder.name == "all-minilm-l6-v2"
     assert embedder.dim == 384
+
+
+def test_numpy_backend_is_still_selectable() -> None:
+    embedder = build_embedder(EmbeddingSettings(backend="numpy"))
+    assert isinstance(embedder, MiniLMEmbedder)
+    assert (embedder.backend, embedder.precision) == ("numpy", "fp32")
 
 
 def test_served_name_is_configurable() -> None:
