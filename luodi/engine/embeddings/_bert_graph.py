@@ -177,7 +177,8 @@ def bert_onnx_model(
         encoder: the weights.
         precision: ``fp32`` or ``int8`` weight matrices (see the module docstring).
         vnni: the CPU has AVX-512 VNNI or AVX-VNNI. Without it int8 weights keep to 7 bits
-            (±63), so that the AVX2 integer kernel never saturates.
+            (±63), so that the AVX2 integer kernel never saturates (min cosine vs fp32
+            0.9917 instead of 0.9954 over the test texts).
     """
     from onnx import TensorProto, helper
 
