@@ -10,9 +10,10 @@ the same four-turn conversation in its own session:
   3. 我的快递到哪了                   a slot question (no model)
   4. 订单号 2024112300001234          the webhook is called, its answer shown (no model)
 
-Then each question of unanswerable.jsonl (in the shop's domain, not in its FAQ) is asked
-once, and the rate of "I don't know" answers (the assistant's refusal, or the model
-saying so) is reported: inventing an answer is the failure it counts.
+Then each question of unanswerable.jsonl (in the shop's domain, not in its FAQ) and of
+answerable.jsonl (answered by the FAQ) is asked once, and the rate of "I don't know"
+answers (the assistant's refusal, or the model saying so) is reported for each: an
+invented answer to the first and a refusal of the second are the failures.
 
 Before each turn the user also asks ``/v1/apps/support/shop/classify`` for the intent of
 the same text (the layered recognizer alone). Per turn kind it reports intent latency,
@@ -175,11 +176,11 @@ REFUSALS = (
 )
 
 
-async def unanswerable(url: str, key: str) -> dict[str, Any]:
-    """Ask each question the FAQ cannot answer; count the answers that say so."""
+async def ask_all(url: str, key: str, name: str) -> dict[str, Any]:
+    """Ask each question of ``<name>.jsonl`` once; count the answers that say "I don't know"."""
     questions = [
         json.loads(line)["text"]
-        for line in (CORPUS / "unanswerable.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in (CORPUS / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
     refused, answers = 0, []
@@ -231,15 +232,16 @@ def main() -> None:
         results: dict[str, Any] = {}
         with ServerProcess(env) as server:
             asyncio.run(seed(server.url, key))
-            results["unanswerable"] = asyncio.run(unanswerable(server.url, key))
-            print(
-                f"unanswerable: {results['unanswerable']['refusal_rate']:.0%} refused", flush=True
-            )
+            for name in ("unanswerable", "answerable"):
+                results[name] = asyncio.run(ask_all(server.url, key, name))
+                print(f"{name}: {results[name]['refusal_rate']:.0%} refused", flush=True)
             for users in args.users:
                 started = time.perf_counter()
                 samples = asyncio.run(level(server.url, key, users, args.rounds))
                 results[str(users)] = {
                     "seconds": round(time.perf_counter() - started, 1),
+                    # The machine is shared: its load says how much CPU the run had.
+                    "load_average_1m": round(os.getloadavg()[0], 2),
                     "turns": {
                         k: {**s.summary(), "paths": s.paths, "refusals": s.refused[:3]}
                         for k, s in samples.items()
@@ -253,7 +255,7 @@ def main() -> None:
     for column in ("users", "turn", "intent p50", "intent p95", "TTFT p50", "TTFT p95", "e2e p50"):
         table.add_column(column)
     for users, run in results.items():
-        if users == "unanswerable":
+        if users in ("unanswerable", "answerable"):
             continue
         for kind, s in run["turns"].items():
             table.add_row(
@@ -266,7 +268,11 @@ def main() -> None:
                 str(s["e2e_p50_ms"]),
             )
     Console().print(table)
-    print(f"unanswerable questions refused: {results['unanswerable']['refusal_rate']:.0%}")
+    print(
+        f"refused: {results['unanswerable']['refusal_rate']:.0%} of questions the FAQ cannot"
+        f" answer, {results['answerable']['refusal_rate']:.0%} of those it can (false refusals)"
+    )
+    results["load_average"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
