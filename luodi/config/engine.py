@@ -112,11 +112,18 @@ class EngineSettings(BaseModel):
     step_slack: float | None = Field(default=0.25, ge=0.0)
     """While sequences decode, a step carries prompt tokens of new requests only up to
     what lengthens it by this fraction of its decode-only time (the engine measures
-    both), so running streams keep a steady token cadence: inter-token latency p99/p50
-    stays near ``1 + step_slack``. Long prompts then take more steps, which delays their
-    first token under load; with nothing decoding a step takes ``prefill_chunk`` tokens.
+    both), or by ``step_slack_ms`` if that is more, so running streams keep a steady
+    token cadence: at high concurrency inter-token latency p99/p50 stays near
+    ``1 + step_slack``. The price is the first token of a request that arrives while
+    others decode: its prompt is spread over more steps, up to ``1 + 1/step_slack``
+    times its compute time. With nothing decoding a step takes ``prefill_chunk``.
     None: always up to ``prefill_chunk`` (first tokens sooner, a jerkier cadence).
-    docs/performance.md has the measured trade-off."""
+    docs/performance.md has the trade-off."""
+
+    step_slack_ms: float = Field(default=60.0, ge=0.0)
+    """The extra time a step may always take for prompt tokens, however short its
+    decodes: a hiccup of this size goes unnoticed at a few streams, where steps last
+    tens of milliseconds and the fraction alone would starve new prompts."""
 
     n_batch: int = Field(default=2048, ge=64)
     """llama.cpp logical batch size: the most tokens one ``llama_decode`` call may carry."""

@@ -240,6 +240,7 @@ class LlamaCppEngine:
             speculation=_speculation(s, self._draft),
             max_step_tokens=s.n_batch,
             step_slack=s.step_slack,
+            step_slack_s=s.step_slack_ms / 1000,
         )
 
     def _load_adapter(self, adapter: AdapterSettings) -> None:

@@ -168,6 +168,7 @@ class Scheduler:
         speculation: Speculation | None = None,
         max_step_tokens: int | None = None,
         step_slack: float | None = None,
+        step_slack_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``prefix_cache`` may already hold entries (warm prefixes): their cells count.
@@ -175,7 +176,8 @@ class Scheduler:
         ``speculation`` turns on prompt-lookup drafts; they never make a step longer
         than ``max_step_tokens`` (llama.cpp's batch) nor take cells another needs.
         ``step_slack`` bounds the prompt tokens riding along with decodes: a step may take
-        at most ``1 + step_slack`` times its decodes' time (None: ``prefill_chunk``).
+        at most ``1 + step_slack`` times its decodes' time, or ``step_slack_s`` seconds
+        more if that is longer (None: ``prefill_chunk``).
         """
         self.max_batch_size = max_batch_size
         self.prefill_chunk = prefill_chunk
@@ -192,6 +194,7 @@ class Scheduler:
         self._speculation = speculation
         self._max_step_tokens = max_step_tokens
         self._step_slack = step_slack
+        self._step_slack_s = step_slack_s
         fixed = speculation.fixed_tokens if speculation else None
         self.step_cost = StepCost(fixed=fixed)
         """Step time against tokens, fed by the runner (``observe_step``)."""
@@ -532,7 +535,8 @@ class Scheduler:
         delay, else what keeps the step within its slack (never below ``MIN_PREFILL``)."""
         if self._step_slack is None or n_decode == 0:
             return self.prefill_chunk
-        fits = int(self.step_cost.prefill_budget(n_decode, self._step_slack) + 1e-6)
+        budget = self.step_cost.prefill_budget(n_decode, self._step_slack, self._step_slack_s)
+        fits = int(budget + 1e-6)
         return min(self.prefill_chunk, max(MIN_PREFILL, fits))
 
     def _add_drafts(self, chunks: list[ScheduledChunk], spec: Speculation) -> None:

@@ -101,7 +101,12 @@ class StepCost:
             return self._prior_share
         return max(0.05, self._share / self._share_w)
 
-    def prefill_budget(self, n_decode: int, slack: float) -> float:
+    def prefill_budget(self, n_decode: int, slack: float, floor_s: float = 0.0) -> float:
         """Prompt tokens a step of ``n_decode`` decodes may carry while taking at most
-        ``1 + slack`` times as long as those decodes alone."""
-        return slack * (self.fixed_tokens + n_decode) / self.prefill_share
+        ``1 + slack`` times as long as those decodes alone, or ``floor_s`` longer if
+        that is more (once step times are measured: the floor is in seconds)."""
+        budget = slack * (self.fixed_tokens + n_decode) / self.prefill_share
+        fit = self._fit()
+        if fit is not None and floor_s > 0.0:
+            budget = max(budget, floor_s / (fit[1] * self.prefill_share))
+        return budget

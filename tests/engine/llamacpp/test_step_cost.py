@@ -30,6 +30,15 @@ def test_the_fit_recovers_fixed_cost_and_prompt_share() -> None:
     assert cost.prefill_budget(20, 0.25) == pytest.approx(90.0, rel=1e-6)
 
 
+def test_a_floor_in_seconds_lets_short_steps_carry_more() -> None:
+    cost = StepCost()
+    teach(cost)
+    # 2 decodes take 18 ms: a quarter is 4.5 ms (18 prompt tokens); the 10 ms floor, 40.
+    assert cost.prefill_budget(2, 0.25) == pytest.approx(18.0, rel=1e-6)
+    assert cost.prefill_budget(2, 0.25, floor_s=0.010) == pytest.approx(40.0, rel=1e-6)
+    assert cost.prefill_budget(20, 0.25, floor_s=0.010) == pytest.approx(90.0, rel=1e-6)
+
+
 def test_noise_without_spread_keeps_the_priors() -> None:
     cost = StepCost()
     for _ in range(50):
