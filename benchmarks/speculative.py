@@ -10,8 +10,10 @@ alike; the ratio quoted is the median of the per-round ratios):
   3. 16 concurrent streams of knowledge-base answers, aggregate tokens/s.
 Before each round it waits (up to ``--quiet-timeout``) for the CPUs to be at most
 ``--max-busy`` busy, and records how busy they were. Greedy decoding, so both runs of a
-pair produce the same tokens (checked). Also reports the engine's measured step cost
-(``fixed_cost_tokens``), draft tokens and acceptance.
+pair produce the same tokens (checked for one stream; for 16 it counts the streams whose
+text is identical, as a near-tie can flip when cells are refilled out of order). Also
+reports the engine's measured step cost (``fixed_cost_tokens``), draft tokens and
+acceptance.
 
     python benchmarks/speculative.py --out benchmarks/results/speculative.json
 """
@@ -133,17 +135,20 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         quote = work["kb quoting answer (1 stream)"]
         streams = [quote if i % 2 else kb for i in range(args.streams)]
         off, on = [], []
+        identical: list[int] = []
         before = (drafts.drafted, drafts.accepted)
         for _ in range(max(1, args.rounds // 2)):
             busy.append(peer.wait_for_quiet(args.max_busy, args.quiet_timeout))
             rate_off, want_many = await many(engine, streams, args.max_tokens, False)
             rate_on, got_many = await many(engine, streams, args.max_tokens, True)
-            assert got_many == want_many, "16-stream speculative output differs"
+            # Concurrent streams can differ in a near-tie: rejected drafts' cells are
+            # refilled out of position order (docs/architecture.md, batch invariance).
+            identical.append(sum(a == b for a, b in zip(got_many, want_many, strict=True)))
             off.append(rate_off)
             on.append(rate_on)
         rows[f"kb answers ({args.streams} streams, aggregate)"] = _row(
             off, on, drafts.drafted - before[0], drafts.accepted - before[1], None
-        )
+        ) | {"identical_streams_per_round": identical}
         sched = engine._scheduler
         fixed = sched.step_cost.fixed_tokens if sched is not None else float("nan")
     finally:
