@@ -773,8 +773,22 @@ class KnowledgeService:
         return self._sync.next_sync_at(source)
 
     def run_due(self, now: datetime | None = None) -> dict[str, IngestReport]:
-        """Sync every scheduled source whose next run is at or before ``now``."""
-        return self._sync.run_due(now)
+        """Sync every scheduled source whose next run is at or before ``now``.
+
+        Each runs as a background job (lower OS priority, progress in ``kb_jobs``), one
+        after another; this waits for them, so the scheduler never starts one twice.
+        """
+        now = now or self._now()
+        reports = {}
+        for source in self._sync.sources():
+            due = self._sync.next_sync_at(source)
+            if due is None or due > now:
+                continue
+            job = self.submit_sync(source.id, trigger="schedule")
+            done = self._jobs.wait(job.id)
+            if done is not None and done.report is not None:
+                reports[source.id] = IngestReport(**done.report)
+        return reports
 
     # ---- internals -------------------------------------------------------------------
 

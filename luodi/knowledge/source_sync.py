@@ -3,7 +3,8 @@
 ``sources.py`` lists a source's documents; this module registers sources, brings a
 collection in line with one (add new, re-index changed, remove deleted), keeps the
 sync reports and says when a cron-scheduled source is due. ``sync.py``'s
-``SyncScheduler`` is the loop that calls ``run_due``.
+``SyncScheduler`` is the loop that calls ``KnowledgeService.run_due``, which runs due
+sources as background jobs.
 """
 
 from __future__ import annotations
@@ -262,13 +263,3 @@ class SourceSync:
             base = base.replace(tzinfo=UTC)
         nxt: datetime = croniter(source.schedule, base).get_next(datetime)
         return nxt
-
-    def run_due(self, now: datetime | None = None) -> dict[str, IngestReport]:
-        """Sync every scheduled source whose next run is at or before ``now``."""
-        now = now or self._clock()
-        reports = {}
-        for source in self.sources():
-            due = self.next_sync_at(source)
-            if due is not None and due <= now:
-                reports[source.id] = self.sync(source.id, trigger="schedule")
-        return reports
