@@ -51,18 +51,19 @@ class DraftModel:
             self.model.close()
             raise
         self._fed: dict[int, _Fed] = {}
-        self._memo: tuple[str, int, int, list[int]] | None = None
+        self._memo: dict[int, tuple[str, int, int, list[int]]] = {}
+        """Sequence id → the last draft made for it, keyed by request, length and k."""
 
     def propose(self, seq: Sequence, k: int) -> list[int]:
         """Up to ``k`` tokens the draft model expects after ``seq``'s tokens, greedily."""
         if k <= 0 or seq.seq_id is None:
             return []
         key = (seq.request_id, seq.num_tokens, k)
-        if self._memo is not None and self._memo[:3] == key:
-            return list(self._memo[3])  # the scheduler planned this step twice
-        tokens = seq.all_tokens
-        draft = self._draft(seq.seq_id, seq.request_id, tokens, k)
-        self._memo = (*key, draft)
+        memo = self._memo.get(seq.seq_id)
+        if memo is not None and memo[:3] == key:
+            return list(memo[3])  # the scheduler planned this step twice
+        draft = self._draft(seq.seq_id, seq.request_id, seq.all_tokens, k)
+        self._memo[seq.seq_id] = (*key, draft)
         return list(draft)
 
     def _draft(self, seq_id: int, request_id: str, tokens: list[int], k: int) -> list[int]:

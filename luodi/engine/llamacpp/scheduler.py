@@ -556,16 +556,21 @@ class Scheduler:
         room = self.kv_capacity - self._cells.used - planned
         if self._max_step_tokens is not None:
             room = min(room, self._max_step_tokens - planned)
-        drafts: list[list[int]] = []
-        best: list[tuple[float, int]] = []  # (-chance of the next draft token, chunk index)
-        for index, chunk in enumerate(decodes):
-            drafts.append(self._draft_for(chunk.seq, spec, room))
-            if drafts[-1]:
-                best.append((-chunk.seq.draft_acceptance, index))
-        heapq.heapify(best)
         # Against the decodes alone: prefill riding along is work the step does anyway.
         expected = float(len(decodes))
         cost = self.step_cost.fixed_tokens + len(decodes)
+        drafts: list[list[int]] = []
+        best: list[tuple[float, int]] = []  # (-chance of the next draft token, chunk index)
+        for index, chunk in enumerate(decodes):
+            chance = chunk.seq.draft_acceptance
+            # Each token taken raises expected / cost, so a sequence whose first draft
+            # token cannot pass now never will: skip its lookup (or draft-model decodes).
+            drafts.append(
+                self._draft_for(chunk.seq, spec, room) if chance * cost > expected else []
+            )
+            if drafts[-1]:
+                best.append((-chance, index))
+        heapq.heapify(best)
         taken = [0] * len(decodes)
         while best and room > 0:
             chance, index = best[0]
