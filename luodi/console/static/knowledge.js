@@ -46,11 +46,21 @@
     await loadSources();
   }
 
+  // Loads overlap (page load, a change of collection, a reload): each one renders only if
+  // no later one started, and clears the table only once its answer is in, so rows are
+  // never drawn twice.
+  const latest = { documents: 0, sources: 0 };
+
   async function loadDocuments() {
     const rows = $("documents").querySelector("tbody");
-    rows.textContent = "";
-    if (!$("kb").value) return;
+    const turn = ++latest.documents;
+    if (!$("kb").value) {
+      rows.textContent = "";
+      return;
+    }
     const data = await call("GET", base + "/" + kb() + "/documents");
+    if (turn !== latest.documents) return;
+    rows.textContent = "";
     for (const doc of data.data) {
       const row = rows.insertRow();
       const when = doc.updated_at ? new Date(doc.updated_at * 1000).toISOString().slice(0, 19) : "";
@@ -102,16 +112,23 @@
   // Sync sources of the collection in the caller's scope, their latest runs, "sync now".
   async function loadSources() {
     const rows = $("sources").querySelector("tbody");
-    rows.textContent = "";
-    $("no-sources").hidden = true;
-    if (!$("kb").value) return;
+    const turn = ++latest.sources;
+    if (!$("kb").value) {
+      rows.textContent = "";
+      $("no-sources").hidden = true;
+      return;
+    }
     let data;
     try {
       data = await call("GET", base + "/" + kb() + "/sources");
     } catch (error) {  // no kb:<name>:write: the sources are not this caller's to see
+      if (turn !== latest.sources) return;
+      rows.textContent = "";
       $("no-sources").hidden = false;
       return;
     }
+    if (turn !== latest.sources) return;
+    rows.textContent = "";
     $("no-sources").hidden = data.data.length > 0;
     for (const source of data.data) {
       const row = rows.insertRow();
