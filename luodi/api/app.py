@@ -76,7 +76,11 @@ def _start_knowledge(state: AppState, settings: Settings) -> SyncScheduler | Non
     embedder = next(iter(state.embedders.values()))
     audit = KnowledgeAudit(state.gateway, asyncio.get_running_loop())
     state.knowledge = KnowledgeService(
-        settings.knowledge, embedder, audit=audit, redact=_kb_redactor(state, settings)
+        settings.knowledge,
+        embedder,
+        audit=audit,
+        redact=_kb_redactor(state, settings),
+        serving_busy=state.awaiting.busy,
     )
     scheduler = SyncScheduler(state.knowledge)
     state.background.add(asyncio.get_running_loop().create_task(scheduler.run()))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
+from luodi.api.awaiting import AwaitingFirstToken
 from luodi.api.drain import Drain
 from luodi.config import Settings
 from luodi.embedding import Embedder
@@ -46,6 +47,8 @@ class AppState:
     """Models with a backend off the premises: their requests are always masked."""
     drain: Drain = field(default_factory=Drain)
     """Requests in flight, and whether the server is shutting down."""
+    awaiting: AwaitingFirstToken = field(default_factory=AwaitingFirstToken)
+    """Requests not yet answered with a first event: background jobs wait for them."""
     pipeline: Pipeline | None = None
     """The gateway pipeline every model request runs (``create_app`` builds it)."""
 

@@ -80,6 +80,12 @@ class KnowledgeSettings(BaseModel):
     ingest_pause_ms: float = Field(default=0.0, ge=0.0, le=10_000.0)
     """Pause of a background job after each embedded batch, beyond the priority."""
 
+    ingest_yield_max_s: float = Field(default=2.0, ge=0.0, le=600.0)
+    """Between two batches a background job waits while a model request is waiting for
+    its first token (retrieval, masking, prefill), so an ingest does not lengthen chat
+    TTFT; it waits at most this long at a time, so a server never idle still ingests,
+    one batch per wait. 0: never wait."""
+
     vector_store: Literal["flat", "qdrant"] = "flat"
     """``flat``: exact search in files under ``data_dir`` (one machine, up to a few
     hundred thousand chunks). ``qdrant``: a Qdrant server or cluster (``qdrant_url``)."""

@@ -3,9 +3,13 @@
 ``JobRunner`` owns one worker thread. It lowers its own OS priority
 (``knowledge.ingest_nice``) before it runs anything, so the parsing, chunking and
 embedding of a large ingest take only the CPU that serving leaves; embedding runs
-in batches of ``knowledge.embed_batch`` chunks, and after each batch the job gives
-up the interpreter (``knowledge.ingest_pause_ms``) and checks whether it was
-cancelled. Jobs run one at a time, in the order they were submitted.
+in batches of ``knowledge.embed_batch`` chunks, and after each batch (and before
+each document's first) the job gives up the interpreter (``knowledge.ingest_pause_ms``),
+waits while serving is busy (``busy``: a request is waiting for its first token; at
+most ``knowledge.ingest_yield_max_s`` at a time) and checks whether it was cancelled.
+Priority alone does not do it: the chat's retrieval, masking and planning are Python
+and would take turns on the interpreter with the ingest's chunking. Jobs run one at a
+time, in the order they were submitted.
 
 A job's progress (files and chunks done of the total known so far, documents that
 failed, its final report) lives in memory while it runs and in the catalog's
@@ -44,6 +48,7 @@ JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 _FINISHED = ("done", "failed", "cancelled")
 _PERSIST_EVERY_S = 1.0
 _LOST_AFTER = timedelta(minutes=10)
+_POLL_S = 0.01
 
 
 class JobCancelledError(Exception):
@@ -110,6 +115,11 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     pause_s: float = 0.0
     on_change: Callable[[Job], None] | None = None
+    busy: Callable[[], bool] | None = None
+    """Whether serving needs the machine now; the job waits while it does."""
+    yield_max_s: float = 0.0
+    yielded_s: float = 0.0
+    """Time spent waiting for serving so far."""
 
     # ---- the Tracker protocol (types.py), called from the worker thread -------------
 
@@ -119,17 +129,27 @@ class Job:
         self._changed()
 
     def planned(self, chunks: int) -> None:
-        """A document was chunked: ``chunks`` more to embed."""
+        """A document was chunked: ``chunks`` more to embed; yield before embedding them."""
         self.chunks_total += chunks
         self._changed()
+        self._give_way()
 
     def embedded(self, chunks: int) -> None:
         """A batch was embedded; yield to serving, stop here if cancelled."""
         self.chunks_done += chunks
         self._changed()
+        self._give_way()
+
+    def _give_way(self) -> None:
         # sleep(0) still lets a waiting thread take the GIL; a pause gives serving
         # the CPU as well.
         time.sleep(self.pause_s)
+        if self.busy is not None and self.yield_max_s > 0:
+            start = time.monotonic()
+            deadline = start + self.yield_max_s
+            while self.busy() and not self.cancel_requested and time.monotonic() < deadline:
+                time.sleep(_POLL_S)
+            self.yielded_s += time.monotonic() - start
         if self.cancel_requested:
             raise JobCancelledError(self.id)
 
@@ -139,8 +159,7 @@ class Job:
         if error is not None:
             self.failed[name] = error
         self._changed()
-        if self.cancel_requested:
-            raise JobCancelledError(self.id)
+        self._give_way()
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -206,6 +225,8 @@ class JobRunner:
         nice: how much the worker thread lowers its priority (0-19; Linux threads).
         pause_s: the worker's pause after each embedded batch.
         clock: current time.
+        busy: whether serving needs the machine now (None: never waits for it).
+        yield_max_s: the longest a job waits for serving at a time.
     """
 
     def __init__(
@@ -215,8 +236,12 @@ class JobRunner:
         nice: int,
         pause_s: float,
         clock: Callable[[], datetime],
+        busy: Callable[[], bool] | None = None,
+        yield_max_s: float = 0.0,
     ) -> None:
         self._catalog = catalog
+        self._busy = busy
+        self._yield_max_s = yield_max_s
         self._nice = nice
         self._pause_s = pause_s
         self._clock = clock
@@ -239,6 +264,8 @@ class JobRunner:
             self._clock(),
             pause_s=self._pause_s,
             on_change=self._progress,
+            busy=self._busy,
+            yield_max_s=self._yield_max_s,
         )
         with Session(self._catalog) as session:
             session.add(

@@ -123,8 +123,10 @@ class KnowledgeService:
         audit: AuditSink | None = None,
         redact: Callable[[str], str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        serving_busy: Callable[[], bool] | None = None,
     ) -> None:
-        """``redact`` masks personal data in each loaded block before it is indexed."""
+        """``redact`` masks personal data in each loaded block before it is indexed;
+        background jobs wait while ``serving_busy()`` (``knowledge.ingest_yield_max_s``)."""
         self.settings = settings
         self.embedder = embedder
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -155,6 +157,8 @@ class KnowledgeService:
             nice=settings.ingest_nice,
             pause_s=settings.ingest_pause_ms / 1000,
             clock=self._now,
+            busy=serving_busy,
+            yield_max_s=settings.ingest_yield_max_s,
         )
         self._erasure = Erasure(stores, audit=audit)
         self._ingestion = Ingestion(

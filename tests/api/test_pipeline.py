@@ -8,6 +8,7 @@ No model runs here: a byte-tokenizing engine and an upstream engine stand in.
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -228,3 +229,60 @@ async def test_answers_keep_their_wire_shape(gateway_app: tuple[str, Gateway, An
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 4
     records = gateway.audit_log.query(AuditFilter(user="shapes"))
     assert [r["decision"] for r in records] == ["allowed"] * 3
+
+
+class GatedEngine(ByteEngine):
+    """Holds its first token, then the rest of its answer, until the test lets each go."""
+
+    def __init__(self) -> None:
+        super().__init__("gated")
+        self.first = asyncio.Event()
+        self.rest = asyncio.Event()
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent]:
+        await self.first.wait()
+        yield GenerationEvent(request.request_id, text="o")
+        await self.rest.wait()
+        usage = Usage(prompt_tokens=3, completion_tokens=2)
+        yield GenerationEvent(
+            request.request_id, text="k", finish_reason=FinishReason.STOP, usage=usage
+        )
+
+
+async def test_a_request_counts_as_awaiting_until_its_first_token(tmp_path: Path) -> None:
+    """Background ingests wait while this count is not zero (knowledge/jobs.py)."""
+    settings = Settings(storage=StorageSettings(database_url=f"sqlite:///{tmp_path / 'a.db'}"))
+    gateway = await Gateway.create(settings.security, settings.storage)
+    engine = GatedEngine()
+    app = create_app(settings, engines={"gated": engine}, gateway=gateway, embedders={})  # type: ignore[dict-item]
+    awaiting = app.state.luodi.awaiting
+    key = make_key(gateway, "awaits", ["developer"])
+    path, body = chat("gated", stream=True)
+
+    async def until(check: Any) -> None:
+        for _ in range(500):
+            if check():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("timed out")
+
+    try:
+        async with served(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            headers = {"Authorization": f"Bearer {key}"}
+
+            async def stream() -> str:
+                async with http.stream("POST", path, json=body, headers=headers) as resp:
+                    return "".join([line async for line in resp.aiter_lines()])
+
+            answer = asyncio.create_task(stream())
+            await until(lambda: len(awaiting) == 1)
+            engine.first.set()
+            await until(lambda: len(awaiting) == 0)  # streaming on: serving no longer waits
+            assert not answer.done()
+            engine.rest.set()
+            text = await answer
+            assert '"o"' in text and '"k"' in text
+            refused = await http.post(path, json={**body, "model": "nope"}, headers=headers)
+            assert refused.status_code == 404 and len(awaiting) == 0
+    finally:
+        await gateway.close()

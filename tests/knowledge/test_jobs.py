@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kb_factories import FakePrincipal, fixture_files
@@ -105,6 +106,79 @@ def test_the_worker_thread_runs_at_lower_os_priority(tmp_path: Path, make_servic
     runner.close()
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert seen == [min(19, base + 7)]
+
+
+def test_a_job_waits_while_serving_is_busy_and_goes_on_when_it_is_not(
+    make_service: Make, tmp_path: Path
+) -> None:
+    serving = threading.Event()  # set: a chat is waiting for its first token
+    serving.set()
+    service = make_service()
+    service.close()
+    service = KnowledgeService(
+        service.settings.model_copy(update={"embed_batch": 2, "ingest_yield_max_s": 600.0}),
+        service.embedder,
+        serving_busy=serving.is_set,
+    )
+    service.create_collection("kb")
+    job = service.submit_ingest("kb", many_files(2))
+    wait_until(lambda: service.job("kb", job.id).chunks_total > 0)
+    time.sleep(0.5)
+    held = service.job("kb", job.id)
+    assert held.state == "running" and held.chunks_done == 0  # nothing embedded while busy
+    serving.clear()
+    done = service.wait_job(job.id, timeout=120)
+    assert done is not None and done.state == "done" and done.chunks_done == done.chunks_total
+    service.close()
+
+
+def test_a_server_never_idle_still_ingests_one_batch_per_wait(make_service: Make) -> None:
+    service = make_service()
+    runner = JobRunner(
+        service._engine,
+        nice=0,
+        pause_s=0.0,
+        clock=lambda: datetime.now(UTC),
+        busy=lambda: True,
+        yield_max_s=0.05,
+    )
+    waited: list[float] = []
+
+    def work(job: Any) -> IngestReport:
+        for _ in range(4):
+            job.planned(1)
+            job.embedded(1)
+        waited.append(job.yielded_s)
+        return IngestReport()
+
+    status = runner.submit("ingest", "kb", "", 0, work)
+    final = runner.wait(status.id, timeout=30)
+    runner.close()
+    assert final is not None and final.state == "done" and final.chunks_done == 4
+    assert 8 * 0.05 <= waited[0] < 5.0  # each of the 8 yield points waited its bound, no more
+
+
+def test_a_cancelled_job_stops_waiting_for_serving(make_service: Make) -> None:
+    service = make_service()
+    runner = JobRunner(
+        service._engine,
+        nice=0,
+        pause_s=0.0,
+        clock=lambda: datetime.now(UTC),
+        busy=lambda: True,
+        yield_max_s=600.0,
+    )
+
+    def work(job: Any) -> IngestReport:
+        job.planned(1)
+        return IngestReport()
+
+    status = runner.submit("ingest", "kb", "", 0, work)
+    wait_until(lambda: runner.status(status.id).state == "running")  # type: ignore[union-attr]
+    runner.cancel(status.id)
+    final = runner.wait(status.id, timeout=10)
+    runner.close()
+    assert final is not None and final.state == "cancelled"
 
 
 def test_a_job_whose_process_stopped_reads_as_failed(make_service: Make) -> None:

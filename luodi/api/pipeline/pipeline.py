@@ -100,8 +100,10 @@ class Pipeline:
             exchange.embedder = self._state.embedder_for(exchange.model)
         else:
             exchange.engine = self._state.engine_for(exchange.model)
-        for stage in self.stages:
-            await stage.run(exchange)
+        # Until Launch has the first event in hand, background jobs hold back.
+        with self._state.awaiting.waiting():
+            for stage in self.stages:
+                await stage.run(exchange)
 
     def answer(self, exchange: Exchange) -> AnswerRestorer:
         """The restorers of ``exchange``'s answer (Restore)."""
