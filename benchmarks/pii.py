@@ -143,6 +143,12 @@ ZH_NEGATIVES = [
     "周一到周五营业时间为九点到五点。",
     "工单{TICKET}已关闭，处理时间{TS}。",
     "发票号码{INVOICE8}已开具，金额{AMOUNT}元。",
+    # A shop's service desk: words jieba tags as names (顾客, 顾问, 明白) or lacks (包邮).
+    "顾客您好，满99元包邮，偏远地区除外。",
+    "顾客可以在七天内申请退货，包邮商品的退货运费自理。",
+    "如需帮助请联系您的专属顾问，我们明白您的着急。",
+    "这款阳光玉米包邮吗？明天能发货吗？",
+    "温馨提示：包退包换，顾客满意是我们的追求。",
 ]
 EN_NEGATIVES = [  # written for this benchmark, not from presidio-evaluator
     "Order {ORDER} shipped on {TS} for ${AMOUNT}.",

@@ -107,3 +107,27 @@ def test_a_mistyped_resident_id_is_not_taken_for_a_card_or_company_code(
     analyzer: Analyzer,
 ) -> None:
     assert analyzer.analyze("身份证号410100200002201768校验失败") == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "顾客您好，满99元包邮，偏远地区除外。",  # jieba tags 顾客 a name; 包邮 is newer than it
+        "请顾客提供手机号，我们明白您的着急。",
+        "这款阳光玉米包邮吗？温馨提示：包退包换。",
+        "如需帮助请联系您的专属顾问。",
+    ],
+)
+def test_a_shops_everyday_words_are_not_names(analyzer: Analyzer, text: str) -> None:
+    """Masking them would garble every answer and split the prompts the cache shares."""
+    assert [text[f.start : f.end] for f in analyzer.analyze(text)] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [("客户高明来电", "高明"), ("我叫鲁迅", "鲁迅"), ("李娜的手机坏了", "李娜")],
+)
+def test_a_frequent_word_is_still_a_name_beside_a_cue_or_with_a_names_character(
+    analyzer: Analyzer, text: str, name: str
+) -> None:
+    assert [text[f.start : f.end] for f in analyzer.analyze(text)] == [name]

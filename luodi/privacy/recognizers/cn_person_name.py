@@ -55,10 +55,21 @@ _COMPOUND = (
 _CANDIDATE = re.compile("(?:" + "|".join(_COMPOUND) + f")|[{_SINGLE}]")
 # Characters that never end a given name but often follow one in running text.
 _STOP = set("的了是在和与及或也都就还又很把被给对向从到于以为着过吗呢吧啊之其这那你我他她它们个")
-# jieba tags these nr, but in running text they are words.
+# jieba tags these nr, but in running text they are words; and words newer than its
+# dictionary (2013) whose second character looks like a given name's (包邮).
 _NOT_NAMES = frozenset(
     {"谢谢", "华为", "江山", "明白", "文明", "高峰", "周到", "方圆", "白银", "金融", "钱包"}
+    | {"包邮", "包退", "包换", "包税", "包装", "秒杀", "闪购", "万能"}
+    | {"温馨", "吉祥", "范畴", "许诺", "雷霆", "冉冉", "高僧", "龙亭", "戴尔", "魏巍"}
 )
+# jieba tags hundreds of frequent ordinary words nr (顾客 1365, 阳光 3451, 玉米 1722,
+# 温馨 335); two-character "names" this frequent (702 of them) are mostly words or
+# famous people, while the names of customers are rarely in the dictionary at all (the
+# character model finds those). Such a pair is read as a word unless a cue (先生, 客户,
+# 我叫...) stands next to it, or its given character is one names use far more than
+# words do (李娜, 刘翔: the words among those are in _NOT_NAMES).
+_WORDLIKE_NR_FREQ = 200
+_NAME_LIKE_END = 3.0
 _CONTEXT = (
     "先生",
     "女士",
@@ -128,7 +139,7 @@ class CnPersonNameRecognizer:
         for k in (1, 2):
             if start - k >= 0 and "\u4e00" <= text[start - k] <= "\u9fff":
                 word = text[start - k : start + 1]
-                if word in plain:
+                if self._is_word(word):
                     before = text[max(0, start - k - 1) : start]
                     if k == 1 and len(before) == 2 and lex.freq(before) > lex.freq(word):
                         continue
@@ -147,14 +158,27 @@ class CnPersonNameRecognizer:
         pair = surname + g1
         if pair in _NOT_NAMES or pair in plain:
             return None  # 高兴, 王国, 金额: a word, not a name
+        if self._is_word(pair) and not has_context(text, start, after + 1, _CONTEXT):
+            return None  # 顾客, 阳光: a frequent word jieba tags as a name, with no cue
         if end1 > _END2 and pair in names and not (three_ok and end2 > 1.5):
             return after + 1, 0.8, "dict2"
         if three_ok and mid1 > _MID3:
             # g2 begins the next word (张伟|来电) unless it is very name-like.
-            g2_starts_word = end2 < 1.5 and text[after + 1 : after + 3] in plain
+            g2_starts_word = end2 < 1.5 and self._is_word(text[after + 1 : after + 3])
             likely_given = end2 > _END3 or (mid1 > 0.0 and g1 + g2 in lex.words)  # 建国, 丹丹
             if likely_given and not g2_starts_word:
                 return after + 2, 0.65, "model3"
         if end1 > _END2:
             return after + 1, 0.55, "model2"
         return None
+
+    def _is_word(self, text: str) -> bool:
+        """An ordinary word: in the dictionary untagged, or a name-tagged one this frequent."""
+        lex = self._lex
+        if text in lex.plain:
+            return True
+        return (
+            text in lex.names
+            and lex.freq(text) >= _WORDLIKE_NR_FREQ
+            and lex.name_end.get(text[-1], -9.0) < _NAME_LIKE_END
+        )
