@@ -150,6 +150,11 @@ class EngineSettings(BaseModel):
     warm_prefix_file: Path | None = None
     """A file of hot prompts to pin as well: one per line, or a JSON list of strings."""
 
+    pinned_prefixes_max: int = Field(default=4, ge=0)
+    """Prompts apps pin at run time (each support assistant's persona and intent block,
+    pinned as it loads; a reload replaces its pins): at most this many, and at most half
+    of ``prefix_cache_slots``, whose slots they take. 0: none."""
+
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache" / "luodi")
     """Where the assembled default model and saved warm-prefix KV states live."""
 

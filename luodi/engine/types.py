@@ -128,6 +128,11 @@ class GenerationRequest:
     """Nothing of the answer reaches the client before it ends (a non-streaming
     request), so the router may run it again, from the start, on another backend
     when the first one fails mid-answer."""
+    pin_prefix: str | None = None
+    """Keep this prompt's KV pinned in the embedded engine's prefix cache under this
+    key once it is computed (an app's fixed prompt head: a support assistant's persona
+    or intent block); a later pin under the same key replaces it. Engines without a
+    prefix cache ignore it."""
 
 
 @dataclass(slots=True, frozen=True)

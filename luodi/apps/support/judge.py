@@ -52,9 +52,11 @@ async def generate_text(
     messages: list[dict[str, str]],
     params: SamplingParams,
     options: dict[str, Any] | None = None,
+    pin: str | None = None,
 ) -> tuple[str, float]:
     """Run one chat on ``engine`` to the end: its text, and the summed log-probability of
-    an ``intent`` value's tokens in it (0 when it has none)."""
+    an ``intent`` value's tokens in it (0 when it has none). ``pin``: keep the prompt
+    pinned in the engine's prefix cache under that key (``GenerationRequest.pin_prefix``)."""
     if isinstance(engine, OnDemand):  # a pooled model unloaded while idle
         await engine.ensure_loaded()
     options = options or {}
@@ -66,6 +68,7 @@ async def generate_text(
         default_max_tokens=params.max_tokens,
     )
     planned = engine.prepare(request)[0]
+    planned.pin_prefix = pin
     text, tokens, logprob = "", "", 0.0
     async for event in engine.generate(planned):
         text += event.text
@@ -96,9 +99,15 @@ class IntentJudge:
         self._model = model
 
     async def choose(
-        self, assistant: Assistant, candidates: Sequence[Intent], text: str
+        self,
+        assistant: Assistant,
+        candidates: Sequence[Intent],
+        text: str,
+        *,
+        pin: str | None = None,
     ) -> tuple[str, float]:
-        """The chosen intent's name and the probability the model gave it."""
+        """The chosen intent's name and the probability the model gave it; ``pin`` keeps
+        the prompt (its head: the intent block) in the engine's prefix cache."""
         names = [i.name for i in candidates] + [OUT_OF_SCOPE]
         schema = {
             "type": "object",
@@ -119,6 +128,7 @@ class IntentJudge:
             messages,
             SamplingParams(temperature=0.0, max_tokens=_MAX_TOKENS, logprobs=1),
             options,
+            pin,
         )
         try:
             chosen = json.loads(text_out)["intent"]

@@ -146,21 +146,30 @@ class SupportService:
             log.warning("warming %s failed: %s", assistant.model_name, exc.message)
 
     async def warm(self, assistant: Assistant) -> None:
-        """Build the intent index and compute the prompts' stable heads into the prefix
-        cache: the judge's intent block, and the persona with the grounding instruction."""
+        """Build the intent index and pin the prompts' stable heads in the engine's prefix
+        cache: the judge's intent block, and the persona with the grounding instruction
+        (keys ``support:<name>:judge`` and ``:persona``; a reload replaces them)."""
         self._warmed[assistant.name] = assistant
         await asyncio.to_thread(self.recognizer.model_for, assistant)
         judge = self._judge(assistant)
         if judge is None:
             return
-        await judge.choose(assistant, assistant.intents[:1], "你好")
+        await judge.choose(
+            assistant, assistant.intents[:1], "你好", pin=f"support:{assistant.name}:judge"
+        )
         name, engine = await self.base_engine(assistant)
         passage = Hit("warm", "warm", "faq", 0, "…", 0.0)
         messages = inject_context(
             [{"role": "system", "content": assistant.persona}, {"role": "user", "content": "你好"}],
             [passage],
         )
-        await generate_text(engine, name, messages, SamplingParams(temperature=0.0, max_tokens=1))
+        await generate_text(
+            engine,
+            name,
+            messages,
+            SamplingParams(temperature=0.0, max_tokens=1),
+            pin=f"support:{assistant.name}:persona",
+        )
 
     # -- hand-off ---------------------------------------------------------------------
 

@@ -196,7 +196,12 @@ class LlamaCppEngine:
         self._grammar_vocab = GrammarVocab(model)  # built at the first grammar request
         self._max_model_len = min(s.max_model_len or model.n_ctx_train, model.n_ctx)
         self._prefix_cache = (
-            PrefixCache(range(s.max_batch_size, n_seq_max)) if s.prefix_cache else None
+            PrefixCache(
+                range(s.max_batch_size, n_seq_max),
+                max_pins=min(s.pinned_prefixes_max, s.prefix_cache_slots // 2),
+            )
+            if s.prefix_cache
+            else None
         )
         file_type = model.meta("general.file_type")
         self._info = ModelInfo(
@@ -362,6 +367,7 @@ class LlamaCppEngine:
             "preemptions": sched.preemptions if sched else 0,
             "kv_cells": self._model.n_ctx if self._model else 0,
             "cached_prefixes": len(self._prefix_cache.entries) if self._prefix_cache else 0,
+            "pinned_prefixes": sorted(self._prefix_cache.pins) if self._prefix_cache else [],
         }
 
     def default_max_tokens(self, n_prompt: int) -> int:

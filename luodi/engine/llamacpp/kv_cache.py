@@ -198,7 +198,8 @@ class CacheEntry:
 class PrefixCache:
     """Finished prompts and pinned warm prefixes, evicted least recently used first.
 
-    Pinned entries (warm-up prefixes) are never evicted.
+    Pinned entries (warm-up prefixes, and prompts pinned at run time under a key, at
+    most ``max_pins`` of those) are never evicted.
     """
 
     def __init__(
@@ -206,12 +207,20 @@ class PrefixCache:
         slots: Iterable[int],
         *,
         min_match: int = 2,
+        max_pins: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = SeqIdPool(slots)
         self._entries: dict[int, CacheEntry] = {}
         self._min_match = min_match
+        self._max_pins = max_pins
+        self._pins: dict[str, int] = {}
         self._clock = clock
+
+    @property
+    def pins(self) -> dict[str, int]:
+        """Run-time pins: key -> the slot that holds it."""
+        return dict(self._pins)
 
     @property
     def entries(self) -> list[CacheEntry]:
@@ -284,6 +293,42 @@ class PrefixCache:
         ops.append(CopyKV(src_seq_id, slot, len(key)))
         return ops
 
+    def pin(self, key: str, tokens: Sequence[int], src_seq_id: int) -> list[KVOp]:
+        """Keep ``tokens`` (KV under ``src_seq_id``) pinned under ``key``, in place of what
+        ``key`` held; nothing new when ``max_pins`` other keys are pinned already.
+
+        The pinned copy is its own entry, even where a longer unpinned one covers it, so
+        evicting that one later cannot take the pinned head with it.
+        """
+        key_tokens = tuple(tokens)
+        if len(key_tokens) < self._min_match:
+            return []
+        ops: list[KVOp] = []
+        held = self._entries.get(self._pins.get(key, -1))
+        if held is not None:
+            if held.tokens == key_tokens:
+                held.last_used = self._clock()
+                return []
+            ops.extend(self._evict(held))
+        if len(self._pins) >= self._max_pins:
+            return ops
+        for entry in list(self._entries.values()):
+            n = common_prefix(entry.tokens, key_tokens)
+            if n == len(entry.tokens) and not entry.pinned:  # the pin supersedes it
+                ops.extend(self._evict(entry))
+        slot = self._pool.take()
+        if slot is None:
+            victim = self._lru_unpinned()
+            if victim is None:
+                return ops
+            ops.extend(self._evict(victim))
+            slot = self._pool.take()
+            assert slot is not None
+        self._entries[slot] = CacheEntry(slot, key_tokens, pinned=True, last_used=self._clock())
+        self._pins[key] = slot
+        ops.append(CopyKV(src_seq_id, slot, len(key_tokens)))
+        return ops
+
     def reserve_slot(self, tokens: Sequence[int], *, pinned: bool = True) -> int | None:
         """Claim a slot to compute ``tokens`` into directly (warm-up); None if full."""
         slot = self._pool.take()
@@ -317,5 +362,7 @@ class PrefixCache:
 
     def _evict(self, entry: CacheEntry) -> list[KVOp]:
         del self._entries[entry.seq_id]
+        for key in [k for k, slot in self._pins.items() if slot == entry.seq_id]:
+            del self._pins[key]
         self._pool.give(entry.seq_id)
         return [FreeKV(entry.seq_id)]

@@ -355,7 +355,13 @@ class Scheduler:
         if seq.seq_id is None:
             return
         if keep_prefix and not adapted and self._cache is not None and seq.n_computed > 0:
-            self._emit(self._cache.insert(seq.kv_tokens, seq.seq_id))
+            key = seq.request.pin_prefix
+            prompt = seq.request.prompt_tokens
+            if key is not None and seq.n_computed >= len(prompt):
+                # The prompt alone: what the app's later requests share is its head.
+                self._emit(self._cache.pin(key, prompt, seq.seq_id))
+            else:
+                self._emit(self._cache.insert(seq.kv_tokens, seq.seq_id))
         self._emit([FreeKV(seq.seq_id)])
         self._seq_ids.give(seq.seq_id)
         seq.seq_id = None

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from luodi.engine.llamacpp.engine import LlamaCppEngine
 from tests.apps.support.conftest import Desk
 
 pytestmark = pytest.mark.model
@@ -151,3 +152,17 @@ async def test_classify_route_returns_intent_confidence_alternatives_and_path(
     assert body["intent"] == "refund" and body["path"] in ("knn", "llm")
     assert 0.0 <= body["confidence"] <= 1.0 and isinstance(body["alternatives"], list)
     assert missing.status_code == 404
+
+
+async def test_a_reload_pins_the_persona_and_the_intent_block_in_the_prefix_cache(
+    desk: Desk, engine: LlamaCppEngine
+) -> None:
+    async with desk.client() as http:
+        reloaded = await http.post("/admin/support/reload")
+        assert reloaded.status_code == 200, reloaded.text
+        pins = engine.health()["pinned_prefixes"]
+        assert {"support:shop:persona", "support:shop:judge"} <= set(pins)  # type: ignore[arg-type]
+        # A turn's prompt starts with the pinned persona: most of it comes from the cache.
+        answer = await say(http, "pinned-1", "退款多久到账")
+    cached = answer["usage"].get("prompt_tokens_details", {}).get("cached_tokens", 0)
+    assert cached > answer["usage"]["prompt_tokens"] // 2

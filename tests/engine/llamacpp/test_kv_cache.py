@@ -97,3 +97,39 @@ def test_evicting_the_lru_entry_spares_the_protected_one() -> None:
     cache.insert([4, 5, 6], src_seq_id=1)
     assert cache.evict_lru(protect=10) == [FreeKV(11)]
     assert cache.evict_lru(protect=10) == []
+
+
+def test_a_pinned_prompt_outlives_a_stream_of_other_prompts() -> None:
+    cache = PrefixCache([10, 11, 12], max_pins=1, clock=Tick())
+    ops = cache.pin("persona", [1, 2, 3, 4], src_seq_id=0)
+    assert ops == [CopyKV(0, ops[-1].dst, 4)]  # type: ignore[union-attr]
+    for i in range(10):
+        cache.insert([50 + i, 60 + i, 70 + i], src_seq_id=1)
+    assert cache.lookup([1, 2, 3, 4, 99]) == (ops[-1].dst, 4)  # type: ignore[union-attr]
+    assert cache.pins == {"persona": ops[-1].dst}  # type: ignore[union-attr]
+
+
+def test_pinning_a_key_again_replaces_its_prompt_and_the_same_prompt_is_free() -> None:
+    cache = PrefixCache([10, 11, 12], max_pins=2, clock=Tick())
+    first = cache.pin("persona", [1, 2, 3, 4], src_seq_id=0)
+    assert cache.pin("persona", [1, 2, 3, 4], src_seq_id=0) == []  # already held
+    second = cache.pin("persona", [1, 2, 9, 9], src_seq_id=0)
+    assert FreeKV(first[-1].dst) in second  # type: ignore[union-attr]
+    assert cache.lookup([1, 2, 9, 9, 5]) == (second[-1].dst, 4)  # type: ignore[union-attr]
+    assert list(cache.pins) == ["persona"]
+
+
+def test_pins_are_bounded_so_unpinned_prompts_keep_room() -> None:
+    cache = PrefixCache([10, 11, 12], max_pins=1, clock=Tick())
+    assert cache.pin("a", [1, 2, 3], src_seq_id=0)
+    assert cache.pin("b", [4, 5, 6], src_seq_id=0) == []  # over the bound: not pinned
+    assert list(cache.pins) == ["a"]
+    assert PrefixCache([10], clock=Tick()).pin("a", [1, 2, 3], src_seq_id=0) == []  # 0 pins
+
+
+def test_a_pin_supersedes_the_unpinned_entry_it_extends() -> None:
+    cache = PrefixCache([10, 11], max_pins=1, clock=Tick())
+    cache.insert([1, 2, 3], src_seq_id=0)
+    ops = cache.pin("head", [1, 2, 3, 4], src_seq_id=1)
+    assert any(isinstance(op, FreeKV) for op in ops)
+    assert len(cache.entries) == 1 and cache.entries[0].pinned

@@ -570,3 +570,26 @@ def test_random_traffic_is_counted_exactly_and_every_request_finishes(seed: int)
     assert all(s.preemptions <= sched.max_preemptions for s in seqs)
     for seq in seqs:  # none was cut short: each fits alone
         assert seq.cancelled or len(seq.output_tokens) == seq.request.params.max_tokens
+
+
+def test_a_request_that_asks_for_a_pin_leaves_its_prompt_pinned() -> None:
+    clock = FakeClock()
+    sched = make_scheduler(cache_slots=2, clock=clock)
+    assert sched._cache is not None
+    sched._cache._max_pins = 1
+    head = list(range(1, 21))
+    warm = make_seq(prompt=[*head, 900], rid="warm", max_tokens=1)
+    warm.request.pin_prefix = "support:shop:persona"
+    sched.add(warm)
+    drive(sched, 3)
+    assert list(sched._cache.pins) == ["support:shop:persona"]
+    pinned = sched._cache.entries[0]
+    assert pinned.pinned and pinned.tokens == (*head, 900)  # the prompt, not its answer
+    for i in range(6):  # other finished prompts come and go
+        other = make_seq(prompt=list(range(300 + 40 * i, 330 + 40 * i)), rid=f"o{i}", max_tokens=1)
+        sched.add(other)
+        drive(sched, 3)
+    again = make_seq(prompt=[*head, 901, 902], rid="turn")
+    sched.add(again)
+    sched.schedule()
+    assert again.cached_tokens == 20
