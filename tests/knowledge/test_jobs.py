@@ -132,16 +132,20 @@ def test_a_job_waits_while_serving_is_busy_and_goes_on_when_it_is_not(
     service.close()
 
 
-def test_a_server_never_idle_still_ingests_one_batch_per_wait(make_service: Make) -> None:
-    service = make_service()
-    runner = JobRunner(
+def always_busy_runner(service: KnowledgeService, yield_max_s: float) -> JobRunner:
+    """A runner whose serving never goes idle."""
+    return JobRunner(
         service._engine,
         nice=0,
         pause_s=0.0,
         clock=lambda: datetime.now(UTC),
         busy=lambda: True,
-        yield_max_s=0.05,
+        yield_max_s=yield_max_s,
     )
+
+
+def test_a_server_never_idle_still_ingests_one_batch_per_wait(make_service: Make) -> None:
+    runner = always_busy_runner(make_service(), 0.05)
     waited: list[float] = []
 
     def work(job: Any) -> IngestReport:
@@ -159,15 +163,7 @@ def test_a_server_never_idle_still_ingests_one_batch_per_wait(make_service: Make
 
 
 def test_a_cancelled_job_stops_waiting_for_serving(make_service: Make) -> None:
-    service = make_service()
-    runner = JobRunner(
-        service._engine,
-        nice=0,
-        pause_s=0.0,
-        clock=lambda: datetime.now(UTC),
-        busy=lambda: True,
-        yield_max_s=600.0,
-    )
+    runner = always_busy_runner(make_service(), 600.0)
 
     def work(job: Any) -> IngestReport:
         job.planned(1)

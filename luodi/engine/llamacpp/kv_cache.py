@@ -281,16 +281,7 @@ class PrefixCache:
                 return []
             if n == len(entry.tokens) and not entry.pinned:  # the new one supersedes it
                 ops.extend(self._evict(entry))
-        slot = self._pool.take()
-        if slot is None:
-            victim = self._lru_unpinned()
-            if victim is None:
-                return ops
-            ops.extend(self._evict(victim))
-            slot = self._pool.take()
-            assert slot is not None
-        self._entries[slot] = CacheEntry(slot, key, pinned=pinned, last_used=self._clock())
-        ops.append(CopyKV(src_seq_id, slot, len(key)))
+        self._store(key, src_seq_id, pinned, ops)
         return ops
 
     def pin(self, key: str, tokens: Sequence[int], src_seq_id: int) -> list[KVOp]:
@@ -316,18 +307,27 @@ class PrefixCache:
             n = common_prefix(entry.tokens, key_tokens)
             if n == len(entry.tokens) and not entry.pinned:  # the pin supersedes it
                 ops.extend(self._evict(entry))
+        slot = self._store(key_tokens, src_seq_id, True, ops)
+        if slot is not None:
+            self._pins[key] = slot
+        return ops
+
+    def _store(
+        self, tokens: tuple[int, ...], src_seq_id: int, pinned: bool, ops: list[KVOp]
+    ) -> int | None:
+        """Copy ``tokens`` into a free slot (evicting the LRU unpinned entry if none is
+        free), adding the operations to ``ops``; the slot, or None when all are pinned."""
         slot = self._pool.take()
         if slot is None:
             victim = self._lru_unpinned()
             if victim is None:
-                return ops
+                return None
             ops.extend(self._evict(victim))
             slot = self._pool.take()
             assert slot is not None
-        self._entries[slot] = CacheEntry(slot, key_tokens, pinned=True, last_used=self._clock())
-        self._pins[key] = slot
-        ops.append(CopyKV(src_seq_id, slot, len(key_tokens)))
-        return ops
+        self._entries[slot] = CacheEntry(slot, tokens, pinned=pinned, last_used=self._clock())
+        ops.append(CopyKV(src_seq_id, slot, len(tokens)))
+        return slot
 
     def reserve_slot(self, tokens: Sequence[int], *, pinned: bool = True) -> int | None:
         """Claim a slot to compute ``tokens`` into directly (warm-up); None if full."""
