@@ -485,6 +485,11 @@ class Bench:
             cases = self.subset(name, test, seed)
             probs, verdicts, ms = await score(learner, cases, self.tools)
             rows[name] = {"fit_seconds": fit_s, **figures(cases, probs, ms)}
+            if name in {"probe", "incontext"}:  # small subsets: keep each case's answer
+                rows[name]["cases"] = [
+                    {"label": c.label, "probability": round(p, 4), "decision": v.decision}
+                    for c, p, v in zip(cases, probs, verdicts, strict=True)
+                ]
             print(f"  {name:<10} {fmt(rows[name])}", flush=True)
             if name in {"logreg", "gbdt"}:  # on the LLM learners' subsets, like for like
                 for other in ("probe", "incontext"):
