@@ -31,12 +31,16 @@ from luodi.evaluation.server_process import ServerProcess
 console = Console()
 
 
-def measure(slack: str, levels: list[int], args: argparse.Namespace) -> dict[int, dict[str, float]]:
+def measure(
+    setting: tuple[str, str], levels: list[int], args: argparse.Namespace
+) -> dict[int, dict[str, float]]:
+    slack, gc_freeze = setting
     env = {
         "LUODI_SERVER__LOG_LEVEL": "warning",
         "LUODI_SECURITY__AUTH_ENABLED": "false",
         "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{tempfile.mkdtemp()}/bench.db",
         "LUODI_ENGINE__STEP_SLACK": slack,
+        "LUODI_SERVER__GC_FREEZE": gc_freeze,
     }
     flags = ["--threads", str(args.threads), "--max-batch-size", str(args.max_batch_size)]
     out: dict[int, dict[str, float]] = {}
@@ -71,6 +75,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--levels", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--slacks", nargs="+", default=["null", "0.1", "0.25", "0.5"])
+    parser.add_argument(
+        "--gc-freeze",
+        nargs="+",
+        default=["true"],
+        help="server.gc_freeze values to cross with the slacks (true false: both)",
+    )
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--requests", type=int, default=3, help="requests per client")
     parser.add_argument("--max-batch-size", type=int, default=64)
@@ -78,10 +88,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/cadence.json"))
     args = parser.parse_args()
     load_before = os.getloadavg()
-    runs: dict[str, list[dict[int, dict[str, float]]]] = {s: [] for s in args.slacks}
+    settings = {
+        (slack if len(args.gc_freeze) == 1 else f"{slack} gc_freeze={gc}"): (slack, gc)
+        for slack in args.slacks
+        for gc in args.gc_freeze
+    }
+    runs: dict[str, list[dict[int, dict[str, float]]]] = {name: [] for name in settings}
     for _ in range(args.rounds):
-        for slack in args.slacks:
-            runs[slack].append(measure(slack, args.levels, args))
+        for name, setting in settings.items():
+            runs[name].append(measure(setting, args.levels, args))
     summary: dict[str, dict[int, dict[str, float]]] = {}
     for slack, rounds in runs.items():
         summary[slack] = {
@@ -92,7 +107,7 @@ def main() -> None:
         }
     table = Table(title=f"token cadence vs first token (default model, {args.threads} threads)")
     for col in (
-        "step_slack",
+        "step_slack (gc_freeze)",
         "streams",
         "ITL p50/p95/p99 ms",
         "p99/p50",
@@ -103,7 +118,7 @@ def main() -> None:
     for slack, levels in summary.items():
         for level, row in levels.items():
             table.add_row(
-                "None" if slack == "null" else slack,
+                slack.replace("null", "None"),
                 str(level),
                 f"{row['itl_p50_ms']:.0f}/{row['itl_p95_ms']:.0f}/{row['itl_p99_ms']:.0f}",
                 f"{row['itl_p99_over_p50']:.2f}",

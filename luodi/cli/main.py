@@ -106,6 +106,7 @@ def serve(
         ),
         drain=application.state.luodi.drain,
         drain_timeout_s=settings.server.drain_timeout_s,
+        gc_freeze=settings.server.gc_freeze,
     )
     server.run()
 

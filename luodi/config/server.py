@@ -26,6 +26,12 @@ class ServerSettings(BaseModel):
     chunk, others with 503 + Retry-After) and exit 0. Keep it below the
     orchestrator's grace period (Kubernetes: 30 s)."""
 
+    gc_freeze: bool = True
+    """Once the server has started (models loaded, indexes read), move every object alive
+    into the garbage collector's permanent generation (``gc.freeze``, as vLLM does), so
+    full collections while serving scan only what requests allocate: their pauses stall
+    the event loop and the engine thread alike, and show as inter-token latency spikes."""
+
     max_body_mb: float = Field(default=16.0, gt=0)
     """Largest request body on a route not named in ``body_limits_mb``; a larger one is
     refused with 413 from its ``Content-Length`` (or as it arrives, when chunked)
