@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from kb_factories import (
@@ -84,6 +87,31 @@ def test_xlsx_declared_dimension_is_ignored() -> None:
 def test_isolated_parse_gives_the_same_blocks_as_in_process() -> None:
     for name, data in (("a.docx", make_docx()), ("a.xlsx", make_xlsx()), ("a.md", b"# T\n\nbody")):
         assert parse_isolated(name, data, ParseLimits()) == load_document(name, data, LOADERS)
+
+
+MAIN_SCRIPT = """\
+import os, sys
+with open(sys.argv[1], "a") as log:  # once per run of this script, in any process
+    log.write(f"{os.getpid()}\\n")
+from luodi.knowledge.loaders import ParseLimits
+from luodi.knowledge.loaders.isolation import parse_isolated
+
+if __name__ == "__main__":
+    for i in range(3):
+        assert parse_isolated(f"{i}.md", b"# T\\n\\nbody", ParseLimits())[1].text == "body"
+"""
+
+
+def test_parser_children_do_not_run_the_main_script_again(tmp_path: Path) -> None:
+    # `luodi serve` runs from a script (the console script); each parse used to run it
+    # again in the child, importing all of luodi: 2-3 s per document.
+    script, log = tmp_path / "ingest.py", tmp_path / "runs.log"
+    script.write_text(MAIN_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(log)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(log.read_text().split()) == 1
 
 
 @pytest.mark.parametrize(

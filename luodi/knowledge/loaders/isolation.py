@@ -8,14 +8,26 @@ imported, so a parse costs a fork rather than an interpreter start). The child s
 JSON over a pipe: the parent never unpickles what a child that parsed a hostile file
 sends back. A child that is killed (CPU limit), runs out of memory, crashes or
 outlives its wall-clock allowance is a ``DocumentLimitError`` naming the setting.
+
+A child of a fork server prepares itself like a spawned process: when the parent's
+``__main__`` is a script (the ``luodi`` console script behind ``luodi serve``), the child
+runs that script again unless its own ``__main__`` already names it, and
+``set_forkserver_preload(["__main__"])`` does not arrange that on CPython 3.11 (the
+server never receives the path). Running luodi's CLI again imported all of luodi: 2-3 s
+of CPU per parsed document. So the parent hands the script's path to the fork server in
+``LUODI_PARSER_MAIN_PATH``, and this module, preloaded there, records it as the server's
+``__main__`` path: children take the script as run and import nothing more.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import resource
 import signal
+import sys
+from multiprocessing import forkserver, spawn
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from pathlib import PurePath
@@ -27,20 +39,42 @@ from luodi.knowledge.loaders.errors import DocumentLimitError, DocumentLoadError
 from luodi.knowledge.loaders.limits import ParseLimits, check_zip
 from luodi.knowledge.types import Block
 
-__all__ = ["parse_isolated"]
+__all__ = ["parse_isolated", "start_parser"]
 
 _ZIPPED = frozenset({".docx", ".xlsx"})
 _CONTEXT: list[BaseContext] = []
+
+
+_MAIN_PATH = "LUODI_PARSER_MAIN_PATH"
 
 
 def _context() -> BaseContext:
     """The fork-server context; its server starts at the first parse."""
     if not _CONTEXT:
         ctx = multiprocessing.get_context("forkserver")
-        # __main__ too: otherwise every child would re-run the main script (luodi's CLI).
-        ctx.set_forkserver_preload(["__main__", "luodi.knowledge.loaders.isolation"])
+        ctx.set_forkserver_preload(["luodi.knowledge.loaders.isolation"])
+        main_path = spawn.get_preparation_data("parser").get("init_main_from_path")
+        if main_path:  # read by _adopt_parent_main in the fork server, which inherits it
+            os.environ[_MAIN_PATH] = main_path
         _CONTEXT.append(ctx)
     return _CONTEXT[0]
+
+
+def _adopt_parent_main() -> None:
+    """In the fork server: name the parent's main script as this process's ``__main__``.
+
+    A no-op elsewhere: a process started from a script already has its path there.
+    """
+    path = os.environ.get(_MAIN_PATH)
+    main = sys.modules.get("__main__")
+    if path and main is not None and getattr(main, "__file__", None) is None:
+        main.__file__ = path
+
+
+def start_parser() -> None:
+    """Start the fork server now (about a second), not at the first document."""
+    _context()
+    forkserver.ensure_running()
 
 
 def _child(conn: Connection, name: str, data: bytes, limits: ParseLimits) -> None:
@@ -121,3 +155,6 @@ def parse_isolated(name: str, data: bytes, limits: ParseLimits) -> list[Block]:
         )
         raise error(str(answer["error"]))
     return [Block(kind, text, level) for kind, text, level in answer["blocks"]]
+
+
+_adopt_parent_main()
