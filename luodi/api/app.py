@@ -83,7 +83,10 @@ def _start_knowledge(state: AppState, settings: Settings) -> SyncScheduler | Non
         serving_busy=state.awaiting.busy,
     )
     scheduler = SyncScheduler(state.knowledge)
-    state.background.add(asyncio.get_running_loop().create_task(scheduler.run()))
+    loop = asyncio.get_running_loop()
+    state.background.add(loop.create_task(scheduler.run()))
+    # The first upload or query would otherwise load jieba and start the parser.
+    state.background.add(loop.create_task(asyncio.to_thread(state.knowledge.warm)))
     return scheduler
 
 

@@ -6,6 +6,11 @@ of a document are then written together under it, so a search never sees half a
 document. Embedding runs in batches of ``knowledge.embed_batch`` chunks, and a
 ``Tracker`` (a background job) hears of each batch: that is where a job yields to
 serving and where it can be cancelled.
+
+Documents go through two stages, one document apart: while one is embedded (ONNX
+Runtime or llama.cpp, outside the interpreter lock), the next is parsed, chunked and
+segmented for BM25 (Python) on a second thread, so the cores the embedder leaves idle
+between its batches do that work instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ import dataclasses
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,14 +42,32 @@ from luodi.knowledge.catalog import (
 )
 from luodi.knowledge.chunking import Chunker
 from luodi.knowledge.erasure import Erasure
+from luodi.knowledge.index.bm25 import TermCounts
 from luodi.knowledge.loaders import LOADERS, DocumentLimitError, DocumentLoadError, ParseLimits
 from luodi.knowledge.loaders.isolation import parse_isolated
 from luodi.knowledge.reembed import fingerprint
 from luodi.knowledge.sources import SourceListingError, iter_source
 from luodi.knowledge.stores import Stores
-from luodi.knowledge.types import PUBLIC_TAG, IngestReport, Payload, Progress, Tracker
+from luodi.knowledge.types import PUBLIC_TAG, Chunk, IngestReport, Payload, Progress, Tracker
 
 __all__ = ["Ingestion"]
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """A document parsed, chunked and segmented, ready to embed and write."""
+
+    digest: str
+    chunks: list[Chunk]
+    inputs: list[str]
+    terms: list[TermCounts]
+
+
+@dataclasses.dataclass
+class _Skipped:
+    """A document left as it is: ``unchanged``, or ``failed`` with the reason."""
+
+    failed: str | None = None
 
 
 class Ingestion:
@@ -118,22 +143,42 @@ class Ingestion:
         stored = stored_access(
             access, caller=caller, collection=collection, default=scope or PUBLIC_TAG
         )
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="luodi-ingest-prepare")
+
+        def prepare(index: int) -> Future[_Prepared | _Skipped]:
+            name, data = files[index]
+            return ahead.submit(self._prepare, collection, name, data, scope, stored, meta, caller)
+
         try:
-            for name, data in files:
+            coming = prepare(0) if files else None
+            for index, (name, data) in enumerate(files):
+                current = coming if coming is not None else prepare(index)
+                coming = None
+                # The next one is prepared meanwhile, unless it has this one's name: it
+                # must see this one written (replace it, or find it unchanged).
+                if index + 1 < len(files) and files[index + 1][0] != name:
+                    coming = prepare(index + 1)
                 try:
-                    self._ingest_one(
-                        collection,
-                        name,
-                        data,
-                        scope,
-                        stored,
-                        meta,
-                        source_id,
-                        embedder,
-                        report,
-                        caller,
-                        tracker,
-                    )
+                    prepared = current.result()
+                    if isinstance(prepared, _Skipped):
+                        if prepared.failed is None:
+                            report.unchanged.append(name)
+                        else:
+                            report.failed[name] = prepared.failed
+                    else:
+                        self._write(
+                            collection,
+                            name,
+                            data,
+                            prepared,
+                            scope,
+                            stored,
+                            meta,
+                            source_id,
+                            embedder,
+                            report,
+                            tracker,
+                        )
                 except DocumentLimitError as exc:
                     if caller is not None and tracker is None:
                         raise  # an upload over a parse limit is refused: 400 naming the limit
@@ -145,6 +190,8 @@ class Ingestion:
                 if tracker is not None:
                     tracker.document_done(name, report.failed.get(name))
         finally:
+            # A cancelled job or a refused upload does not wait for the next parse.
+            ahead.shutdown(wait=False, cancel_futures=True)
             # Also when a job is cancelled: what was indexed so far is kept, durably.
             with self._stores.lock:
                 self._stores.vectors.flush()
@@ -183,7 +230,7 @@ class Ingestion:
         report.failed.update(failed)
         return report
 
-    def _ingest_one(
+    def _prepare(
         self,
         collection: str,
         name: str,
@@ -191,39 +238,31 @@ class Ingestion:
         owner: str,
         access: list[str],
         meta: dict[str, str],
-        source_id: str | None,
-        embedder: Embedder,
-        report: IngestReport,
         caller: Caller | None,
-        tracker: Tracker | None,
-    ) -> None:
+    ) -> _Prepared | _Skipped:
+        """Compare with the stored document of this name; parse, chunk and segment."""
         digest = hashlib.sha256(data).hexdigest()
-        same_name = (
-            DocumentRow.collection == collection,
-            DocumentRow.name == name,
-            DocumentRow.owner == owner,
-        )
         with Session(self._stores.catalog) as session:
-            existing = session.scalars(select(DocumentRow).where(*same_name)).first()
+            existing = session.scalars(
+                select(DocumentRow).where(*_same_name(collection, name, owner))
+            ).first()
             if (
                 existing is not None
                 and caller is not None
                 and not caller.reads(collection, existing.owner, existing.access)
             ):
                 # Compared with nothing: its content must not show through the answer.
-                report.failed[name] = (
+                return _Skipped(
                     f"{name}: a document of this name that you may not read exists in "
                     "your tenant; choose another name"
                 )
-                return
             if existing is not None and (existing.content_hash, existing.access, existing.meta) == (
                 digest,
                 access,
                 meta,
             ):
-                report.unchanged.append(name)
-                return
-        # Parse, chunk and embed outside the lock: the slow part runs concurrently.
+                return _Skipped()
+        # Parse, chunk and segment outside the lock: the slow part runs concurrently.
         blocks = parse_isolated(name, data, ParseLimits.from_settings(self._settings))
         if self._redact is not None:
             blocks = [dataclasses.replace(b, text=self._redact(b.text)) for b in blocks]
@@ -231,10 +270,29 @@ class Ingestion:
         if not chunks:
             raise DocumentLoadError(f"{name}: no text found")
         inputs = [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
+        terms = [self._stores.segment(text) for text in inputs]
+        return _Prepared(digest, chunks, inputs, terms)
+
+    def _write(
+        self,
+        collection: str,
+        name: str,
+        data: bytes,
+        prepared: _Prepared,
+        owner: str,
+        access: list[str],
+        meta: dict[str, str],
+        source_id: str | None,
+        embedder: Embedder,
+        report: IngestReport,
+        tracker: Tracker | None,
+    ) -> None:
+        """Embed a prepared document and write it to the catalog and both indexes."""
+        chunks, digest, terms = prepared.chunks, prepared.digest, prepared.terms
         if tracker is not None:
             tracker.planned(len(chunks))
-        vectors = self._embed(embedder, inputs, tracker)
-        terms = [self._stores.segment(text) for text in inputs]
+        vectors = self._embed(embedder, prepared.inputs, tracker)
+        same_name = _same_name(collection, name, owner)
         with self._stores.lock, Session(self._stores.catalog) as session:
             kb = session.get(CollectionRow, collection)
             if kb is not None and kb.embedder is None:
@@ -286,3 +344,12 @@ class Ingestion:
             if tracker is not None:
                 tracker.embedded(len(parts[-1]))
         return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def _same_name(collection: str, name: str, owner: str) -> tuple[Any, ...]:
+    """The catalog condition for the document ``name`` of ``owner`` in ``collection``."""
+    return (
+        DocumentRow.collection == collection,
+        DocumentRow.name == name,
+        DocumentRow.owner == owner,
+    )

@@ -10,6 +10,7 @@ and share that lock; the service's public methods delegate to them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +51,7 @@ from luodi.knowledge.index.bm25 import BM25Index, Segmenter
 from luodi.knowledge.index.vector_store import VectorStore, build_vector_store
 from luodi.knowledge.ingestion import Ingestion
 from luodi.knowledge.jobs import JobRunner, JobStatus
+from luodi.knowledge.loaders.isolation import start_parser
 from luodi.knowledge.reembed import fingerprint, reembed
 from luodi.knowledge.retrieval import HybridRetriever, Reranker, rerank
 from luodi.knowledge.source_sync import SourceSync
@@ -70,6 +72,8 @@ from luodi.knowledge.types import (
 )
 
 __all__ = ["AuditSink", "CollectionInfo", "DocumentInfo", "KnowledgeService", "Progress"]
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -177,6 +181,18 @@ class KnowledgeService:
             audit=audit,
             clock=self._now,
         )
+
+    def warm(self) -> None:
+        """Load jieba's dictionary and start the parser's fork server (2-3 s of CPU).
+
+        Otherwise the first upload or query after a start waits for them. The server
+        calls this in a worker thread as it starts.
+        """
+        try:
+            self._segmenter.warm()
+            start_parser()
+        except Exception:  # a warm-up that fails leaves the work to the first upload
+            log.warning("knowledge warm-up failed", exc_info=True)
 
     # ---- collections -------------------------------------------------------------
 

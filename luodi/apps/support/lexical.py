@@ -15,9 +15,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
-import jieba
 import numpy as np
 from numpy.typing import NDArray
+
+from luodi.knowledge.index.jieba_dictionary import TOKENIZER
 
 __all__ = ["LexicalIndex", "cjk_runs", "language_of", "segment_words", "terms"]
 
@@ -82,8 +83,8 @@ _STOP = frozenset(
 )
 _CJK_STOP = frozenset("的了吗呢吧啊呀我你您是在有这那个一么嘛哦")
 
-# One tokenizer per process: jieba's dictionary takes a second to load.
-_JIEBA = jieba.Tokenizer()
+# The process's one jieba dictionary (it takes a second to load), shared with the KBs.
+_JIEBA = TOKENIZER
 
 
 def _stem(word: str) -> str:

@@ -32,10 +32,10 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import jieba
 import numpy as np
 from numpy.typing import NDArray
 
+from luodi.knowledge.index.jieba_dictionary import TOKENIZER, load
 from luodi.knowledge.index.payload_table import PayloadTable
 from luodi.knowledge.types import Filter, Payload
 
@@ -54,11 +54,15 @@ TermCounts = Counter[str]
 class Segmenter:
     """Lower-cased jieba search-mode terms without punctuation or spaces.
 
-    Holds its own ``jieba.Tokenizer`` so that no global jieba state is changed.
+    Uses luodi's own jieba dictionary (``jieba_dictionary``), never jieba's global one.
     """
 
     def __init__(self) -> None:
-        self._jieba = jieba.Tokenizer()
+        self._jieba = TOKENIZER
+
+    def warm(self) -> None:
+        """Load the dictionary now rather than at the first document or query."""
+        load()
 
     def terms(self, text: str) -> list[str]:
         """Index terms of ``text``; CJK runs give words and their sub-words."""
