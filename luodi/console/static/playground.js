@@ -189,6 +189,9 @@
     }
     const kb = Array.from($("kbs").selectedOptions, (item) => item.value);
     if (kb.length) body.kb = kb;
+    // Qwen3's switch, as vLLM and luodi take it; left out, the model's template decides.
+    const thinkingMode = $("thinking-mode").value;
+    if (thinkingMode) body.chat_template_kwargs = { enable_thinking: thinkingMode === "on" };
     return body;
   }
 
@@ -436,6 +439,7 @@
   $("new-conversation").addEventListener("click", () => { newConversation(); showCurl(); });
   $("tools").addEventListener("input", refreshToolChoice);
   const watched = ["temperature", "max-tokens", "top-p", "seed", "stop-words", "json-mode",
+    "thinking-mode",
     "schema", "kbs", "system", "message", "tool-choice"];
   for (const id of watched) {
     $(id).addEventListener("change", () => showCurl());
