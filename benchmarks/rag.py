@@ -349,6 +349,9 @@ def main() -> None:
     parser.add_argument("--scales", default="10000,100000", help="comma-separated chunk counts")
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--ingest-docs", type=int, default=24, help="Documents (~30 chunks each).")
+    parser.add_argument(
+        "--upload", type=int, default=0, help="Documents to upload to luodi serve (0: none)."
+    )
     parser.add_argument("--chat", type=int, default=0, help="Chat requests per phase (0: none).")
     parser.add_argument("--chat-docs", type=int, default=8, help="Documents a phase ingests.")
     parser.add_argument(
@@ -394,6 +397,9 @@ def main() -> None:
             where = args.workdir or work
             result["scale"].append(scale(n, embedder, where, questions, args.reuse_vectors))
             print(f"scale: {result['scale'][-1]}", flush=True)
+        if args.upload:
+            result["upload"] = upload_rate(work, args.upload)
+            print(f"upload: {result['upload']}", flush=True)
         if args.chat:
             result["chat"] = chat_under_ingest(work, args.chat, args.chat_docs)
             print(f"chat: {result['chat']}", flush=True)
@@ -567,6 +573,63 @@ def chat_under_ingest(workdir: Path, n: int, n_docs: int) -> dict[str, Any]:
     with ServerProcess(env) as server:
         phases = asyncio.run(_chat_phases(server.url, key, n, n_docs))
     return {"phases": phases, "load_avg_1m_at_start": round(load, 2), "docs_per_ingest": n_docs}
+
+
+def upload_rate(workdir: Path, n_docs: int) -> dict[str, Any]:
+    """Ingest through ``luodi serve`` started as users start it (the ``luodi`` script).
+
+    The corpus's later documents are uploaded in requests of 8, synchronously, then
+    the same number of others as one background job; chunks/s of each.
+    """
+    import httpx
+
+    script = Path(sys.executable).parent / "luodi"
+    env = {
+        "LUODI_STORAGE__DATABASE_URL": f"sqlite:///{workdir / 'upload.db'}",
+        "LUODI_KNOWLEDGE__DATA_DIR": str(workdir / "upload-kb"),
+        "LUODI_SECURITY__AUTH_ENABLED": "false",
+        "LUODI_SERVER__LOG_LEVEL": "warning",
+    }
+    docs = list(documents(7000 + 2 * n_docs))[7000:]
+    files = [(name.replace("/", "-"), data) for name, data in docs]
+    out: dict[str, Any] = {"documents": n_docs, "server": f"{script.name} serve"}
+    with (
+        ServerProcess(env, luodi=[str(script)]) as server,
+        httpx.Client(base_url=server.url, timeout=3600) as http,
+    ):
+        http.post("/v1/knowledge", json={"name": "up"}).raise_for_status()
+        time.sleep(5)  # the start-up warm-up (jieba, the parser) finishes
+        load, chunks, start = load_avg(), 0, time.perf_counter()
+        for lo in range(0, n_docs, 8):
+            part = [("files", f) for f in files[lo : min(lo + 8, n_docs)]]
+            sent = http.post("/v1/knowledge/up/documents", files=part)
+            sent.raise_for_status()
+            chunks += sent.json()["chunks"]
+        seconds = time.perf_counter() - start
+        out["uploads"] = {
+            "chunks": chunks,
+            "seconds": round(seconds, 1),
+            "chunks_per_s": round(chunks / seconds, 1),
+            "load_avg_1m": round(load, 2),
+        }
+        load, start = load_avg(), time.perf_counter()
+        part = [("files", f) for f in files[n_docs:]]
+        sent = http.post("/v1/knowledge/up/documents?background=true", files=part)
+        sent.raise_for_status()
+        while True:
+            job = http.get(f"/v1/knowledge/up/jobs/{sent.json()['id']}").json()
+            if job["state"] in ("done", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        seconds = time.perf_counter() - start
+        out["job"] = {
+            "chunks": job["chunks"]["done"],
+            "seconds": round(seconds, 1),
+            "chunks_per_s": round(job["chunks"]["done"] / seconds, 1),
+            "state": job["state"],
+            "load_avg_1m": round(load, 2),
+        }
+    return out
 
 
 if __name__ == "__main__":
