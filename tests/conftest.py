@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -22,6 +23,9 @@ from luodi.engine.llamacpp.engine import LlamaCppEngine
 from luodi.engine.llamacpp.model import select_kernels
 from luodi.security import Gateway
 from luodi.security.client_address import UVICORN_PROXY_OPTIONS
+
+if TYPE_CHECKING:
+    from luodi.config import Settings
 
 # The session engine is batch-invariant, and ggml fixes its kernels at the first matmul
 # of any model in the process (an embedding GGUF test may run first).
@@ -154,6 +158,18 @@ def make_key(gateway: Gateway, user: str, roles: list[str], **key_args: object) 
         gateway.directory.create_tenant("default")
     gateway.directory.create_user(user, tenant="default", roles=roles)
     return gateway.keys.create(user, **key_args).secret  # type: ignore[arg-type]
+
+
+def offsite_settings(database: Path, model: str, **backend: object) -> Settings:
+    """luodi in api mode serving ``model`` from one off-premises backend (a stand-in)."""
+    from luodi.config import Settings
+    from luodi.config.routing import BackendSettings, ModelRoute, RoutingSettings
+
+    route = ModelRoute(backends=[BackendSettings(location="cloud", **backend)])  # type: ignore[arg-type]
+    return Settings(
+        storage=StorageSettings(database_url=f"sqlite:///{database}"),
+        routing=RoutingSettings(mode="api", models={model: route}),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,7 @@ import httpx
 import pytest
 
 from luodi.api.app import create_app
-from luodi.config import Settings, StorageSettings
-from luodi.config.routing import BackendSettings, ModelRoute, RoutingSettings
-from tests.conftest import make_key, served
+from tests.conftest import make_key, offsite_settings, served
 from tests.engine.standin import StandIn
 
 ID_CARD = "11010519491231002X"
@@ -35,25 +33,14 @@ def cloud() -> Iterator[StandIn]:
 @pytest.fixture
 async def front(cloud: StandIn, tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     """A gateway in api mode whose only backend is the recording stand-in, off premises."""
-    settings = Settings(
-        storage=StorageSettings(database_url=f"sqlite:///{tmp_path / 'front.db'}"),
-        routing=RoutingSettings(
-            mode="api",
-            models={
-                MODEL: ModelRoute(
-                    backends=[
-                        BackendSettings(
-                            name="cloud",
-                            kind="openai",
-                            url=cloud.url,
-                            upstream_model="cloud",
-                            api_key="sk-cloud",
-                            location="cloud",
-                        )
-                    ]
-                )
-            },
-        ),
+    settings = offsite_settings(
+        tmp_path / "front.db",
+        MODEL,
+        name="cloud",
+        kind="openai",
+        url=cloud.url,
+        upstream_model="cloud",
+        api_key="sk-cloud",
     )
     app = create_app(settings)
     async with served(app) as url:

@@ -17,9 +17,7 @@ import pytest
 from playwright.async_api import expect
 
 from luodi.api.app import create_app
-from luodi.config import Settings, StorageSettings
-from luodi.config.routing import BackendSettings, ModelRoute, RoutingSettings
-from tests.conftest import make_key, served
+from tests.conftest import make_key, offsite_settings, served
 from tests.console.conftest import Console
 from tests.engine.standin import StandIn
 
@@ -39,24 +37,13 @@ async def qwen3_console(
     upstream: StandIn, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Console]:
     """A gateway whose only model is a Qwen3 stand-in vLLM off premises, with the console."""
-    settings = Settings(
-        storage=StorageSettings(database_url=f"sqlite:///{tmp_path / 'console.db'}"),
-        routing=RoutingSettings(
-            mode="api",
-            models={
-                MODEL: ModelRoute(
-                    backends=[
-                        BackendSettings(
-                            name="qwen3",
-                            kind="vllm",
-                            url=upstream.url,
-                            upstream_model="qwen3",
-                            location="cloud",
-                        )
-                    ]
-                )
-            },
-        ),
+    settings = offsite_settings(
+        tmp_path / "console.db",
+        MODEL,
+        name="qwen3",
+        kind="vllm",
+        url=upstream.url,
+        upstream_model="qwen3",
     )
     app = create_app(settings)
     artifacts = os.environ.get("LUODI_TEST_ARTIFACTS")

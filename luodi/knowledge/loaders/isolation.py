@@ -15,8 +15,9 @@ runs that script again unless its own ``__main__`` already names it, and
 ``set_forkserver_preload(["__main__"])`` does not arrange that on CPython 3.11 (the
 server never receives the path). Running luodi's CLI again imported all of luodi: 2-3 s
 of CPU per parsed document. So the parent hands the script's path to the fork server in
-``LUODI_PARSER_MAIN_PATH``, and this module, preloaded there, records it as the server's
-``__main__`` path: children take the script as run and import nothing more.
+``LUODI_PARSER_MAIN_PATH`` (set only while it starts), and this module, preloaded there,
+records it as the server's ``__main__`` path: children take the script as run and import
+nothing more.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 from multiprocessing import forkserver, spawn
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
@@ -43,20 +45,25 @@ __all__ = ["parse_isolated", "start_parser"]
 
 _ZIPPED = frozenset({".docx", ".xlsx"})
 _CONTEXT: list[BaseContext] = []
-
-
+_STARTING = threading.Lock()
 _MAIN_PATH = "LUODI_PARSER_MAIN_PATH"
 
 
 def _context() -> BaseContext:
-    """The fork-server context; its server starts at the first parse."""
-    if not _CONTEXT:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["luodi.knowledge.loaders.isolation"])
+    """The fork-server context, its server started (at the first parse, or by ``start_parser``)."""
+    with _STARTING:
+        if not _CONTEXT:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["luodi.knowledge.loaders.isolation"])
+            _CONTEXT.append(ctx)
         main_path = spawn.get_preparation_data("parser").get("init_main_from_path")
-        if main_path:  # read by _adopt_parent_main in the fork server, which inherits it
+        # Set only while the server starts, which inherits it: no other process sees it.
+        if main_path:
             os.environ[_MAIN_PATH] = main_path
-        _CONTEXT.append(ctx)
+        try:
+            forkserver.ensure_running()  # at once when it runs; restarts it if it died
+        finally:
+            os.environ.pop(_MAIN_PATH, None)
     return _CONTEXT[0]
 
 
@@ -74,7 +81,6 @@ def _adopt_parent_main() -> None:
 def start_parser() -> None:
     """Start the fork server now (about a second), not at the first document."""
     _context()
-    forkserver.ensure_running()
 
 
 def _child(conn: Connection, name: str, data: bytes, limits: ParseLimits) -> None:
