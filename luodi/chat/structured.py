@@ -16,6 +16,8 @@ same options and checks: the tool-call grammars of ``luodi.chat.tool_choice``.
 
 from __future__ import annotations
 
+import calendar
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -268,9 +270,37 @@ def validate_json_output(text: str, schema: Mapping[str, Any]) -> list[str]:
     cls = jsonschema.validators.extend(base, {"multipleOf": _multiple_of})
     # Formats too: sampling enforces date, time, email, uuid... (jsonschema skips a format
     # it has no checker for, e.g. date-time without rfc3339-validator installed).
-    validator = cls(schema, format_checker=base.FORMAT_CHECKER)
+    validator = cls(schema, format_checker=_format_checker(base))
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     return [f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors]
+
+
+_FULL_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
+
+
+def _rfc3339_date(instance: object) -> bool:
+    """RFC 3339's full-date, as JSON Schema's ``date`` format and llguidance define it.
+
+    Year 0000 is one (the grammar samples it); ``date.fromisoformat``, jsonschema's own
+    check, refuses it because Python's dates start at year 1.
+    """
+    if not isinstance(instance, str):
+        return True
+    found = _FULL_DATE.fullmatch(instance)
+    if found is None:
+        return False
+    year, month, day = (int(g) for g in found.groups())
+    # Year 0 is a leap year in the proleptic Gregorian calendar, as 2000 is.
+    return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(year or 2000, month)[1]
+
+
+@functools.cache
+def _format_checker(validator: type[Any]) -> jsonschema.FormatChecker:
+    """The draft's format checker, with ``date`` checked as RFC 3339 reads it."""
+    checker = jsonschema.FormatChecker()
+    checker.checkers = dict(validator.FORMAT_CHECKER.checkers)
+    checker.checks("date")(_rfc3339_date)
+    return checker
 
 
 def _multiple_of(
