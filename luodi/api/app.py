@@ -83,10 +83,7 @@ def _start_knowledge(state: AppState, settings: Settings) -> SyncScheduler | Non
         serving_busy=state.awaiting.busy,
     )
     scheduler = SyncScheduler(state.knowledge)
-    loop = asyncio.get_running_loop()
-    state.background.add(loop.create_task(scheduler.run()))
-    # The first upload or query would otherwise load jieba and start the parser.
-    state.background.add(loop.create_task(asyncio.to_thread(state.knowledge.warm)))
+    state.background.add(asyncio.get_running_loop().create_task(scheduler.run()))
     return scheduler
 
 
@@ -228,6 +225,11 @@ def create_app(
         else:
             _load_embedder(state, settings)
         scheduler = _start_knowledge(state, settings)
+        if state.knowledge is not None:
+            # Before serving, not beside it: loading jieba's dictionary holds the
+            # interpreter lock for most of a second, which would stall the event loop;
+            # later, the first upload or grounded query would wait for it instead.
+            await asyncio.to_thread(state.knowledge.warm)
         lent: list[tuple[LocalEngine, Any]] = []  # engines passed in, and their observer before
         if not owned:
             state.engines.update(engines or {})

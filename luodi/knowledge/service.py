@@ -183,10 +183,10 @@ class KnowledgeService:
         )
 
     def warm(self) -> None:
-        """Load jieba's dictionary and start the parser's fork server (2-3 s of CPU).
+        """Load jieba's dictionary and start the parser's fork server (about a second).
 
         Otherwise the first upload or query after a start waits for them. The server
-        calls this in a worker thread as it starts.
+        calls this as it starts, before it serves.
         """
         try:
             self._segmenter.warm()
