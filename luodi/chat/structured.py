@@ -140,6 +140,14 @@ _MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSch
 _OPEN = ("additionalProperties", "patternProperties", "unevaluatedProperties", "allOf", "$ref")
 
 
+_LEAP_AWARE_DATE = (
+    r"^(?:[0-9]{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    r"|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)-02-29)$"
+)
+"""RFC 3339's full-date (JSON Schema's ``date``) with Gregorian leap years, anchored."""
+
+
 def closed_objects(schema: Any, *, in_all_of: bool = False) -> Any:
     """The schema as sampled: objects listing ``properties`` get no others unless they say so.
 
@@ -150,7 +158,7 @@ def closed_objects(schema: Any, *, in_all_of: bool = False) -> Any:
     schema as given. Left open: objects that say ``additionalProperties``,
     ``patternProperties`` or ``unevaluatedProperties``, and those combined with others
     (``allOf``, ``$ref``, or a branch of an ``allOf``), whose properties come from several
-    places.
+    places. A ``date`` string is sampled by a pattern that knows leap years.
     """
     if not isinstance(schema, Mapping):
         return schema
@@ -166,6 +174,10 @@ def closed_objects(schema: Any, *, in_all_of: bool = False) -> Any:
             out[key] = value
     if "properties" in out and not in_all_of and not any(k in out for k in _OPEN):
         out["additionalProperties"] = False
+    if out.get("format") == "date" and "pattern" not in out:
+        # llguidance's date admits 02-29 in every year; this pattern knows leap years.
+        del out["format"]
+        out["pattern"] = _LEAP_AWARE_DATE
     return out
 
 
