@@ -21,6 +21,7 @@ import json
 import os
 import pickle
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -142,9 +143,28 @@ def run_segment(stages: list[Stage], steps: list[Step], batch: Batch) -> Segment
 _worker_stages: list[Stage] = []
 
 
+_PARENT_POLL_S = 1.0
+
+
 def _init_worker(spec: PipelineSpec, ctx: StageContext) -> None:
     global _worker_stages
+    _exit_with_parent(os.getppid())
     _worker_stages = build_stages(spec, ctx)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker within a second of the run that started it (killed, crashed).
+
+    A killed run's workers otherwise wait forever on a task queue whose write end they
+    hold themselves, each keeping its stages' memory (hundreds of MB with the PII stage).
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="luodi-parent-watch", daemon=True).start()
 
 
 def _worker_segment(steps: list[Step], batch: Batch) -> SegmentResult:

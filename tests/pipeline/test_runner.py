@@ -123,6 +123,20 @@ def test_resume_after_a_crash_gives_the_same_output(tmp_path: Path) -> None:
         assert (crashed / "out" / name).read_text() == (reference / "out" / name).read_text()
 
 
+def _processes_in(folder: Path) -> set[int]:
+    """Live processes whose working directory is ``folder``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cwd").resolve() == folder.resolve():
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z":
+                    found.add(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_killed_run_resumes_without_duplicates(tmp_path: Path) -> None:
     reference = tmp_path / "ref"
     killed = tmp_path / "killed"
@@ -138,9 +152,16 @@ def test_killed_run_resumes_without_duplicates(tmp_path: Path) -> None:
     deadline = time.monotonic() + 120
     while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # polling another process's file: nothing to await
+    workers = _processes_in(killed) - {proc.pid}
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (killed / "out" / "kept.jsonl").exists(), "the run finished before the kill"
+    # Its pool's workers go with it (they used to wait on their queue forever).
+    assert len(workers) == 2
+    deadline = time.monotonic() + 15
+    while _processes_in(killed) and time.monotonic() < deadline:
+        time.sleep(0.1)  # other processes' exits: nothing to await
+    assert not _processes_in(killed)
 
     result = subprocess.run(cmd, cwd=killed, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
