@@ -30,7 +30,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +91,13 @@ def customer_questions(n: int, seed: int = 1) -> list[str]:
     return random.Random(seed).sample(texts, min(n, len(texts)))
 
 
-def chunk_inputs(embedder: Embedder, settings: KnowledgeSettings) -> Iterator[list[str]]:
+def chunk_inputs(
+    embedder: Embedder, settings: KnowledgeSettings, docs: Iterable[tuple[str, bytes]]
+) -> Iterator[list[str]]:
     """Per corpus document, the texts ingestion embeds (heading + chunk), in order."""
     chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
     limits = ParseLimits.from_settings(settings)
-    for _name, data in documents(1_000_000):
+    for _name, data in docs:
         chunks = chunker.chunk(LOADERS[".md"](data, limits))
         yield [f"{c.heading}\n{c.text}" if c.heading else c.text for c in chunks]
 
@@ -106,7 +108,7 @@ def warm(n_chunks: int, embedder: Embedder) -> None:
     cached = CachedEmbedder(embedder, cache)
     done, started = 0, time.perf_counter()
     batch: list[str] = []
-    for inputs in chunk_inputs(embedder, KnowledgeSettings()):
+    for inputs in chunk_inputs(embedder, KnowledgeSettings(), documents(1_000_000)):
         batch += inputs
         done += len(inputs)
         if len(batch) >= 256 or done >= n_chunks + 2000:
@@ -142,8 +144,8 @@ def quality(embedder: Embedder, workdir: Path) -> dict[str, float]:
 def ingest_rate(embedder: Embedder, workdir: Path, n_docs: int) -> dict[str, float]:
     """End-to-end ingest with every vector computed now (the corpus's later documents).
 
-    Timed on a warmed service, as a server ingests (``luodi serve`` warms it as it
-    starts: jieba's dictionary, the parser's fork server); the warm-up is timed apart.
+    Timed on a warmed service, as a server ingests (``luodi serve`` warms it before it
+    serves: jieba's dictionary, the parser's fork server); the warm-up is timed apart.
     """
     settings = KnowledgeSettings(data_dir=workdir / "ingest", keep_originals=False)
     service = KnowledgeService(settings, embedder)
@@ -160,14 +162,9 @@ def ingest_rate(embedder: Embedder, workdir: Path, n_docs: int) -> dict[str, flo
     seconds = time.perf_counter() - start
     cpu_s = time.process_time() - cpu
     service.close()
-    chunker = Chunker(embedder.count_tokens, settings.chunk_tokens, settings.chunk_overlap)
-    limits = ParseLimits.from_settings(settings)
-    pieces = [
-        n
-        for name, data in docs
-        for c in chunker.chunk(LOADERS[Path(name).suffix](data, limits))
-        for n in embedder.count_tokens([f"{c.heading}\n{c.text}" if c.heading else c.text])
-    ]
+    pieces = embedder.count_tokens(
+        [text for inputs in chunk_inputs(embedder, settings, docs) for text in inputs]
+    )
     return {
         "documents": len(docs),
         "chunks": report.chunks,
@@ -598,7 +595,6 @@ def upload_rate(workdir: Path, n_docs: int) -> dict[str, Any]:
         httpx.Client(base_url=server.url, timeout=3600) as http,
     ):
         http.post("/v1/knowledge", json={"name": "up"}).raise_for_status()
-        time.sleep(5)  # the start-up warm-up (jieba, the parser) finishes
         load, chunks, start = load_avg(), 0, time.perf_counter()
         for lo in range(0, n_docs, 8):
             part = [("files", f) for f in files[lo : min(lo + 8, n_docs)]]

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from luodi.knowledge.index.jieba_dictionary import TOKENIZER, load
+from luodi.knowledge.index.jieba_dictionary import TOKENIZER
 from luodi.knowledge.index.payload_table import PayloadTable
 from luodi.knowledge.types import Filter, Payload
 
@@ -62,7 +62,7 @@ class Segmenter:
 
     def warm(self) -> None:
         """Load the dictionary now rather than at the first document or query."""
-        load()
+        self._jieba.initialize()
 
     def terms(self, text: str) -> list[str]:
         """Index terms of ``text``; CJK runs give words and their sub-words."""

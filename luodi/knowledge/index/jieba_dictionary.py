@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import jieba
 
-__all__ = ["TOKENIZER", "load"]
+__all__ = ["TOKENIZER"]
 
 TOKENIZER = jieba.Tokenizer()
-
-
-def load() -> None:
-    """Load the dictionary now (it loads at the first cut otherwise); thread-safe."""
-    TOKENIZER.initialize()
+"""Loads its dictionary at the first cut, or at ``initialize()`` (thread-safe)."""
