@@ -81,14 +81,18 @@ async def test_mixed_adapter_requests_each_score_as_they_do_alone(
     model_cache: Path, lora_files: tuple[Path, Path]
 ) -> None:
     # Were adapter sets mixed within a decode, a base request beside adapted ones would
-    # be scored through the adapter (the first test: > 0.05 apart), and the reverse.
-    # No prefix cache: a borrowed prefix's cells may lie anywhere, which moves the last
-    # bits of attention (the batch-invariance test in test_engine.py runs fresh too).
+    # be scored through the adapter, and the reverse. At scale 4 this adapter moves every
+    # token of these answers by 8.9 nats or more, so one leaked step shows. Exact equality
+    # is not what batching promises: once a request finishes, llama.cpp puts the others'
+    # next cells in the freed ones, ahead of their earlier cells, and flash attention's sum
+    # in cell order then moves the last bits, which a Q8_0 cache can round up to 0.13 nats
+    # for the base model and 0.31 under the adapter (docs/architecture.md, "Batch
+    # invariance"; measured over 15 rounds of staggered arrivals).
     settings = engine_settings(
         model_cache,
         n_ctx=2048,
         prefix_cache=False,
-        adapters=[AdapterSettings(name="terse", path=lora_files[0])],
+        adapters=[AdapterSettings(name="terse", path=lora_files[0], scale=4.0)],
     )
     engine = LlamaCppEngine(settings)
     await engine.start()
@@ -99,16 +103,11 @@ async def test_mixed_adapter_requests_each_score_as_they_do_alone(
     finally:
         await engine.stop()
     for (_, adapter), solo, mixed in zip(plan, alone, together, strict=True):
-        assert solo[0] == mixed[0], (adapter, solo, mixed)  # the prompt's last logits
+        assert solo[0][0] == mixed[0][0], (adapter, solo, mixed)
         for (tok_a, lp_a), (tok_b, lp_b) in zip(solo, mixed, strict=True):
             if tok_a != tok_b:
                 break  # a near-tie tipped: later tokens follow another text
-            if adapter is None:
-                assert lp_a == lp_b  # the base model stays batch-invariant beside adapters
-            else:
-                # The adapter's F32 low-rank products take batch-size-dependent kernels:
-                # decode steps of four adapted sequences drift from one's by rounding.
-                assert abs(lp_a - lp_b) < 0.5, (solo, mixed)
+            assert abs(lp_a - lp_b) < 1.0, (adapter, solo, mixed)
 
 
 async def test_an_adapter_added_at_run_time_serves_without_a_restart(
