@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from luodi.apps.support.assistant import Assistant
-from luodi.apps.support.classifier import Classification
+from luodi.apps.support.classifier import Classification, FeatureChoice
 from luodi.apps.support.evaluation import IntentReport, read_labelled, score
 from luodi.apps.support.judge import IntentJudge
 from luodi.apps.support.loading import load_assistant
@@ -151,9 +151,12 @@ def evaluate(
         loaded = _assistant(settings, assistant)
         gold = read_labelled(data)
 
+        choice: list[FeatureChoice] = []
+
         async def run() -> list[Classification]:
             async with _recognizer(settings, not no_llm) as recognizer:
-                await asyncio.to_thread(recognizer.model_for, loaded)
+                model = await asyncio.to_thread(recognizer.model_for, loaded)
+                choice.append(model.choice)
                 out = []
                 for n, g in enumerate(gold, start=1):
                     out.append(
@@ -178,6 +181,13 @@ def evaluate(
         if no_llm or not settings.support.llm_fallback
         else str(settings.engine.model or "default (gemma-3-270m)"),
         "accept_confidence": settings.support.accept_confidence,
+        "examples": sum(len(i.examples) for i in loaded.intents),
+        # What cross-validation on the assistant's own examples chose, and its accuracy.
+        "features": {
+            "gloss": choice[0].gloss,
+            "embedding_weight": round(choice[0].embedding_weight, 4),
+            "cv_accuracy": round(choice[0].cv_accuracy, 4),
+        },
         "seconds": round(time.perf_counter() - started, 2),
     }
     _print(report)

@@ -68,6 +68,9 @@ class IntentReport:
     calibration_error: float
     """Expected calibration error over 10 confidence bins (0 is perfectly calibrated)."""
     latency_ms: dict[str, float] = field(default_factory=dict)
+    mistakes: list[dict[str, Any]] = field(default_factory=list)
+    """Each misread utterance: its text, gold intent, the intent said, confidence, path;
+    what an operator reads to write the examples an intent is missing."""
     meta: dict[str, Any] = field(default_factory=dict)
 
     def wire(self) -> dict[str, Any]:
@@ -81,6 +84,7 @@ class IntentReport:
             "calibration_error": self.calibration_error,
             "latency_ms": self.latency_ms,
             "confusion": self.confusion,
+            "mistakes": self.mistakes,
             **self.meta,
         }
 
@@ -136,6 +140,17 @@ def score(gold: Sequence[LabelledUtterance], predicted: Sequence[Classification]
     )
     oos = per_intent.get(OUT_OF_SCOPE, {"precision": 0.0, "recall": 0.0})
     latencies = [p.latency_ms for _, p in pairs]
+    mistakes = [
+        {
+            "text": g.text,
+            "intent": g.intent,
+            "predicted": p.intent,
+            "confidence": round(p.confidence, 4),
+            "path": p.path,
+        }
+        for g, p in zip(gold, predicted, strict=True)
+        if g.intent != p.intent
+    ]
     return IntentReport(
         total=len(pairs),
         accuracy=round(sum(right) / len(pairs), 4),
@@ -150,4 +165,5 @@ def score(gold: Sequence[LabelledUtterance], predicted: Sequence[Classification]
             "p50": round(_percentile(latencies, 0.5), 2),
             "p95": round(_percentile(latencies, 0.95), 2),
         },
+        mistakes=mistakes,
     )

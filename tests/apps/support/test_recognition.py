@@ -92,6 +92,16 @@ def test_scores_count_accuracy_macro_f1_and_out_of_scope() -> None:
     assert report.confusion["refund"] == {"refund": 1, OUT_OF_SCOPE: 1}
     assert report.paths["llm"]["share"] == 0.25
     assert round(report.macro_f1, 4) == round((2 / 3 + 2 / 3 + 1.0) / 3, 4)
+    # The report names what was misread, so an operator knows which examples to add.
+    assert report.wire()["mistakes"] == [
+        {
+            "text": "b",
+            "intent": "refund",
+            "predicted": OUT_OF_SCOPE,
+            "confidence": 0.6,
+            "path": "llm",
+        }
+    ]
 
 
 @pytest.mark.parametrize(
