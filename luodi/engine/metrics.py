@@ -13,6 +13,7 @@ luodi_time_to_first_token_seconds           histogram
 luodi_inter_token_latency_seconds           histogram
 luodi_e2e_request_latency_seconds           histogram
 luodi_batch_size                            histogram  (embedded engine only)
+luodi_engine_step_seconds                   histogram  kind (embedded engine only)
 luodi_prompt_tokens_total                   counter
 luodi_generation_tokens_total               counter
 luodi_prefix_cache_hit_tokens_total         counter    (embedded engine only)
@@ -29,7 +30,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["METRIC_NAMES", "BackendObserver", "EngineMetrics"]
+from luodi.engine.observer import StepKind
+
+__all__ = ["METRIC_NAMES", "STEP_KINDS", "BackendObserver", "EngineMetrics"]
 
 _LABELS = ("backend", "model")
 
@@ -43,6 +46,11 @@ _TOKEN_LATENCY_BUCKETS = (
 )  # fmt: skip
 _E2E_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 60.0, 120.0, 300.0, 600.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+_STEP_BUCKETS = (
+    0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.175, 0.2,
+    0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+)  # fmt: skip
+STEP_KINDS: tuple[StepKind, ...] = ("decode", "mixed", "prefill")
 
 METRIC_NAMES: tuple[str, ...] = (
     "luodi_request_queue_time_seconds",
@@ -50,6 +58,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "luodi_inter_token_latency_seconds",
     "luodi_e2e_request_latency_seconds",
     "luodi_batch_size",
+    "luodi_engine_step_seconds",
     "luodi_prompt_tokens_total",
     "luodi_generation_tokens_total",
     "luodi_prefix_cache_hit_tokens_total",
@@ -98,6 +107,11 @@ class EngineMetrics:
             "luodi_batch_size",
             "Sequences decoded together in one engine step (embedded engine).",
             _LABELS, registry=registry, buckets=_BATCH_BUCKETS,
+        )  # fmt: skip
+        self.step_seconds = Histogram(
+            "luodi_engine_step_seconds",
+            "Seconds one llama_decode of a step took, by kind: decode, mixed, prefill.",
+            (*_LABELS, "kind"), registry=registry, buckets=_STEP_BUCKETS,
         )  # fmt: skip
         self.prompt_tokens = Counter(
             "luodi_prompt_tokens", "Prompt tokens processed.", _LABELS, registry=registry
@@ -173,6 +187,10 @@ class EngineMetrics:
         """Record the number of sequences in one engine step."""
         self.batch_size.labels(backend, model).observe(batch_size)
 
+    def observe_step(self, backend: str, model: str, kind: StepKind, seconds: float) -> None:
+        """Record how long one engine step's decode took, by what it carried."""
+        self.step_seconds.labels(backend, model, kind).observe(seconds)
+
     def add_prefix_cache_hit(self, backend: str, model: str, tokens: int) -> None:
         """Count prompt tokens reused from the prefix cache."""
         if tokens > 0:
@@ -233,6 +251,7 @@ class BackendObserver:
         self._backend = backend
         self._model = model
         self._batch_size = metrics.batch_size.labels(backend, model)
+        self._step = {k: metrics.step_seconds.labels(backend, model, k) for k in STEP_KINDS}
         self._itl = metrics.itl.labels(backend, model)
         self._drafted = metrics.draft_tokens.labels(backend, model)
         self._accepted = metrics.accepted_tokens.labels(backend, model)
@@ -244,8 +263,11 @@ class BackendObserver:
         self._metrics.observe_queue_wait(self._backend, self._model, queue_wait_s)
         self._metrics.add_prefix_cache_hit(self._backend, self._model, cached_tokens)
 
-    def on_step(self, batch_size: int, n_tokens: int, seconds: float) -> None:
+    def on_step(
+        self, batch_size: int, n_tokens: int, seconds: float, kind: StepKind = "decode"
+    ) -> None:
         self._batch_size.observe(batch_size)
+        self._step[kind].observe(seconds)
 
     def on_first_token(self, ttft_s: float) -> None:
         self._metrics.observe_ttft(self._backend, self._model, ttft_s)

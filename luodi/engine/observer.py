@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
-__all__ = ["DraftTally", "EngineObserver", "NullObserver"]
+__all__ = ["DraftTally", "EngineObserver", "NullObserver", "StepKind"]
+
+StepKind = Literal["decode", "mixed", "prefill"]
+"""A step's tokens: decodes only (drafts included), decodes beside prompt tokens, or
+prompt tokens only. Mixed against decode steps is what arriving prompts cost running
+streams in inter-token latency (``engine.step_slack`` bounds it)."""
 
 
 class EngineObserver(Protocol):
@@ -14,7 +19,9 @@ class EngineObserver(Protocol):
 
     def on_admitted(self, queue_wait_s: float, cached_tokens: int) -> None: ...
 
-    def on_step(self, batch_size: int, n_tokens: int, seconds: float) -> None: ...
+    def on_step(
+        self, batch_size: int, n_tokens: int, seconds: float, kind: StepKind = "decode"
+    ) -> None: ...
 
     def on_first_token(self, ttft_s: float) -> None: ...
 
@@ -36,7 +43,9 @@ class NullObserver:
     def on_admitted(self, queue_wait_s: float, cached_tokens: int) -> None:
         pass
 
-    def on_step(self, batch_size: int, n_tokens: int, seconds: float) -> None:
+    def on_step(
+        self, batch_size: int, n_tokens: int, seconds: float, kind: StepKind = "decode"
+    ) -> None:
         pass
 
     def on_first_token(self, ttft_s: float) -> None:

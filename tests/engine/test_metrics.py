@@ -36,6 +36,7 @@ def test_every_documented_metric_family_is_exposed() -> None:
     metrics.observe_ttft("b", "m", 0.01)
     metrics.observe_inter_token("b", "m", 0.01)
     metrics.observe_batch("b", "m", 4)
+    metrics.observe_step("b", "m", "mixed", 0.2)
     metrics.add_prefix_cache_hit("b", "m", 32)
     metrics.add_drafts("b", "m", drafted=8, accepted=5)
     metrics.observe_finished("b", "m", reason="stop", prompt_tokens=1, completion_tokens=1, e2e_s=1)
@@ -52,9 +53,10 @@ def test_embedded_engine_observer_fills_the_same_schema() -> None:
     observer: EngineObserver = EngineMetrics(registry).observer("llamacpp", "gemma")
     observer.on_queued(waiting=3, running=2)
     observer.on_admitted(queue_wait_s=0.05, cached_tokens=16)
-    observer.on_step(batch_size=2, n_tokens=40, seconds=0.01)
+    observer.on_step(batch_size=2, n_tokens=40, seconds=0.01, kind="prefill")
     observer.on_first_token(ttft_s=0.1)
     observer.on_step(batch_size=2, n_tokens=2, seconds=0.01)
+    observer.on_step(batch_size=3, n_tokens=20, seconds=0.03, kind="mixed")
     observer.on_token(0.02)
     observer.on_draft(drafted=6, accepted=4)
     observer.on_finished("error", prompt_tokens=8, completion_tokens=2, e2e_s=0.3)
@@ -63,7 +65,10 @@ def test_embedded_engine_observer_fills_the_same_schema() -> None:
     assert _value(registry, "luodi_spec_decode_accepted_tokens_total", **labels) == 4
     assert _value(registry, "luodi_num_requests_waiting", **labels) == 3
     assert _value(registry, "luodi_prefix_cache_hit_tokens_total", **labels) == 16
-    assert _value(registry, "luodi_batch_size_count", **labels) == 2
+    for kind, seconds in (("prefill", 0.01), ("decode", 0.01), ("mixed", 0.03)):
+        assert _value(registry, "luodi_engine_step_seconds_count", kind=kind, **labels) == 1
+        assert _value(registry, "luodi_engine_step_seconds_sum", kind=kind, **labels) == seconds
+    assert _value(registry, "luodi_batch_size_count", **labels) == 3
     assert _value(registry, "luodi_inter_token_latency_seconds_count", **labels) == 1
     assert _value(registry, "luodi_request_errors_total", kind="engine", **labels) == 1
     assert _value(registry, "luodi_requests_total", finish_reason="error", **labels) == 1

@@ -39,7 +39,7 @@ from luodi.engine.llamacpp.scheduler import (
 from luodi.engine.llamacpp.sequence import Sequence
 from luodi.engine.llamacpp.stop import StopMatcher
 from luodi.engine.llamacpp.warmup import WarmPrefixes
-from luodi.engine.observer import EngineObserver, NullObserver
+from luodi.engine.observer import EngineObserver, NullObserver, StepKind
 from luodi.engine.planning import completion_limit
 from luodi.engine.types import (
     FinishReason,
@@ -629,8 +629,12 @@ class LlamaCppEngine:
                 self._fail(chunk.seq, reason)
             return
         elapsed = time.monotonic() - started
-        self.observer.on_step(len(chunks), len(items), elapsed)
         with_logits = sum(1 for item in items if item[3])
+        decoding = sum(1 for chunk in chunks if not chunk.seq.is_prefilling)
+        kind: StepKind = (
+            "prefill" if decoding == 0 else "mixed" if decoding < len(chunks) else "decode"
+        )
+        self.observer.on_step(len(chunks), len(items), elapsed, kind)
         sched.observe_step(with_logits, elapsed, n_prompt=len(items) - with_logits)
         self._score_prompts(scored_at)
         for chunk in chunks:

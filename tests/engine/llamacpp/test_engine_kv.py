@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from luodi.engine.llamacpp.engine import LlamaCppEngine
-from luodi.engine.observer import NullObserver
+from luodi.engine.observer import NullObserver, StepKind
 from luodi.engine.types import FinishReason, GenerationEvent, GenerationRequest, SamplingParams
 from tests.conftest import engine_settings
 
@@ -41,7 +41,9 @@ class PeakBatch(NullObserver):
     def __init__(self) -> None:
         self.peak = 0
 
-    def on_step(self, batch_size: int, n_tokens: int, seconds: float) -> None:
+    def on_step(
+        self, batch_size: int, n_tokens: int, seconds: float, kind: StepKind = "decode"
+    ) -> None:
         self.peak = max(self.peak, batch_size)
 
 
