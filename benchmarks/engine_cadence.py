@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import sys
@@ -118,9 +119,11 @@ def report(rounds: list[dict[str, Any]]) -> str:
         f" {'slow decode steps':>18} {'longest run':>12}"
     ]
     for i, r in enumerate(rounds, start=1):
+        # No mixed step: the clients fell into lockstep waves, prompts between them.
+        mixed = "-" if math.isnan(r["mixed_step_ms"]) else f"{r['mixed_step_ms']:.0f}"
         lines.append(
             f"{i:>5} {r['itl_p50_ms']:>7.0f}/{r['itl_p99_ms']:<7.0f} {r['itl_p99_over_p50']:>8.2f}"
-            f" {r['tokens_per_s']:>7.1f} {r['decode_step_ms']:>7.0f}/{r['mixed_step_ms']:<8.0f}"
+            f" {r['tokens_per_s']:>7.1f} {r['decode_step_ms']:>7.0f}/{mixed:<8}"
             f" {r['slow_decode_steps']:>8}/{r['decode_steps']:<9} {r['longest_slow_run']:>12}"
         )
     return "\n".join(lines)
