@@ -151,12 +151,9 @@ def evaluate(
         loaded = _assistant(settings, assistant)
         gold = read_labelled(data)
 
-        choice: list[FeatureChoice] = []
-
-        async def run() -> list[Classification]:
+        async def run() -> tuple[FeatureChoice, list[Classification]]:
             async with _recognizer(settings, not no_llm) as recognizer:
                 model = await asyncio.to_thread(recognizer.model_for, loaded)
-                choice.append(model.choice)
                 out = []
                 for n, g in enumerate(gold, start=1):
                     out.append(
@@ -166,10 +163,10 @@ def evaluate(
                     )
                     if n % 50 == 0:
                         typer.echo(f"... {n}/{len(gold)}", err=True)
-                return out
+                return model.choice, out
 
         started = time.perf_counter()
-        predicted = asyncio.run(run())
+        choice, predicted = asyncio.run(run())
         report = score(gold, predicted)
     except LuodiError as exc:
         raise _fail(exc) from exc
@@ -184,9 +181,9 @@ def evaluate(
         "examples": sum(len(i.examples) for i in loaded.intents),
         # What cross-validation on the assistant's own examples chose, and its accuracy.
         "features": {
-            "gloss": choice[0].gloss,
-            "embedding_weight": round(choice[0].embedding_weight, 4),
-            "cv_accuracy": round(choice[0].cv_accuracy, 4),
+            "gloss": choice.gloss,
+            "embedding_weight": round(choice.embedding_weight, 4),
+            "cv_accuracy": round(choice.cv_accuracy, 4),
         },
         "seconds": round(time.perf_counter() - started, 2),
     }

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from luodi.engine.observer import StepKind
+from luodi.engine.observer import STEP_KINDS, StepKind
 
 __all__ = ["METRIC_NAMES", "STEP_KINDS", "BackendObserver", "EngineMetrics"]
 
@@ -50,7 +50,6 @@ _STEP_BUCKETS = (
     0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.125, 0.15, 0.175, 0.2,
     0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
 )  # fmt: skip
-STEP_KINDS: tuple[StepKind, ...] = ("decode", "mixed", "prefill")
 
 METRIC_NAMES: tuple[str, ...] = (
     "luodi_request_queue_time_seconds",

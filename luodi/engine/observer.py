@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
-__all__ = ["DraftTally", "EngineObserver", "NullObserver", "StepKind"]
+__all__ = ["STEP_KINDS", "DraftTally", "EngineObserver", "NullObserver", "StepKind"]
 
 StepKind = Literal["decode", "mixed", "prefill"]
 """A step's tokens: decodes only (drafts included), decodes beside prompt tokens, or
 prompt tokens only. Mixed against decode steps is what arriving prompts cost running
 streams in inter-token latency (``engine.step_slack`` bounds it)."""
+
+STEP_KINDS: tuple[StepKind, ...] = get_args(StepKind)
 
 
 class EngineObserver(Protocol):
