@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from luodi.apps.support.assistant import Assistant
-from luodi.apps.support.classifier import Classification, FeatureChoice
+from luodi.apps.support.classifier import Classification, FeatureChoice, LayerStates
 from luodi.apps.support.evaluation import IntentReport, read_labelled, score
 from luodi.apps.support.judge import IntentJudge
 from luodi.apps.support.loading import load_assistant
@@ -64,7 +64,9 @@ def _assistant(settings: Settings, where: Path) -> Assistant:
 @asynccontextmanager
 async def _recognizer(settings: Settings, use_llm: bool) -> AsyncIterator[IntentRecognizer]:
     """The recognizer on the configured embedder, and on the embedded engine if asked."""
+    from luodi.apps.support.model_states import ModelStates
     from luodi.engine.embeddings import build_embedder
+    from luodi.engine.llamacpp.default_model import resolve_model_path
     from luodi.engine.llamacpp.factory import build_embedded
 
     embedder = build_embedder(settings.embeddings)
@@ -72,10 +74,23 @@ async def _recognizer(settings: Settings, use_llm: bool) -> AsyncIterator[Intent
     if use_llm and settings.support.llm_fallback:
         engine = build_embedded(settings.engine)
         await engine.start()
+    readers = ModelStates(settings.support)
+
+    def states(_assistant: Assistant) -> LayerStates | None:
+        # The first layer reads the engine's model even where the judge is not asked.
+        if engine is not None:
+            return readers.for_engine(engine)
+        try:
+            path = resolve_model_path(settings.engine.model, settings.engine.cache_dir)
+        except LuodiError:
+            return None
+        return readers.for_file(path, path.stat().st_size)
+
     try:
         judge = IntentJudge(engine, engine.info.name) if engine is not None else None
-        yield IntentRecognizer(settings.support, lambda: embedder, lambda _a: judge)
+        yield IntentRecognizer(settings.support, lambda: embedder, lambda _a: judge, states)
     finally:
+        readers.close()
         if engine is not None:
             await engine.stop()
 
@@ -180,11 +195,7 @@ def evaluate(
         "accept_confidence": settings.support.accept_confidence,
         "examples": sum(len(i.examples) for i in loaded.intents),
         # What cross-validation on the assistant's own examples chose, and its accuracy.
-        "features": {
-            "gloss": choice.gloss,
-            "embedding_weight": round(choice.embedding_weight, 4),
-            "cv_accuracy": round(choice.cv_accuracy, 4),
-        },
+        "features": choice.wire(),
         "seconds": round(time.perf_counter() - started, 2),
     }
     _print(report)

@@ -30,6 +30,22 @@ class SupportSettings(BaseModel):
     English-only embedding model such as the bundled MiniLM. ``auto``: cross-validation
     on the assistant's examples decides."""
 
+    model_features: Literal["auto", "off"] = "auto"
+    """Offer the intent classifier the assistant's embedded model's hidden states (the
+    mean over an utterance's tokens at a quarter to two thirds of its depth) beside the
+    embedding and lexical features. ``auto``: cross-validation on the assistant's
+    examples decides whether and which layer; each utterance then costs a forward pass
+    through that many layers (Gemma-3-270M, layer 6 of 18: about 20 ms on one thread
+    alone, 7-10 ms each when concurrent turns share a batched pass).
+    Upstream models and models over ``model_features_max_gb`` are never read."""
+
+    model_features_max_gb: float = Field(default=2.0, gt=0)
+    """Largest model file (GB) read for hidden-state features: a bigger model's forward
+    pass on the CPU would not fit a turn's latency budget."""
+
+    model_features_threads: int = Field(default=1, ge=1)
+    """CPU threads of those forward passes (1 leaves the serving engine its cores)."""
+
     accept_confidence: float = Field(default=0.55, ge=0, le=1)
     """Calibrated confidence at which the nearest-example answer is taken as it is;
     below it the model classifies (``path: llm``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from luodi.engine.observer import EngineObserver
@@ -14,7 +15,14 @@ from luodi.engine.types import (
     TemplateMetadata,
 )
 
-__all__ = ["AdaptedEngine", "Engine", "LocalEngine", "TemplatedEngine", "TextEngine"]
+__all__ = [
+    "AdaptedEngine",
+    "Engine",
+    "FileBackedEngine",
+    "LocalEngine",
+    "TemplatedEngine",
+    "TextEngine",
+]
 
 
 @runtime_checkable
@@ -89,3 +97,13 @@ class LocalEngine(TextEngine, Protocol):
 
     @property
     def template_metadata(self) -> TemplateMetadata: ...
+
+
+@runtime_checkable
+class FileBackedEngine(Protocol):
+    """An engine whose loaded model is a GGUF file this process can open again."""
+
+    @property
+    def weights_file(self) -> Path | None:
+        """The loaded model's file; None while no model is loaded."""
+        ...

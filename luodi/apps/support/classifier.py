@@ -11,6 +11,10 @@ What is not assumed is learnt from the assistant's own examples by cross-validat
 - whether Chinese utterances embed better as their English gloss (``glossary.py``: the
   bundled embedder knows English only) or as written (a multilingual embedder);
 - the embedding's weight against the lexical features;
+- whether the assistant's own language model helps, and how deep: the mean hidden state
+  of one of its middle layers (a quarter to two thirds of its depth; ``HiddenStates``), standardised
+  on the examples, is a third block of features. Gemma-3-270M is multilingual where the
+  bundled embedder is not, and its layer 6 of 18 lifts Chinese utterances most;
 - the confidence: a logistic model maps (probability of the best intent, margin over the
   runner-up) to the probability of being right, fitted on the held-out folds' answers.
 """
@@ -18,10 +22,11 @@ What is not assumed is learnt from the assistant's own examples by cross-validat
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,7 +39,7 @@ from luodi.apps.support.glossary import Glossary
 from luodi.apps.support.lexical import LexicalIndex, language_of
 from luodi.embedding import Embedder
 
-__all__ = ["Calibrator", "Classification", "FeatureChoice", "IntentModel"]
+__all__ = ["Calibrator", "Classification", "FeatureChoice", "IntentModel", "LayerStates"]
 
 Path = Literal["knn", "llm"]
 
@@ -44,6 +49,27 @@ _WEIGHTS = (0.5, 0.6, 2 / 3)
 _DEFAULT_WEIGHT = 0.6
 _C = 100.0
 """Inverse L2 strength: the examples are few and clean, a light penalty fits them best."""
+_LAYER_WEIGHTS = (1.5, 2.0, 3.0)
+"""Weights of the model's hidden-state block (unit rows) cross-validation chooses among."""
+_IDENTIFIER = re.compile(r"\d{5,}")
+"""Order, phone and card numbers: one token a digit in Gemma's vocabulary, so a 16-digit
+order number would outweigh the words around it in a mean of token states."""
+
+
+def _for_states(text: str) -> str:
+    """``text`` as the model's states read it: long numbers are one placeholder digit."""
+    return _IDENTIFIER.sub("0", text)
+
+
+class LayerStates(Protocol):
+    """A language model's mean hidden state per layer (``luodi.engine.llamacpp.HiddenStates``)."""
+
+    @property
+    def n_layer(self) -> int: ...
+
+    def pooled(
+        self, texts: Sequence[str], layers: Sequence[int]
+    ) -> dict[int, NDArray[np.float32]]: ...
 
 
 @dataclass
@@ -112,6 +138,19 @@ class FeatureChoice:
     """Chinese is embedded as its English gloss."""
     embedding_weight: float
     cv_accuracy: float = 0.0
+    layer: int | None = None
+    """The language model's layer whose mean state is a feature block; None: none."""
+    layer_weight: float = 0.0
+
+    def wire(self) -> dict[str, Any]:
+        """The ``features`` object of the evaluation report."""
+        return {
+            "gloss": self.gloss,
+            "embedding_weight": round(self.embedding_weight, 4),
+            "model_layer": self.layer,
+            "model_layer_weight": self.layer_weight,
+            "cv_accuracy": round(self.cv_accuracy, 4),
+        }
 
 
 class IntentModel:
@@ -124,6 +163,8 @@ class IntentModel:
             cross-validation among 0.5, 0.6 and 0.67.
         gloss: embed Chinese as its English gloss; None: chosen by cross-validation.
         glossary: the Chinese-English dictionary, loaded only if a gloss is tried.
+        states: the assistant's language model, read for hidden-state features; None:
+            none are tried.
     """
 
     def __init__(
@@ -134,9 +175,13 @@ class IntentModel:
         embedding_weight: float | None = None,
         gloss: bool | None = None,
         glossary: Callable[[], Glossary] | None = None,
+        states: LayerStates | None = None,
     ) -> None:
         self.assistant = assistant
         self._embedder = embedder
+        self._states = states
+        self._layers: dict[int, tuple[NDArray[np.float32], NDArray[np.float32]]] = {}
+        self._layer_rows: dict[int, NDArray[np.float32]] = {}
         texts: list[str] = []
         labels: list[str] = []
         for intent in assistant.intents:
@@ -162,7 +207,20 @@ class IntentModel:
         if embedder is None:
             weights = [0.0]
         self._vectors = {g: self._embed(texts, g) for g in glosses}
-        self.choice, self.calibrator = self._choose(glosses, weights)
+        self.choice, self.calibrator = self._choose(
+            [FeatureChoice(g, w) for g in glosses for w in weights]
+        )
+        if states is not None and self.choice.cv_accuracy > 0:
+            self._read_layers(states)
+            base = self.choice
+            self.choice, self.calibrator = self._choose(
+                [base]
+                + [
+                    FeatureChoice(base.gloss, base.embedding_weight, layer=layer, layer_weight=lw)
+                    for layer in self._layers
+                    for lw in _LAYER_WEIGHTS
+                ]
+            )
         self._model = self._fit(self._features_of(texts, self.choice), self._y)
 
     # -- features ---------------------------------------------------------------------
@@ -185,6 +243,27 @@ class IntentModel:
         # Scaling one block against the other is what weighs them under one L2 penalty.
         return np.hstack([weight / (1 - weight) * vectors, lexical]).astype(np.float64)
 
+    def _read_layers(self, states: LayerStates) -> None:
+        """The examples' mean states at a quarter, a third, half and two thirds of the
+        model's depth, and each layer's per-dimension mean and spread over them (to
+        standardise by). A causal model's middle layers represent a sentence better than
+        its last, which is shaped for the next token (and reading it would cost llama.cpp
+        a vocabulary-wide output row per token)."""
+        n = states.n_layer
+        layers = sorted({n // 4, n // 3, n // 2, 2 * n // 3})
+        for layer, rows in states.pooled([_for_states(t) for t in self.texts], layers).items():
+            mean, spread = rows.mean(axis=0), rows.std(axis=0) + np.float32(1e-6)
+            self._layers[layer] = (mean, spread)
+            self._layer_rows[layer] = self._standardise(rows, layer)
+
+    def _standardise(self, rows: NDArray[np.float32], layer: int) -> NDArray[np.float32]:
+        # A causal model's states share a few huge dimensions; z-scores let every
+        # dimension count, and unit rows keep the block's weight meaningful.
+        mean, spread = self._layers[layer]
+        z = (rows - mean) / spread
+        norms = np.linalg.norm(z, axis=1, keepdims=True)
+        return np.asarray(z / np.maximum(norms, np.float32(1e-12)), dtype=np.float32)
+
     def _features_of(self, texts: Sequence[str], choice: FeatureChoice) -> NDArray[np.float64]:
         if texts is self.texts:
             vectors = self._vectors[choice.gloss]
@@ -192,7 +271,17 @@ class IntentModel:
         else:
             vectors = self._embed(texts, choice.gloss)
             lexical = np.stack([self._lexical.query_vector(t) for t in texts])
-        return self._stack(vectors, lexical, choice.embedding_weight)
+        x = self._stack(vectors, lexical, choice.embedding_weight)
+        if choice.layer is None or self._states is None:
+            return x
+        if texts is self.texts:
+            block = self._layer_rows[choice.layer]
+        else:
+            rows = self._states.pooled([_for_states(t) for t in texts], [choice.layer])[
+                choice.layer
+            ]
+            block = self._standardise(rows, choice.layer)
+        return np.hstack([x, choice.layer_weight * block.astype(np.float64)])
 
     # -- learning ---------------------------------------------------------------------
 
@@ -212,30 +301,31 @@ class IntentModel:
                 out[np.ix_(test, model.classes_)] = model.predict_proba(x[test])
         return out
 
-    def _choose(
-        self, glosses: list[bool], weights: list[float]
-    ) -> tuple[FeatureChoice, Calibrator]:
-        """The feature choice with the best held-out accuracy, and the calibrator fitted
-        on its held-out answers."""
+    def _choose(self, choices: list[FeatureChoice]) -> tuple[FeatureChoice, Calibrator]:
+        """The feature choice with the best held-out accuracy (the first of equals), and
+        the calibrator fitted on its held-out answers."""
         smallest = int(np.bincount(self._y).min()) if len(self._y) else 0
         folds = min(_FOLDS, smallest)
         if folds < 2 or len(self.classes) < 2:  # too few examples to hold any out
-            return FeatureChoice(glosses[0], weights[min(1, len(weights) - 1)]), Calibrator()
+            # No evidence to choose by: the first gloss at its middle weight.
+            first = [c for c in choices if c.gloss == choices[0].gloss]
+            return first[min(1, len(first) - 1)], Calibrator()
         best: tuple[float, FeatureChoice, NDArray[np.float64]] | None = None
-        for gloss in glosses:
-            for weight in weights:
-                choice = FeatureChoice(gloss, weight)
-                held = self._held_out(self._features_of(self.texts, choice), folds)
-                accuracy = float((held.argmax(1) == self._y).mean())
-                if best is None or accuracy > best[0] + 1e-9:
-                    best = (accuracy, choice, held)
+        for choice in choices:
+            held = self._held_out(self._features_of(self.texts, choice), folds)
+            accuracy = float((held.argmax(1) == self._y).mean())
+            if best is None or accuracy > best[0] + 1e-9:
+                best = (accuracy, choice, held)
         assert best is not None
         accuracy, choice, held = best
         ordered = np.sort(held, axis=1)
         features = np.stack([ordered[:, -1], ordered[:, -1] - ordered[:, -2]], axis=1)
         right = (held.argmax(1) == self._y).astype(np.float64)
         calibrator = Calibrator().fit(features, right)
-        return FeatureChoice(choice.gloss, choice.embedding_weight, accuracy), calibrator
+        chosen = FeatureChoice(
+            choice.gloss, choice.embedding_weight, accuracy, choice.layer, choice.layer_weight
+        )
+        return chosen, calibrator
 
     @property
     def cv_accuracy(self) -> float:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from luodi.apps.support.assistant import OUT_OF_SCOPE, Assistant
-from luodi.apps.support.classifier import Classification, IntentModel
+from luodi.apps.support.classifier import Classification, IntentModel, LayerStates
 from luodi.apps.support.glossary import default_glossary
 from luodi.apps.support.judge import IntentJudge
 from luodi.config.support import SupportSettings
@@ -34,10 +34,12 @@ class IntentRecognizer:
         settings: SupportSettings,
         embedder: Callable[[], Embedder | None],
         judge: Callable[[Assistant], IntentJudge | None],
+        states: Callable[[Assistant], LayerStates | None] | None = None,
     ) -> None:
         self._settings = settings
         self._embedder = embedder
         self._judge = judge
+        self._states = states
         self._models: dict[str, tuple[Assistant, IntentModel]] = {}
         self._lock = threading.Lock()
 
@@ -54,6 +56,7 @@ class IntentRecognizer:
                 embedding_weight=self._settings.embedding_weight,
                 gloss=gloss,
                 glossary=default_glossary,
+                states=self._states(assistant) if self._states is not None else None,
             )
             self._models[assistant.name] = (assistant, model)
             return model

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from luodi.apps.support.assistant import Assistant
 from luodi.apps.support.catalog import AssistantCatalog
+from luodi.apps.support.classifier import LayerStates
 from luodi.apps.support.conductor import Conductor, Turn
 from luodi.apps.support.engines import AssistantModel
 from luodi.apps.support.judge import IntentJudge, generate_text
+from luodi.apps.support.model_states import ModelStates
 from luodi.apps.support.recognizer import IntentRecognizer
 from luodi.apps.support.redis_sessions import RedisSessionStore
 from luodi.apps.support.sessions import DatabaseSessionStore, SessionStore
@@ -47,7 +49,10 @@ class SupportService:
         self.settings = settings.support
         self._state = state
         self.catalog = catalog
-        self.recognizer = IntentRecognizer(self.settings, self._embedder, self._judge)
+        self.model_states = ModelStates(self.settings)
+        self.recognizer = IntentRecognizer(
+            self.settings, self._embedder, self._judge, self._model_states
+        )
         self.sessions = _session_store(settings)
         self.conductor = Conductor(
             self.settings, self.recognizer, self.sessions, lambda: state.knowledge, self._embedder
@@ -92,6 +97,13 @@ class SupportService:
         except ServiceUnavailableError:
             return None
         return IntentJudge(engine, name)
+
+    def _model_states(self, assistant: Assistant) -> LayerStates | None:
+        try:
+            _, engine = self.pick_engine(assistant)
+        except ServiceUnavailableError:
+            return None
+        return self.model_states.for_engine(engine)
 
     # -- assistants ---------------------------------------------------------------------
 
@@ -214,6 +226,7 @@ class SupportService:
 
     def close(self) -> None:
         self.sessions.close()
+        self.model_states.close()
 
 
 def _session_store(settings: Settings) -> SessionStore:

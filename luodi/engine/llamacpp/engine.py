@@ -310,6 +310,12 @@ class LlamaCppEngine:
         return self._info
 
     @property
+    def weights_file(self) -> Path | None:
+        """The GGUF the model was loaded from (an encrypted model's decrypted memfd path,
+        open while the model is); None before start and after stop."""
+        return self._model.path if self._model is not None else None
+
+    @property
     def model(self) -> LlamaModel:
         if self._model is None:
             raise EngineError("the engine has not been started")

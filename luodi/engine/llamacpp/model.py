@@ -23,6 +23,7 @@ __all__ = [
     "ContextParams",
     "LlamaModel",
     "check_gguf_file",
+    "ensure_backend",
     "quantization_name",
     "select_kernels",
 ]
@@ -50,7 +51,8 @@ def _log_callback(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
 _LOG_CALLBACK = llama_cpp.llama_log_callback(_log_callback)
 
 
-def _ensure_backend() -> None:
+def ensure_backend() -> None:
+    """Route llama.cpp's log to ours and initialise its backend, once per process."""
     global _backend_ready
     if not _backend_ready:
         llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
@@ -108,7 +110,7 @@ class LlamaModel:
 
     def __init__(self, path: Path, params: ContextParams) -> None:
         check_gguf_file(path)
-        _ensure_backend()
+        ensure_backend()
         self.path = path
         self.params = params
         mparams = llama_cpp.llama_model_default_params()

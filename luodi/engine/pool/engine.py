@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from luodi.engine.base import LocalEngine
+from luodi.engine.base import FileBackedEngine, LocalEngine
 from luodi.engine.pool.pool import AdapterHost, ModelPool
 from luodi.engine.pool.state import ModelState, PoolEntry
 from luodi.engine.types import (
@@ -81,6 +82,14 @@ class PooledEngine:
     async def ensure_loaded(self) -> None:
         """Load the model now unless it is (the Load stage, before planning)."""
         await self.pool.ensure_loaded(self.name)
+
+    @property
+    def weights_file(self) -> Path | None:
+        """The loaded model's GGUF; None while the pool has it unloaded."""
+        engine = self.entry.engine
+        if engine is None or self.entry.state is not ModelState.LOADED:
+            return None
+        return engine.weights_file if isinstance(engine, FileBackedEngine) else None
 
     def _loaded(self) -> LocalEngine:
         entry = self.entry
