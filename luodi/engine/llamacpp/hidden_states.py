@@ -134,6 +134,14 @@ class HiddenStates:
                 self._serve_jobs(jobs)
         finally:
             self._free()
+            closed = ModelLoadError("the hidden-state reader is closed")
+            while True:  # whoever asked while it closed gets an answer, not a hang
+                try:
+                    left = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if left is not None and not left.done.done():
+                    left.done.set_exception(closed)
 
     def _load(self, path: Path, n_threads: int) -> None:
         # The engine's batch-invariant kernels (docs/architecture.md): a text reads the
