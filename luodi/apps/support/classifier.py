@@ -12,9 +12,10 @@ What is not assumed is learnt from the assistant's own examples by cross-validat
   bundled embedder knows English only) or as written (a multilingual embedder);
 - the embedding's weight against the lexical features;
 - whether the assistant's own language model helps, and how deep: the mean hidden state
-  of one of its middle layers (a quarter to two thirds of its depth; ``HiddenStates``), standardised
-  on the examples, is a third block of features. Gemma-3-270M is multilingual where the
-  bundled embedder is not, and its layer 6 of 18 lifts Chinese utterances most;
+  of one of its middle layers (a quarter to two thirds of its depth; ``HiddenStates``),
+  standardised on the examples, is a third block of features. Gemma-3-270M is
+  multilingual where the bundled embedder is not, and its layer 6 of 18 lifts Chinese
+  utterances most;
 - the confidence: a logistic model maps (probability of the best intent, margin over the
   runner-up) to the probability of being right, fitted on the held-out folds' answers.
 """
