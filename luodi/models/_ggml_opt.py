@@ -11,9 +11,8 @@ llama.h declares it and the functions are bound from the already loaded librarie
 from __future__ import annotations
 
 import ctypes
-from pathlib import Path
 
-import llama_cpp
+from luodi.models.native_libraries import shared_library
 
 __all__ = [
     "ADAMW",
@@ -26,17 +25,6 @@ __all__ = [
 
 ADAMW, SGD = 0, 1
 GGML_TYPE_I32 = 26
-
-_LIB_DIR = Path(llama_cpp.__file__).parent / "lib"
-
-
-def _library(stem: str) -> ctypes.CDLL:
-    # llama_cpp has loaded these already; opening them again returns the same handle.
-    for name in (f"lib{stem}.so", f"lib{stem}.dylib", f"{stem}.dll"):
-        path = _LIB_DIR / name
-        if path.exists():
-            return ctypes.CDLL(str(path))
-    return ctypes.CDLL(f"lib{stem}.so")
 
 
 class _AdamW(ctypes.Structure):
@@ -84,8 +72,8 @@ EPOCH_CALLBACK = ctypes.CFUNCTYPE(
     ctypes.c_int64,
 )
 
-ggml = _library("ggml-base")
-llama = _library("llama")
+ggml = shared_library("ggml-base")
+llama = shared_library("llama")
 
 _P = ctypes.c_void_p
 for _name, _args, _ret in (

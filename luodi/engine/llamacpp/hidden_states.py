@@ -30,22 +30,20 @@ import llama_cpp
 import numpy as np
 from numpy.typing import NDArray
 
-from luodi.engine.llamacpp.model import check_gguf_file, ensure_backend, select_kernels
+from luodi.engine.llamacpp.model import (
+    check_gguf_file,
+    ensure_backend,
+    select_kernels,
+    tokenize_with,
+)
 from luodi.errors import ModelLoadError
+from luodi.models.native_libraries import shared_library
 
 __all__ = ["HiddenStates"]
 
-_LIB_DIR = Path(llama_cpp.__file__).parent / "lib"
-
 
 def _ggml_base() -> ctypes.CDLL:
-    # llama_cpp has loaded it already; opening it again returns the same handle.
-    for name in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll"):
-        if (_LIB_DIR / name).exists():
-            lib = ctypes.CDLL(str(_LIB_DIR / name))
-            break
-    else:
-        lib = ctypes.CDLL("libggml-base.so")
+    lib = shared_library("ggml-base")
     lib.ggml_get_name.restype = ctypes.c_char_p
     lib.ggml_get_name.argtypes = [ctypes.c_void_p]
     lib.ggml_nbytes.restype = ctypes.c_size_t
@@ -189,6 +187,7 @@ class HiddenStates:
         for job in jobs:
             by_layers.setdefault(job.layers, []).extend((job, i) for i in range(len(job.ids)))
         for layers, work in by_layers.items():
+            owners = list({id(job): job for job, _ in work}.values())
             try:
                 start = 0
                 while start < len(work):
@@ -203,11 +202,10 @@ class HiddenStates:
                     self._decode(work[start:end], layers)
                     start = end
             except BaseException as exc:
-                for job in {id(j): j for j, _ in work}.values():
-                    if not job.done.done():
-                        job.done.set_exception(exc)
+                for job in owners:
+                    job.done.set_exception(exc)
                 continue
-            for job in {id(j): j for j, _ in work}.values():
+            for job in owners:
                 job.done.set_result(job.rows)
 
     # -- the graph callback (on the worker thread, inside llama_decode) -----------------
@@ -228,19 +226,9 @@ class HiddenStates:
     # -- encoding -------------------------------------------------------------------
 
     def _token_ids(self, text: str) -> list[int]:
-        # On the caller's thread (llama.cpp tokenizes from a const vocabulary): a buffer
-        # of its own, a token per byte at most, and BOS.
-        data = text.encode("utf-8")
-        buffer = (llama_cpp.llama_token * (min(len(data), 4 * self._max_tokens) + 2))()
-        n = llama_cpp.llama_tokenize(
-            self._vocab, data, len(data), buffer, len(buffer), self._add_bos, False
-        )
-        if n < 0:  # a long text: llama.cpp says how many tokens it has and writes none
-            buffer = (llama_cpp.llama_token * -n)()
-            n = llama_cpp.llama_tokenize(
-                self._vocab, data, len(data), buffer, len(buffer), self._add_bos, False
-            )
-        return list(buffer[: min(n, self._max_tokens)]) or [self._bos]
+        # On the caller's thread; BOS where the vocabulary asks for it.
+        ids = tokenize_with(self._vocab, text, parse_special=False)
+        return ids[: self._max_tokens] or [self._bos]
 
     def _decode(self, work: list[tuple[_Job, int]], layers: tuple[int, ...]) -> None:
         """One batched decode of ``work``'s texts, one sequence each, to the deepest layer."""

@@ -26,6 +26,7 @@ __all__ = [
     "ensure_backend",
     "quantization_name",
     "select_kernels",
+    "tokenize_with",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,28 @@ def select_kernels(*, batch_invariant: bool) -> None:
     """
     if batch_invariant:
         os.environ.setdefault("GGML_CPU_TILED_MM", "0")
+
+
+def tokenize_with(
+    vocab: llama_cpp.llama_vocab_p,
+    text: str,
+    *,
+    add_special: bool = True,
+    parse_special: bool = True,
+) -> list[int]:
+    """``text``'s token ids in ``vocab`` (llama.cpp tokenizes from a const vocabulary, so
+    any thread may call this while another decodes)."""
+    data = text.encode("utf-8")
+    capacity = len(data) + 8
+    arr = (llama_cpp.llama_token * capacity)()
+    n = llama_cpp.llama_tokenize(vocab, data, len(data), arr, capacity, add_special, parse_special)
+    if n < 0:  # more tokens than the buffer: llama.cpp says how many and writes none
+        capacity = -n
+        arr = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(
+            vocab, data, len(data), arr, capacity, add_special, parse_special
+        )
+    return list(arr[:n])
 
 
 class LlamaModel:
@@ -224,19 +247,9 @@ class LlamaModel:
     def tokenize(
         self, text: str, *, add_special: bool = True, parse_special: bool = True
     ) -> list[int]:
-        data = text.encode("utf-8")
-        capacity = len(data) + 8
-        arr = (llama_cpp.llama_token * capacity)()
-        n = llama_cpp.llama_tokenize(
-            self._vocab, data, len(data), arr, capacity, add_special, parse_special
+        return tokenize_with(
+            self._vocab, text, add_special=add_special, parse_special=parse_special
         )
-        if n < 0:
-            capacity = -n
-            arr = (llama_cpp.llama_token * capacity)()
-            n = llama_cpp.llama_tokenize(
-                self._vocab, data, len(data), arr, capacity, add_special, parse_special
-            )
-        return list(arr[:n])
 
     def piece(self, token: int) -> bytes:
         """A token's raw bytes (possibly part of a UTF-8 character); cached."""
