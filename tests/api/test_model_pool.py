@@ -127,6 +127,23 @@ async def test_first_request_loads_an_on_demand_model_and_v1_models_shows_states
         assert cards["alpha"]["context_length"] == 1024
 
 
+async def test_a_pooled_model_names_its_file_only_while_loaded(
+    tmp_path: Path, live_gateway: Gateway, model_cache: Path
+) -> None:
+    # The support classifier reads a loaded model's file again (hidden-state features).
+    models = [on_demand("brief", keep_alive_s=0.2)]
+    async with serve_pool(tmp_path, live_gateway, models) as srv:
+        engine = PooledEngine(srv.pool, "brief")
+        assert engine.weights_file is None
+        assert (await srv.complete("brief")).status_code == 200
+        loaded = engine.weights_file
+        assert loaded is not None
+        with loaded.open("rb") as file:
+            assert file.read(4) == b"GGUF"
+        await asyncio.wait_for(srv.pool.wait_for("brief", ModelState.UNLOADED), 30)
+        assert engine.weights_file is None
+
+
 async def test_eight_concurrent_first_requests_trigger_one_load(
     tmp_path: Path, live_gateway: Gateway, model_cache: Path
 ) -> None:

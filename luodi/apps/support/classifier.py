@@ -347,18 +347,24 @@ class IntentModel:
 
     def classify(self, text: str) -> Classification:
         """The first layer's answer: best class, calibrated confidence, runners-up."""
+        return self.classify_ranked(text)[0]
+
+    def classify_ranked(self, text: str) -> tuple[Classification, list[tuple[str, float]]]:
+        """``classify``'s answer and the ranking behind it, from one pass over the text
+        (its features cost an embedding and, with model features, a forward pass)."""
         start = time.perf_counter()
         ranked = self.ranked(text)
         best, p = ranked[0]
         second = ranked[1][1] if len(ranked) > 1 else 0.0
         confidence = self.calibrator.probability(p, p - second)
-        return Classification(
+        answer = Classification(
             best,
             confidence,
             _share(ranked[1:4], 1 - confidence),
             "knn",
             (time.perf_counter() - start) * 1000,
         )
+        return answer, ranked
 
 
 def _share(ranked: Sequence[tuple[str, float]], mass: float) -> list[tuple[str, float]]:

@@ -32,13 +32,9 @@ class ModelStates:
 
     def for_engine(self, engine: Engine | None) -> HiddenStates | None:
         """A reader of ``engine``'s model, or None where its states are not to be read."""
-        if self._settings.model_features == "off" or not isinstance(engine, FileBackedEngine):
+        if not isinstance(engine, FileBackedEngine) or (path := engine.weights_file) is None:
             return None
-        path = engine.weights_file
-        if path is None:
-            return None
-        size = engine.info.size_bytes or 0
-        return self.for_file(path, size)
+        return self.for_file(path, engine.info.size_bytes or 0)
 
     def for_file(self, path: Path, size_bytes: int = 0) -> HiddenStates | None:
         """A reader of the GGUF at ``path`` (None if it is too large or cannot be read)."""

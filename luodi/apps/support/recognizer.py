@@ -76,12 +76,11 @@ class IntentRecognizer:
             model = known[1]  # built: no worker-thread hop (they queue under load)
         else:
             model = await asyncio.to_thread(self.model_for, assistant)
-        knn = await asyncio.to_thread(model.classify, text)
+        knn, ranked = await asyncio.to_thread(model.classify_ranked, text)
         judge = self._judge(assistant) if use_llm and self._settings.llm_fallback else None
         if knn.confidence >= self._settings.accept_confidence or judge is None:
             knn.latency_ms = (time.perf_counter() - start) * 1000
             return knn
-        ranked = await asyncio.to_thread(model.ranked, text)
         candidates = [
             intent
             for name, _ in ranked

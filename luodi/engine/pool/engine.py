@@ -86,8 +86,9 @@ class PooledEngine:
     @property
     def weights_file(self) -> Path | None:
         """The loaded model's GGUF; None while the pool has it unloaded."""
-        engine = self.entry.engine
-        if engine is None or self.entry.state is not ModelState.LOADED:
+        try:
+            engine = self._loaded()
+        except ServiceUnavailableError:
             return None
         return engine.weights_file if isinstance(engine, FileBackedEngine) else None
 
